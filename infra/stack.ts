@@ -1,0 +1,15 @@
+/** The stack `cdk deploy` creates: one Fencepost construct and nothing else. */
+import { Stack, type StackProps } from "aws-cdk-lib";
+import type { Construct } from "constructs";
+import { Fencepost, type FencepostProps } from "./fencepost.js";
+
+export const STACK_NAME = "Fencepost";
+
+export class FencepostStack extends Stack {
+  public readonly fencepost: Fencepost;
+
+  constructor(scope: Construct, id: string, props: StackProps & { fencepost?: FencepostProps } = {}) {
+    super(scope, id, props);
+    this.fencepost = new Fencepost(this, "Fencepost", props.fencepost);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * Synthesizes the Fencepost stack in-process and returns its CloudFormation template.
+ * The local cloud provisions from this, so local and deployed stacks cannot drift.
+ */
+import { App } from "aws-cdk-lib";
+import type { CloudFormationTemplate } from "../lib/local/template.js";
+import { FencepostStack, STACK_NAME } from "./stack.js";
+
+export function buildApp(app: App = new App()): { app: App; stack: FencepostStack } {
+  const stack = new FencepostStack(app, STACK_NAME, {
+    description: "Fencepost: serverless coordination (locks with fencing tokens, ordering, 2PC)",
+  });
+  return { app, stack };
+}
+
+/** The synthesized template of the Fencepost stack, without writing cdk.out. */
+export function synthesizeTemplate(): CloudFormationTemplate {
+  const { app } = buildApp(new App({ outdir: undefined, context: { "aws:cdk:bundling-stacks": [] } }));
+  const assembly = app.synth();
+  return assembly.getStackByName(STACK_NAME).template as CloudFormationTemplate;
+}

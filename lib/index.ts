@@ -1,0 +1,8 @@
+/**
+ * fencepost: serverless coordination on AWS. Linearizable locks with fencing tokens,
+ * leader election, uniqueness claims, compare-and-set and counters on DynamoDB
+ * conditional writes; total order broadcast over SQS FIFO; two-phase commit.
+ *
+ * The embedded local cloud is exported separately as `fencepost/local`.
+ */
+export const VERSION = "0.1.0";

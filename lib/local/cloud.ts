@@ -1,0 +1,96 @@
+/**
+ * The embedded local cloud: DynamoDB Local and the SQS emulator on free loopback ports,
+ * provisioned from the synthesized CloudFormation template.
+ *
+ * Guarantees: `startLocalCloud` resolves only when both emulators answer and every table
+ * and queue of the template exists; `stop()` (and process exit) leaves no child process;
+ * starting several clouds in one process works, each on its own ports. With
+ * `AWS_ENDPOINT_URL` set (LocalStack on :4566, say) it starts nothing and provisions
+ * against that endpoint instead.
+ * Assumes: Java 17+ for DynamoDB Local; the template comes from `synthesizeTemplate()`
+ * in infra/ or from a file written by `cdk synth`.
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { existsSync, readFileSync } from "node:fs";
+import { startDynamoDbLocal, startSqsEmulator, LocalCloudError, type RunningEmulator } from "./processes.js";
+import { provisionTemplate, type Provisioned, type ProvisionedQueue } from "./provision.js";
+import type { CloudFormationTemplate } from "./template.js";
+
+export interface LocalCloudOptions {
+  /** The template to provision, or the path of a template JSON file. Default: cdk.out/Fencepost.template.json. */
+  template?: CloudFormationTemplate | string;
+  /** Region the emulators and clients use. Default: AWS_REGION or us-east-1. */
+  region?: string;
+  /** Use this endpoint for DynamoDB and SQS instead of starting emulators. Default: AWS_ENDPOINT_URL. */
+  endpoint?: string;
+  /** Stack name used to derive physical names of unnamed resources. Default: Fencepost. */
+  stackName?: string;
+}
+
+/** Static credentials the emulators accept (they check the format, not the secret). */
+export const LOCAL_CREDENTIALS = { accessKeyId: "fencepostlocal", secretAccessKey: "fencepostlocal" } as const;
+
+export interface LocalCloud {
+  readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
+  readonly region: string;
+  /** Table names keyed by role (`locks`, ...). */
+  readonly tables: Record<string, string>;
+  /** Queues keyed by role. */
+  readonly queues: Record<string, ProvisionedQueue>;
+  /** Every provisioned resource by logical id (what Ref / Fn::GetAtt resolve to). */
+  readonly resources: Provisioned["resources"];
+  /** True when the emulators run here; false when provisioning an external endpoint. */
+  readonly embedded: boolean;
+  /** Client configuration for `new DynamoDBClient(...)` / `new SQSClient(...)` against this cloud. */
+  clientConfig(service: "dynamodb" | "sqs"): { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
+  /** Stops the emulators this cloud started. Idempotent. */
+  stop(): Promise<void>;
+}
+
+function loadTemplate(template: LocalCloudOptions["template"]): CloudFormationTemplate {
+  if (typeof template === "object") return template;
+  const path = template ?? "cdk.out/Fencepost.template.json";
+  if (!existsSync(path)) {
+    throw new LocalCloudError(`No template at ${path}: run \`npx cdk synth\` or pass { template } (synthesizeTemplate() from fencepost/infra).`);
+  }
+  return JSON.parse(readFileSync(path, "utf8")) as CloudFormationTemplate;
+}
+
+/** Starts (or connects to) a local cloud and provisions every table and queue of the template. */
+export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<LocalCloud> {
+  const template = loadTemplate(options.template);
+  const region = options.region ?? process.env["AWS_REGION"] ?? "us-east-1";
+  const external = options.endpoint ?? process.env["AWS_ENDPOINT_URL"];
+  const credentials = external && process.env["AWS_ACCESS_KEY_ID"]
+    ? { accessKeyId: process.env["AWS_ACCESS_KEY_ID"], secretAccessKey: process.env["AWS_SECRET_ACCESS_KEY"] ?? "" }
+    : external ? { accessKeyId: "test", secretAccessKey: "test" } : LOCAL_CREDENTIALS;
+
+  const started: RunningEmulator[] = [];
+  const stopAll = async () => {
+    await Promise.all(started.splice(0).map((e) => e.stop()));
+  };
+  try {
+    let endpoints: { dynamodb: string; sqs: string };
+    if (external) {
+      endpoints = { dynamodb: external, sqs: external };
+    } else {
+      const [ddb, sqs] = await Promise.allSettled([startDynamoDbLocal(), startSqsEmulator({ region })]);
+      for (const emulator of [ddb, sqs]) if (emulator.status === "fulfilled") started.push(emulator.value);
+      if (ddb.status === "rejected") throw ddb.reason;
+      if (sqs.status === "rejected") throw sqs.reason;
+      endpoints = { dynamodb: ddb.value.endpoint, sqs: sqs.value.endpoint };
+    }
+    const clientConfig = (service: "dynamodb" | "sqs") => ({ endpoint: endpoints[service], region, credentials });
+    const dynamodb = new DynamoDBClient(clientConfig("dynamodb"));
+    const sqs = new SQSClient(clientConfig("sqs"));
+    const provisioned = await provisionTemplate({ template, dynamodb, sqs, region, stackName: options.stackName }).finally(() => {
+      dynamodb.destroy();
+      sqs.destroy();
+    });
+    return { endpoints, region, ...provisioned, embedded: !external, clientConfig, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

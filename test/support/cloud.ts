@@ -1,0 +1,25 @@
+/** Clients for the shared local cloud the global setup started. */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { inject } from "vitest";
+
+export function sharedCloud() {
+  return inject("cloud");
+}
+
+export function dynamoDbClient(): DynamoDBClient {
+  const cloud = sharedCloud();
+  return new DynamoDBClient({ endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: cloud.credentials });
+}
+
+export function sqsClient(): SQSClient {
+  const cloud = sharedCloud();
+  return new SQSClient({ endpoint: cloud.endpoints.sqs, region: cloud.region, credentials: cloud.credentials });
+}
+
+/** The lock table's name on the shared cloud. */
+export function lockTable(): string {
+  const name = sharedCloud().tables["locks"];
+  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=locks");
+  return name;
+}
