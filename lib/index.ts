@@ -6,3 +6,4 @@
  * The embedded local cloud is exported separately as `fencepost/local`.
  */
 export const VERSION = "0.1.0";
+export * from "./locks/index.js";

@@ -1,5 +1,5 @@
 /** Clients for the shared local cloud the global setup started. */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { inject } from "vitest";
 
@@ -7,9 +7,9 @@ export function sharedCloud() {
   return inject("cloud");
 }
 
-export function dynamoDbClient(): DynamoDBClient {
+export function dynamoDbClient(config: Partial<DynamoDBClientConfig> = {}): DynamoDBClient {
   const cloud = sharedCloud();
-  return new DynamoDBClient({ endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: cloud.credentials });
+  return new DynamoDBClient({ endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: cloud.credentials, ...config });
 }
 
 export function sqsClient(): SQSClient {

@@ -1,0 +1,100 @@
+/**
+ * SDK middleware for evidence: count the requests a client sends, and inject faults
+ * into them. Both sit inside the SDK's retry loop, so they see (and count) every attempt
+ * that would cross the network.
+ *
+ * Faults: `lose-request` (never reaches the service), `lose-response` (the service applied
+ * it, the caller hears a timeout), `throttle` (a 400 ThrottlingException, not applied),
+ * `server-error` (a 500 before the service applied it), `delay` (the response arrives
+ * `delayMs` late).
+ * Assumes: an AWS SDK v3 client (anything with a middlewareStack).
+ */
+
+export type FaultKind = "lose-request" | "lose-response" | "throttle" | "server-error" | "delay";
+
+export interface RequestInfo {
+  /** e.g. "UpdateItemCommand" */
+  readonly commandName: string;
+  readonly input: Readonly<Record<string, unknown>>;
+}
+
+/** Decides, per request, which fault (if any) to inject. */
+export type FaultPlan = (request: RequestInfo) => { kind: FaultKind; delayMs?: number } | undefined;
+
+interface MiddlewareClient {
+  middlewareStack: {
+    add(middleware: unknown, options: Record<string, unknown>): void;
+    remove(name: string): boolean;
+  };
+}
+
+type Handler = (args: unknown) => Promise<unknown>;
+type Context = { commandName?: string };
+
+function faultError(name: string, message: string, status?: number): Error {
+  const err = new Error(message);
+  err.name = name;
+  Object.assign(err, { $metadata: status ? { httpStatusCode: status } : {}, $fault: status && status < 500 ? "client" : "server" });
+  return err;
+}
+
+/** Counts requests by command name. */
+export class RequestCounter {
+  readonly byCommand = new Map<string, number>();
+
+  get total(): number {
+    let sum = 0;
+    for (const count of this.byCommand.values()) sum += count;
+    return sum;
+  }
+
+  reset(): void {
+    this.byCommand.clear();
+  }
+
+  /** Adds counting to `client`; returns a function that removes it. */
+  attach(client: MiddlewareClient): () => void {
+    const name = `fencepostCount${Math.random().toString(36).slice(2)}`;
+    client.middlewareStack.add(
+      (next: Handler, context: Context) => async (args: unknown) => {
+        const command = context.commandName ?? "unknown";
+        this.byCommand.set(command, (this.byCommand.get(command) ?? 0) + 1);
+        return next(args);
+      },
+      { step: "finalizeRequest", priority: "low", name },
+    );
+    return () => void client.middlewareStack.remove(name);
+  }
+}
+
+/** Injects the faults `plan` chooses into `client`'s requests; returns a function that removes them. */
+export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?: (kind: FaultKind, request: RequestInfo) => void): () => void {
+  const name = `fencepostFaults${Math.random().toString(36).slice(2)}`;
+  client.middlewareStack.add(
+    (next: Handler, context: Context) => async (args: unknown) => {
+      const request: RequestInfo = { commandName: context.commandName ?? "unknown", input: (args as { input?: Record<string, unknown> }).input ?? {} };
+      const fault = plan(request);
+      if (!fault) return next(args);
+      onFault?.(fault.kind, request);
+      switch (fault.kind) {
+        case "lose-request":
+          throw faultError("TimeoutError", "injected fault: request lost before it reached the service");
+        case "throttle":
+          throw faultError("ThrottlingException", "injected fault: throttled", 400);
+        case "server-error":
+          throw faultError("InternalServerError", "injected fault: 500 before the write was applied", 500);
+        case "lose-response": {
+          await next(args);
+          throw faultError("TimeoutError", "injected fault: response lost after the service applied the request");
+        }
+        case "delay": {
+          const result = await next(args);
+          await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
+          return result;
+        }
+      }
+    },
+    { step: "finalizeRequest", priority: "low", name },
+  );
+  return () => void client.middlewareStack.remove(name);
+}

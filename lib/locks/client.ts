@@ -1,0 +1,354 @@
+/**
+ * LockClient: acquire, tryAcquire, withLock, inspect, release and sweep of named locks
+ * with fencing tokens, on one DynamoDB table.
+ *
+ * Requests: a free or released lock is granted in one request (a conditional UpdateItem
+ * that also increments the fencing token); release is one request; a heartbeat is one
+ * request. Contention is learned from the failed write's old item
+ * (ReturnValuesOnConditionCheckFailure), never from an extra read. The first grant of a
+ * name that has no item yet (never used, or swept) takes one more request (a transaction
+ * that checks the token floor).
+ *
+ * Fair waiting. A waiter that cannot be granted appends itself to the item's `queue` (one
+ * write per wait, not per poll). Grants require an empty queue or the grantee at its
+ * head, and remove the grantee from it, so a releasing holder that wants the lock back
+ * queues behind those already waiting: first come, first served. The head waiter polls
+ * with grant attempts, the others with reads, every `pollMs` while the lock changes
+ * hands and backing off (up to `maxPollMs`) while it does not, so a release is noticed
+ * within one poll rather than one lease. A dead waiter cannot block the queue: if the
+ * head and the lock's version stay unchanged for the holder's lease plus `headTimeoutMs`
+ * on an observer's clock, the observer removes that head (conditionally on both). The
+ * queue orders grants; safety never depends on it.
+ *
+ * Takeover without synchronized clocks: a waiter takes over a held lock only after it
+ * has seen the same lease version unchanged for the holder's full lease, measured on its
+ * own monotonic clock from the receipt of the answer that showed it, and only with a
+ * write conditioned on that version. See lock.ts for why the holder stops first.
+ *
+ * Lost responses: every write carries a fresh attempt id; see lease.ts.
+ *
+ * Cleanup: `sweep()` deletes released items idle for longer than a threshold after
+ * raising the table's token floor, so tokens never regress (see lease.ts). DynamoDB TTL
+ * is never used on lock items, because TTL deletion cannot raise the floor.
+ *
+ * Assumes: the table has partition key `pk` (string); one LockClient per process or
+ * ownerId (two clients sharing an ownerId are one owner).
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import { systemClock, sleep, type MonotonicClock } from "./clock.js";
+import { InvalidArgumentError, LockLostError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
+import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { Lock } from "./lock.js";
+
+/** The part of a Lambda context the client needs to bound leases and waits by the invocation. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export interface LockClientOptions {
+  /** The lock table (partition key `pk`). */
+  tableName: string;
+  /** Injected client: add endpoints, middleware, fault injection. Default: a new DynamoDBClient. */
+  dynamodb?: DynamoDBClient;
+  /** Default lease. Default: 10 000 ms. */
+  leaseMs?: number;
+  /** Identifies this client as a holder. Default: hostname/pid/random. */
+  ownerId?: string;
+  /** Default acquire wait. Default: 60 000 ms. */
+  waitMs?: number;
+  /** Fastest poll while waiting. Default: 10 ms. */
+  pollMs?: number;
+  /** Slowest poll while waiting. Default: min(leaseMs / 4, 1000) ms. */
+  maxPollMs?: number;
+  /** How long a queue head may sit on a free lock before others skip it. Default: 2 * maxPollMs + 500 ms. */
+  headTimeoutMs?: number;
+  /** Holder-side margin for clock drift and timer lateness. Default: max(2% of leaseMs, 50 ms). */
+  safetyMarginMs?: number;
+  /** Monotonic clock; injectable for tests. */
+  clock?: MonotonicClock;
+}
+
+export interface AcquireOptions {
+  /** How long to wait for the lock. Default: the client's waitMs. */
+  waitMs?: number;
+  /** Lease for this grant. Default: the client's leaseMs. */
+  leaseMs?: number;
+  /** Stops waiting when aborted (rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** A value attached to the grant, visible to inspect() (a leader's address, say). */
+  data?: string;
+  /** Inside Lambda: bound the wait and the lease by the remaining invocation time. */
+  context?: InvocationContext;
+}
+
+/** What inspect() reports about a lock. */
+export interface LockState {
+  holder: string | undefined;
+  fencingToken: number;
+  leaseMs: number;
+  released: boolean;
+  waiters: number;
+  data: string | undefined;
+}
+
+const MAX_NAME_LENGTH = 512;
+/** Time kept back from a Lambda invocation for release and the response. */
+const INVOCATION_RESERVE_MS = 500;
+
+function positive(field: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+    throw new InvalidArgumentError(field, `must be a positive number of milliseconds, got ${value}`);
+  }
+}
+
+export function validateName(field: string, name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0) throw new InvalidArgumentError(field, "must be a non-empty string");
+  if (name.length > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `must be at most ${MAX_NAME_LENGTH} characters, got ${name.length}`);
+}
+
+export class LockClient {
+  readonly ownerId: string;
+  readonly tableName: string;
+  /** @internal */
+  readonly store: LeaseStore;
+  readonly #clock: MonotonicClock;
+  readonly #leaseMs: number;
+  readonly #waitMs: number;
+  readonly #pollMs: number;
+  readonly #options: LockClientOptions;
+  #floorGuess = 0;
+
+  constructor(options: LockClientOptions) {
+    validateName("tableName", options.tableName);
+    positive("leaseMs", options.leaseMs);
+    positive("waitMs", options.waitMs);
+    positive("pollMs", options.pollMs);
+    this.tableName = options.tableName;
+    this.store = new LeaseStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
+    this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
+    validateName("ownerId", this.ownerId);
+    this.#clock = options.clock ?? systemClock;
+    this.#leaseMs = options.leaseMs ?? 10_000;
+    this.#waitMs = options.waitMs ?? 60_000;
+    this.#pollMs = options.pollMs ?? 10;
+    this.#options = options;
+  }
+
+  /** Waits for the lock and returns it; LockTimeoutError after waitMs. */
+  async acquire(name: string, options: AcquireOptions = {}): Promise<Lock> {
+    validateName("name", name);
+    return this.acquireKey(`lock#${name}`, name, options);
+  }
+
+  /** One attempt: the lock if it is free and nobody is queued for it, else undefined. Usually one request. */
+  async tryAcquire(name: string, options: Omit<AcquireOptions, "waitMs" | "signal"> = {}): Promise<Lock | undefined> {
+    validateName("name", name);
+    const { leaseMs, stopBy } = this.#bounds(options);
+    const key = `lock#${name}`;
+    const attempt = randomUUID();
+    const sentAt = this.#clock.now();
+    const outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free" });
+    if (outcome.granted) return this.#lockFrom(name, key, outcome.record, sentAt, leaseMs, stopBy);
+    return undefined;
+  }
+
+  /**
+   * Runs `fn` holding the lock and releases it afterwards, whatever happens. Rejects with
+   * LockLostError if the lock was lost while `fn` ran (its work may have overlapped a
+   * newer holder's; fenced writes will have been rejected).
+   */
+  async withLock<T>(name: string, fn: (lock: Lock) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
+    const lock = await this.acquire(name, options);
+    let result: T;
+    try {
+      result = await fn(lock);
+    } finally {
+      const lostWhileRunning = lock.signal.aborted ? (lock.signal.reason as unknown) : undefined;
+      await lock.release();
+      if (lostWhileRunning instanceof LockLostError) throw lostWhileRunning;
+    }
+    return result;
+  }
+
+  /** The lock's current state (one consistent read), or undefined if it has no item. */
+  async inspect(name: string): Promise<LockState | undefined> {
+    validateName("name", name);
+    return stateOf(await this.store.read(`lock#${name}`));
+  }
+
+  /**
+   * Releases `name` if this client's owner holds it with `fencingToken` (for callers that
+   * hold a token but no Lock object, such as the Lambda API). Idempotent for the owner;
+   * NotLockOwnerError for anyone else.
+   */
+  async release(name: string, fencingToken: number): Promise<void> {
+    validateName("name", name);
+    const outcome = await this.store.release(`lock#${name}`, this.ownerId, fencingToken, randomUUID());
+    if (!outcome.released) throw new NotLockOwnerError(name, this.ownerId, outcome.found?.holder);
+  }
+
+  /**
+   * Deletes lock items released more than `idleMs` ago (wall clock; only storage depends
+   * on it) with nobody waiting. Tokens of swept names continue above the table's floor.
+   * Needs dynamodb:Scan; meant for a scheduled job. Resolves to the number deleted.
+   */
+  async sweep(options: { idleMs?: number } = {}): Promise<number> {
+    const idleMs = options.idleMs ?? 24 * 3600_000;
+    return this.store.sweep("lock#", Date.now() - idleMs);
+  }
+
+  /** @internal The acquire loop shared by locks and elections. */
+  async acquireKey(key: string, name: string, options: AcquireOptions): Promise<Lock> {
+    positive("waitMs", options.waitMs);
+    const clock = this.#clock;
+    const { leaseMs, waitMs, stopBy } = this.#bounds(options);
+    const maxPollMs = this.#options.maxPollMs ?? Math.max(this.#pollMs, Math.min(leaseMs / 4, 1000));
+    const headTimeoutMs = this.#options.headTimeoutMs ?? 2 * maxPollMs + 500;
+    const waiter = `${this.ownerId}#${randomUUID().slice(0, 8)}`;
+    const started = clock.now();
+    const deadline = started + waitMs;
+    // Every grant attempt's id and when it was first sent: an item stamped with one of
+    // these is ours, even if the answer to that attempt never arrived.
+    const attempts = new Map<string, number>();
+    let record: LeaseRecord | undefined;
+    let known = false;
+    // Since when (receipt time of the answer that first showed them) the lock's version and
+    // the queue head have been seen unchanged.
+    let seen = { version: "", versionSince: started, head: "", headSince: started };
+    let pollMs = this.#pollMs;
+
+    const observe = (found: LeaseRecord | undefined) => {
+      record = found;
+      known = true;
+      if (!found) return;
+      const now = clock.now();
+      const head = found.queue[0] ?? "";
+      if (head !== seen.head) seen = { ...seen, head, headSince: now };
+      if (found.version !== seen.version) {
+        seen = { ...seen, version: found.version, versionSince: now };
+        pollMs = this.#pollMs;
+      } else pollMs = Math.min(maxPollMs, pollMs * 1.5);
+    };
+    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === this.ownerId && attempts.has(r.version);
+
+    let pollNext = false; // the queue head polls with a grant attempt, whose failure returns the item
+    try {
+      for (;;) {
+        options.signal?.throwIfAborted();
+        if (ours(record)) return this.#lockFrom(name, key, record!, attempts.get(record!.version)!, leaseMs, stopBy);
+        const now = clock.now();
+        if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
+        try {
+          const head = record?.queue[0];
+          const expired = record?.holder !== undefined && record.version === seen.version && now - seen.versionSince >= record.leaseMs;
+          const myTurn = head === undefined || head === waiter;
+          if (!known || record === undefined || (myTurn && (record.holder === undefined || expired || pollNext))) {
+            pollNext = false;
+            const attempt = randomUUID();
+            attempts.set(attempt, clock.now());
+            const outcome = await this.#grant(key, attempt, leaseMs, options.data, {
+              kind: expired ? "expired" : "free",
+              version: expired ? record!.version : undefined,
+              queueHead: head === waiter ? waiter : undefined,
+            });
+            if (outcome.granted) return this.#lockFrom(name, key, outcome.record, attempts.get(attempt)!, leaseMs, stopBy);
+            const before = record;
+            observe(outcome.record);
+            // The item was not as we last saw it: decide again with what the failed write returned.
+            if (outcome.record?.version !== before?.version || outcome.record?.queue[0] !== before?.queue[0]) continue;
+          }
+          const position = record ? record.queue.indexOf(waiter) : -1;
+          if (record && position < 0) {
+            // Not our turn: take a place in the queue (one write per wait), then decide again.
+            observe(await this.store.enqueue(key, waiter));
+            continue;
+          }
+          const stuckSince = Math.max(seen.headSince, seen.versionSince);
+          if (position > 0 && seen.head !== "" && clock.now() - stuckSince >= (record?.holder ? record.leaseMs : 0) + headTimeoutMs) {
+            // The head has neither taken the lock nor left for too long: skip it.
+            await this.store.dequeue(key, seen.head, 0, seen.version);
+          }
+          await sleep(Math.min(pollMs, Math.max(0, deadline - clock.now())), options.signal);
+          if (position === 0) pollNext = true;
+          else observe(await this.store.read(key));
+        } catch (err) {
+          // Throttled, or an outcome we could not learn: wait a poll and look again. Attempt
+          // ids stay in `attempts`, so a grant that landed unseen is recognised later.
+          if ((certainlyNotApplied(err) && !isThrottling(err)) || options.signal?.aborted) throw err;
+          await sleep(pollMs, options.signal);
+          observe(await this.store.read(key).catch(() => record));
+        }
+      }
+    } catch (err) {
+      await this.#abandon(key, waiter, attempts, record);
+      throw err;
+    }
+  }
+
+  /** Leaving without the lock: give back a grant whose answer we never saw, and our queue place. */
+  async #abandon(key: string, waiter: string, attempts: Map<string, number>, last: LeaseRecord | undefined): Promise<void> {
+    try {
+      const found = await this.store.read(key);
+      if (found && found.holder === this.ownerId && attempts.has(found.version)) {
+        await this.store.release(key, this.ownerId, found.fencingToken, randomUUID());
+      }
+      const position = (found ?? last)?.queue.indexOf(waiter) ?? -1;
+      if (position >= 0) await this.store.dequeue(key, waiter, position);
+    } catch {
+      // Best effort: an orphaned grant expires after one lease; a stale queue entry is skipped after headTimeoutMs.
+    }
+  }
+
+  #grant(key: string, attempt: string, leaseMs: number, data: string | undefined, expect: GrantExpectation) {
+    return this.store.grant({ key, owner: this.ownerId, attempt, leaseMs, data, expect }).then(async (outcome) =>
+      !outcome.granted && outcome.record === undefined ? this.#grantMissing(key, attempt, leaseMs, data) : outcome,
+    );
+  }
+
+  async #grantMissing(key: string, attempt: string, leaseMs: number, data: string | undefined) {
+    for (;;) {
+      const outcome = await this.store.grantMissing({ key, owner: this.ownerId, attempt, leaseMs, data, expect: { kind: "free" } }, this.#floorGuess);
+      if (!("floor" in outcome)) return outcome;
+      this.#floorGuess = outcome.floor;
+    }
+  }
+
+  #bounds(options: AcquireOptions): { leaseMs: number; waitMs: number; stopBy: number | undefined } {
+    positive("leaseMs", options.leaseMs);
+    let leaseMs = options.leaseMs ?? this.#leaseMs;
+    let waitMs = options.waitMs ?? this.#waitMs;
+    let stopBy: number | undefined;
+    if (options.context) {
+      const remaining = options.context.getRemainingTimeInMillis() - INVOCATION_RESERVE_MS;
+      if (remaining <= 0) throw new InvalidArgumentError("context", "the Lambda invocation has no time left to hold a lock");
+      leaseMs = Math.min(leaseMs, remaining);
+      waitMs = Math.min(waitMs, remaining);
+      stopBy = this.#clock.now() + remaining;
+    }
+    return { leaseMs, waitMs, stopBy };
+  }
+
+  #lockFrom(name: string, key: string, record: LeaseRecord, sentAt: number, leaseMs: number, stopBy: number | undefined): Lock {
+    const safetyMarginMs = this.#options.safetyMarginMs ?? Math.max(leaseMs * 0.02, 50);
+    return new Lock({ store: this.store, clock: this.#clock, name, key, owner: this.ownerId, record, sentAt, leaseMs: record.leaseMs || leaseMs, safetyMarginMs, stopBy });
+  }
+}
+
+export function stateOf(record: LeaseRecord | undefined): LockState | undefined {
+  if (!record) return undefined;
+  return {
+    holder: record.holder,
+    fencingToken: record.fencingToken,
+    leaseMs: record.leaseMs,
+    released: record.holder === undefined,
+    waiters: record.queue.length,
+    data: record.data,
+  };
+}
+
+function isThrottling(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? "";
+  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionConflict/.test(name);
+}

@@ -1,0 +1,28 @@
+/**
+ * The monotonic clock every lease decision is measured on. Never wall-clock time:
+ * safety must not depend on synchronized clocks. Injectable so tests and the verification
+ * harness can skew or pause a worker's clock.
+ */
+export interface MonotonicClock {
+  /** Milliseconds since an arbitrary origin; never decreases. */
+  now(): number;
+}
+
+export const systemClock: MonotonicClock = { now: () => performance.now() };
+
+/** Resolves after `ms`, or rejects with `signal.reason` once `signal` aborts. The timer never keeps the process alive. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    timer.unref?.();
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

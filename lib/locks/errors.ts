@@ -1,0 +1,95 @@
+/**
+ * Typed errors of the lock family. Each says what happened and what to do; callers
+ * branch with `instanceof`.
+ */
+
+/** Base class: every error Fencepost's lock family throws on purpose. */
+export class FencepostError extends Error {
+  override name = "FencepostError";
+}
+
+/** `acquire` waited `waitMs` without being granted the lock. */
+export class LockTimeoutError extends FencepostError {
+  override name = "LockTimeoutError";
+  constructor(
+    readonly lockName: string,
+    readonly waitedMs: number,
+    readonly holder: string | undefined,
+  ) {
+    super(
+      `Lock '${lockName}' was not granted within ${Math.round(waitedMs)} ms` +
+        (holder ? ` (held by '${holder}')` : "") +
+        `: raise waitMs, or check the holder with inspect('${lockName}').`,
+    );
+  }
+}
+
+/**
+ * The lock is no longer held: a heartbeat found another holder, or heartbeats failed until
+ * the lease ran out. Work guarded by the lock must stop; writes fenced with its token will be
+ * rejected once a newer holder writes.
+ */
+export class LockLostError extends FencepostError {
+  override name = "LockLostError";
+  constructor(
+    readonly lockName: string,
+    readonly fencingToken: number,
+    readonly reason: string,
+  ) {
+    super(`Lock '${lockName}' (fencing token ${fencingToken}) was lost: ${reason}. Stop the guarded work; acquire again to continue.`);
+  }
+}
+
+/** A fenced write carried a token lower than one that already wrote. */
+export class StaleTokenError extends FencepostError {
+  override name = "StaleTokenError";
+  constructor(
+    readonly key: string,
+    readonly fencingToken: number,
+    readonly currentToken: number,
+  ) {
+    super(
+      `Write to '${key}' with fencing token ${fencingToken} rejected: token ${currentToken} already wrote. ` +
+        `A newer lock holder exists; this holder must stop.`,
+    );
+  }
+}
+
+/** A release (or other owner-only operation) by a client that does not hold the lock. */
+export class NotLockOwnerError extends FencepostError {
+  override name = "NotLockOwnerError";
+  constructor(
+    readonly lockName: string,
+    readonly ownerId: string,
+    readonly holder: string | undefined,
+  ) {
+    super(
+      `'${ownerId}' cannot release lock '${lockName}': ` +
+        (holder ? `it is held by '${holder}'` : "it is not held by this owner with that token") +
+        `. Only the holder named by its fencing token may release it.`,
+    );
+  }
+}
+
+/** A uniqueness claim is held by another owner. */
+export class ClaimTakenError extends FencepostError {
+  override name = "ClaimTakenError";
+  constructor(
+    readonly namespace: string,
+    readonly value: string,
+    readonly owner: string | undefined,
+  ) {
+    super(`'${value}' in '${namespace}' is already claimed${owner ? ` by '${owner}'` : ""}: choose another value, or release the claim first.`);
+  }
+}
+
+/** Input that can never succeed (empty name, negative lease, ...). Names the field. */
+export class InvalidArgumentError extends FencepostError {
+  override name = "InvalidArgumentError";
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`Invalid ${field}: ${problem}`);
+  }
+}

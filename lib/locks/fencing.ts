@@ -1,0 +1,108 @@
+/**
+ * Fenced writes: storage that rejects a write carrying a lower fencing token than one
+ * that already wrote, so a lock holder that was paused past its lease cannot overwrite
+ * the work of the holder that replaced it (DDIA, "fencing tokens").
+ *
+ * Guarantees: `put` applies only if no higher token has written the key, in one
+ * conditional write; equal tokens may write again (the same holder retrying).
+ * `fenceCondition` gives the same check for your own DynamoDB writes.
+ * Assumes: each key is guarded by one lock name (tokens of different names are unrelated);
+ * the table has a string partition key `pk`.
+ */
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  type AttributeValue,
+} from "@aws-sdk/client-dynamodb";
+import { validateName } from "./client.js";
+import { InvalidArgumentError, StaleTokenError } from "./errors.js";
+
+/** A fencing token: a lock grant's number, strictly increasing per lock name. */
+export type FencingToken = number;
+
+/** Pieces to merge into your own PutItem / UpdateItem / TransactWriteItems entry. */
+export interface FenceCondition {
+  /** `attribute_not_exists(#fp_token) OR #fp_token <= :fp_token` */
+  ConditionExpression: string;
+  ExpressionAttributeNames: Record<string, string>;
+  ExpressionAttributeValues: Record<string, AttributeValue>;
+  /** `#fp_token = :fp_token`, to add to an UpdateExpression's SET clause (or store `attribute` in a Put). */
+  setExpression: string;
+}
+
+function checkToken(token: unknown): asserts token is FencingToken {
+  if (typeof token !== "number" || !Number.isSafeInteger(token) || token < 1) {
+    throw new InvalidArgumentError("fencingToken", `must be a positive integer from a lock grant, got ${String(token)}`);
+  }
+}
+
+/**
+ * The condition that makes one of your writes fenced: it succeeds only if the item was
+ * never written with a higher token in `attribute`. Also set `attribute` to the token in
+ * the same write (see `setExpression`).
+ */
+export function fenceCondition(fencingToken: FencingToken, attribute = "fencingToken"): FenceCondition {
+  checkToken(fencingToken);
+  return {
+    ConditionExpression: "attribute_not_exists(#fp_token) OR #fp_token <= :fp_token",
+    ExpressionAttributeNames: { "#fp_token": attribute },
+    ExpressionAttributeValues: { ":fp_token": { N: String(fencingToken) } },
+    setExpression: "#fp_token = :fp_token",
+  };
+}
+
+export interface FencedStoreOptions {
+  tableName: string;
+  dynamodb?: DynamoDBClient;
+  /** Prefix of the items' keys, so a store can share a table. Default: "fenced#". */
+  keyPrefix?: string;
+}
+
+/** A key-value store whose writes are fenced by lock tokens. Values are JSON. */
+export class FencedStore<T = unknown> {
+  readonly #dynamodb: DynamoDBClient;
+  readonly #tableName: string;
+  readonly #prefix: string;
+
+  constructor(options: FencedStoreOptions) {
+    validateName("tableName", options.tableName);
+    this.#dynamodb = options.dynamodb ?? new DynamoDBClient({});
+    this.#tableName = options.tableName;
+    this.#prefix = options.keyPrefix ?? "fenced#";
+  }
+
+  /** Writes `value` under `key` unless a higher token already wrote it; StaleTokenError if one did. */
+  async put(key: string, value: T, fencingToken: FencingToken): Promise<void> {
+    validateName("key", key);
+    const fence = fenceCondition(fencingToken);
+    try {
+      await this.#dynamodb.send(
+        new PutItemCommand({
+          TableName: this.#tableName,
+          Item: { pk: { S: this.#prefix + key }, value: { S: JSON.stringify(value) }, fencingToken: { N: String(fencingToken) } },
+          ConditionExpression: fence.ConditionExpression,
+          ExpressionAttributeNames: fence.ExpressionAttributeNames,
+          ExpressionAttributeValues: fence.ExpressionAttributeValues,
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) {
+        throw new StaleTokenError(key, fencingToken, Number(err.Item?.["fencingToken"]?.N ?? Number.NaN));
+      }
+      throw err;
+    }
+  }
+
+  /** The value and the token that wrote it (consistent read), or undefined. */
+  async get(key: string): Promise<{ value: T; fencingToken: FencingToken } | undefined> {
+    validateName("key", key);
+    const { Item } = await this.#dynamodb.send(
+      new GetItemCommand({ TableName: this.#tableName, Key: { pk: { S: this.#prefix + key } }, ConsistentRead: true }),
+    );
+    if (!Item?.["value"]?.S) return undefined;
+    return { value: JSON.parse(Item["value"].S) as T, fencingToken: Number(Item["fencingToken"]?.N) };
+  }
+}

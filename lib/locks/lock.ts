@@ -1,0 +1,153 @@
+/**
+ * Lock: a granted lease on one lock item, kept alive by heartbeats until released.
+ *
+ * Guarantees:
+ * - `signal` aborts before any other client can be granted the lock, as long as this
+ *   process is not paused and its monotonic clock runs within `safetyMarginMs / leaseMs`
+ *   of the waiters' clocks. The holder's lease is measured from the moment it *sent* the
+ *   write that granted or extended it; a waiter measures a full lease from the moment it
+ *   *received* an answer showing that same write. Since the send precedes the write and
+ *   the write precedes the answer, the holder's deadline (send + lease - margin) falls
+ *   before the earliest takeover (receipt + lease), with `margin` to spare for drift and
+ *   timer lateness.
+ * - A paused holder can outlive that guarantee (GC, a frozen Lambda). That is what the
+ *   fencing token is for: writes fenced with it are rejected once a newer holder writes.
+ * - Heartbeats run every leaseMs / 3, survive lost responses (attempt ids), retry on
+ *   throttling until the deadline, and stop for good on release, loss, or the end of
+ *   a Lambda invocation. Timers never keep the process alive.
+ * Assumes: created only by LockClient from a grant it has confirmed.
+ */
+import { randomUUID } from "node:crypto";
+import type { MonotonicClock } from "./clock.js";
+import { LockLostError } from "./errors.js";
+import type { LeaseRecord, LeaseStore } from "./lease.js";
+
+export interface LockParams {
+  readonly store: LeaseStore;
+  readonly clock: MonotonicClock;
+  readonly name: string;
+  /** The item key (`lock#name`, `election#name`). */
+  readonly key: string;
+  readonly owner: string;
+  readonly record: LeaseRecord;
+  /** Monotonic time at which the granting write was first sent. */
+  readonly sentAt: number;
+  readonly leaseMs: number;
+  readonly safetyMarginMs: number;
+  /** Monotonic time after which no heartbeat may be sent (end of a Lambda invocation). */
+  readonly stopBy?: number;
+}
+
+export class Lock {
+  /** The lock's name. */
+  readonly name: string;
+  /** Fencing token: strictly greater than the token of every earlier grant of this name. */
+  readonly fencingToken: number;
+  /** Data the holder attached at acquire time. */
+  readonly data: string | undefined;
+  readonly #params: LockParams;
+  readonly #controller = new AbortController();
+  #version: string;
+  #deadline: number;
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #released = false;
+
+  constructor(params: LockParams) {
+    this.#params = params;
+    this.name = params.name;
+    this.fencingToken = params.record.fencingToken;
+    this.data = params.record.data;
+    this.#version = params.record.version;
+    this.#deadline = params.sentAt + params.leaseMs - params.safetyMarginMs;
+    this.#armDeadline();
+    this.#scheduleHeartbeat();
+  }
+
+  /** Aborts (with a LockLostError reason) before any other client could be granted this lock. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** True while the lease is believed held: not released, not lost, deadline not passed. */
+  get held(): boolean {
+    return !this.#released && !this.signal.aborted && this.#params.clock.now() < this.#deadline;
+  }
+
+  /** Milliseconds the current lease is still believed to last (0 once lost or released). */
+  remainingMs(): number {
+    return this.held ? Math.max(0, this.#deadline - this.#params.clock.now()) : 0;
+  }
+
+  /** Throws the LockLostError if the lock is no longer held. Call before irreversible work. */
+  assertHeld(): void {
+    if (this.held) return;
+    if (this.signal.aborted) throw this.signal.reason;
+    throw new LockLostError(this.name, this.fencingToken, this.#released ? "it was released" : "its lease ran out");
+  }
+
+  /** Releases the lock: owner-only, idempotent, one request. Stops heartbeats first. */
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    this.#stopTimers();
+    const { store, owner, key } = this.#params;
+    const outcome = await store.release(key, owner, this.fencingToken, randomUUID());
+    if (!this.signal.aborted) {
+      this.#controller.abort(
+        outcome.released
+          ? new LockLostError(this.name, this.fencingToken, "it was released")
+          : new LockLostError(this.name, this.fencingToken, "another holder had taken it over before release"),
+      );
+    }
+  }
+
+  #lose(reason: string): void {
+    this.#stopTimers();
+    if (!this.signal.aborted) this.#controller.abort(new LockLostError(this.name, this.fencingToken, reason));
+  }
+
+  #stopTimers(): void {
+    clearTimeout(this.#heartbeatTimer);
+    clearTimeout(this.#deadlineTimer);
+  }
+
+  #armDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    const { clock, stopBy } = this.#params;
+    const at = Math.min(this.#deadline, stopBy ?? Infinity);
+    this.#deadlineTimer = setTimeout(
+      () => this.#lose(at === this.#deadline ? "its lease ran out before a heartbeat succeeded" : "the Lambda invocation is ending"),
+      Math.max(0, at - clock.now()),
+    );
+    this.#deadlineTimer.unref();
+  }
+
+  #scheduleHeartbeat(delayMs = this.#params.leaseMs / 3): void {
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = setTimeout(() => void this.#heartbeat(), delayMs);
+    this.#heartbeatTimer.unref();
+  }
+
+  async #heartbeat(): Promise<void> {
+    const { store, clock, owner, key, leaseMs, safetyMarginMs, stopBy } = this.#params;
+    if (!this.held || (stopBy !== undefined && clock.now() >= stopBy)) return;
+    const next = randomUUID();
+    const sentAt = clock.now();
+    try {
+      const outcome = await store.heartbeat(key, owner, this.#version, next, leaseMs);
+      if (this.#released || this.signal.aborted) return;
+      if (!outcome.ok) {
+        this.#lose(outcome.found?.holder ? `'${outcome.found.holder}' holds it now` : "its lease was taken over or released");
+        return;
+      }
+      this.#version = next;
+      this.#deadline = sentAt + leaseMs - safetyMarginMs;
+      this.#armDeadline();
+      this.#scheduleHeartbeat();
+    } catch {
+      // Throttled or unreachable: try again soon; the deadline timer ends the lease if this keeps failing.
+      if (!this.#released && !this.signal.aborted) this.#scheduleHeartbeat(Math.min(leaseMs / 10, 250));
+    }
+  }
+}

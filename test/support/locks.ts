@@ -1,0 +1,19 @@
+/** Lock clients on the shared local cloud, each with its own SDK client (so faults stay per client). */
+import { randomUUID } from "node:crypto";
+import { RequestCounter } from "../../lib/check/middleware.js";
+import { LockClient, type LockClientOptions } from "../../lib/locks/index.js";
+import { dynamoDbClient, lockTable } from "./cloud.js";
+
+export function newLockClient(options: Partial<LockClientOptions> = {}) {
+  const dynamodb = options.dynamodb ?? dynamoDbClient();
+  const requests = new RequestCounter();
+  requests.attach(dynamodb);
+  const client = new LockClient({ tableName: lockTable(), dynamodb, ...options });
+  return { client, dynamodb, requests };
+}
+
+export function uniqueName(prefix = "lock"): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
