@@ -40,6 +40,7 @@ import { hostname } from "node:os";
 import { systemClock, sleep, type MonotonicClock } from "./clock.js";
 import { InvalidArgumentError, LockLostError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
 import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { elect, leader, observe, type ElectOptions, type Leader, type Leadership } from "./election.js";
 import { Lock } from "./lock.js";
 
 /** The part of a Lambda context the client needs to bound leases and waits by the invocation. */
@@ -98,7 +99,7 @@ const MAX_NAME_LENGTH = 512;
 const INVOCATION_RESERVE_MS = 500;
 
 function positive(field: string, value: number | undefined): void {
-  if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+  if (value !== undefined && !(typeof value === "number" && value > 0)) {
     throw new InvalidArgumentError(field, `must be a positive number of milliseconds, got ${value}`);
   }
 }
@@ -189,6 +190,21 @@ export class LockClient {
     if (!outcome.released) throw new NotLockOwnerError(name, this.ownerId, outcome.found?.holder);
   }
 
+  /** Campaigns for leadership of `name` until elected; see election.ts. */
+  elect(name: string, options: ElectOptions = {}): Promise<Leadership> {
+    return elect(this, name, options);
+  }
+
+  /** The current leader of `name`, or undefined. */
+  leader(name: string): Promise<Leader | undefined> {
+    return leader(this, name);
+  }
+
+  /** Yields the leader of `name` now and at every change seen, until `signal` aborts. */
+  observe(name: string, options: { signal?: AbortSignal; pollMs?: number } = {}): AsyncGenerator<Leader | undefined> {
+    return observe(this, name, options);
+  }
+
   /**
    * Deletes lock items released more than `idleMs` ago (wall clock; only storage depends
    * on it) with nobody waiting. Tokens of swept names continue above the table's floor.
@@ -196,7 +212,8 @@ export class LockClient {
    */
   async sweep(options: { idleMs?: number } = {}): Promise<number> {
     const idleMs = options.idleMs ?? 24 * 3600_000;
-    return this.store.sweep("lock#", Date.now() - idleMs);
+    const before = Date.now() - idleMs;
+    return (await this.store.sweep("lock#", before)) + (await this.store.sweep("election#", before));
   }
 
   /** @internal The acquire loop shared by locks and elections. */
