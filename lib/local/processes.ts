@@ -76,7 +76,7 @@ export function dynamoDbLocalHome(): string {
 const WATCHDOG = `
 "$@" <&- &
 child=$!
-trap 'kill "$child" 2>/dev/null' EXIT
+trap 'kill "$child" 2>/dev/null; wait "$child" 2>/dev/null' EXIT
 while kill -0 "$child" 2>/dev/null; do
   read -r -t 1 _
   if [ $? -eq 1 ]; then exit 0; fi

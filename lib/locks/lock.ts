@@ -52,6 +52,8 @@ export class Lock {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #released = false;
+  /** Heartbeats whose outcome we never learned, by version, with when each was sent. */
+  readonly #unsettled = new Map<string, number>();
 
   constructor(params: LockParams) {
     this.#params = params;
@@ -130,24 +132,33 @@ export class Lock {
   }
 
   async #heartbeat(): Promise<void> {
-    const { store, clock, owner, key, leaseMs, safetyMarginMs, stopBy } = this.#params;
+    const { store, clock, owner, key, leaseMs, stopBy } = this.#params;
     if (!this.held || (stopBy !== undefined && clock.now() >= stopBy)) return;
     const next = randomUUID();
     const sentAt = clock.now();
     try {
       const outcome = await store.heartbeat(key, owner, this.#version, next, leaseMs);
       if (this.#released || this.signal.aborted) return;
-      if (!outcome.ok) {
-        this.#lose(outcome.found?.holder ? `'${outcome.found.holder}' holds it now` : "its lease was taken over or released");
-        return;
-      }
-      this.#version = next;
-      this.#deadline = sentAt + leaseMs - safetyMarginMs;
-      this.#armDeadline();
-      this.#scheduleHeartbeat();
+      if (outcome.ok) return this.#extended(next, sentAt);
+      const found = outcome.found;
+      const unsettledAt = found && found.holder === owner ? this.#unsettled.get(found.version) : undefined;
+      // An earlier heartbeat whose answer we never saw did land: the lease runs from its send.
+      if (unsettledAt !== undefined) return this.#extended(found!.version, unsettledAt, 0);
+      this.#lose(found?.holder ? `'${found.holder}' holds it now` : "its lease was taken over or released");
     } catch {
-      // Throttled or unreachable: try again soon; the deadline timer ends the lease if this keeps failing.
+      // Throttled or unreachable: remember this attempt (it may have landed) and try again
+      // soon; the deadline timer ends the lease if this keeps failing.
+      this.#unsettled.set(next, sentAt);
       if (!this.#released && !this.signal.aborted) this.#scheduleHeartbeat(Math.min(leaseMs / 10, 250));
     }
+  }
+
+  #extended(version: string, sentAt: number, nextHeartbeatMs?: number): void {
+    const { leaseMs, safetyMarginMs } = this.#params;
+    this.#unsettled.clear();
+    this.#version = version;
+    this.#deadline = Math.max(this.#deadline, sentAt + leaseMs - safetyMarginMs);
+    this.#armDeadline();
+    this.#scheduleHeartbeat(nextHeartbeatMs);
   }
 }
