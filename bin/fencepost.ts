@@ -72,11 +72,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof LocalCloudError || (err instanceof Error && err.name === "TypeError" && "code" in err)) {
-      process.stderr.write(`fencepost: ${err.message}\n`);
-    } else {
-      process.stderr.write(`fencepost: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    }
+    // Our own errors already say what to do; anything else gets its stack for a bug report.
+    const text = err instanceof LocalCloudError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`fencepost: ${text}\n`);
     process.exit(1);
   },
 );
