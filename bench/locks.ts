@@ -61,7 +61,7 @@ function makeFencepost(cloud: LocalCloud): Instrumented {
       label: "fencepost",
       acquire: async (name) => {
         const lock = await client.acquire(name, { waitMs: 60_000 });
-        return () => lock.release();
+        return async () => void (await lock.release());
       },
       crashHolding: async (name) => {
         const crashedDb = new DynamoDBClient(cloud.clientConfig("dynamodb"));

@@ -2,22 +2,35 @@
 /**
  * The `fencepost` command line.
  *
- *   fencepost up [--json]   serve the stack on the embedded local cloud until Ctrl-C
+ *   fencepost up [--json]       serve the stack on the embedded local cloud until Ctrl-C
+ *   fencepost verify [options]  run the verification harness (lib/check) and write a report
  */
 import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 import { synthesizeTemplate } from "../infra/synth.js";
+import { writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { LocalCloudError, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
+import { formatTable, renderHtml, runVerification } from "../lib/check/index.js";
 
 const USAGE = `usage: fencepost <command> [options]
 
 commands:
   up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve until Ctrl-C
+  verify    run the lock, register and counter workloads under seeded faults, check the
+            histories, run the negative controls; exit 1 on any anomaly or unknown verdict
 
 options:
-  --json    machine-readable output
-  -h, --help`;
+  --json                machine-readable output
+  --seed N              (verify) replay a run's fault schedule; default random
+  --duration S          (verify) seconds the workloads run; default 60
+  --control S           (verify) seconds each negative control runs; default duration/6, 5..15
+  --report FILE         (verify) HTML report; default verify-report.html
+  -h, --help
+
+AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) instead of
+the embedded local cloud.`;
 
 function describe(cloud: LocalCloud): string {
   const lines = [
@@ -48,11 +61,93 @@ async function up(json: boolean): Promise<void> {
   await cloud.stop();
 }
 
+function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number of seconds, got '${value}'`);
+  return n * 1000;
+}
+
+class UsageError extends Error {}
+
+interface VerifyFlags {
+  json: boolean;
+  seed?: string;
+  duration?: string;
+  control?: string;
+  report?: string;
+}
+
+async function verify(flags: VerifyFlags): Promise<number> {
+  const seed = flags.seed === undefined ? undefined : Number(flags.seed);
+  if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) throw new UsageError(`--seed must be a non-negative integer, got '${flags.seed}'`);
+  const durationMs = seconds("--duration", flags.duration, 60);
+  const controlMs = flags.control === undefined ? undefined : seconds("--control", flags.control, 0);
+  const reportPath = resolve(flags.report ?? "verify-report.html");
+  const log = (line: string) => {
+    if (flags.json) return;
+    if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(`${line}\n`);
+  };
+  log("Starting the local cloud...");
+  const cloud = await startLocalCloud({ template: synthesizeTemplate() });
+  try {
+    const tableName = cloud.tables["locks"];
+    if (!tableName) throw new LocalCloudError("the synthesized template has no lock table (tag fencepost:resource=locks)");
+    let lastLog = 0;
+    const report = await runVerification({
+      dynamodb: cloud.clientConfig("dynamodb"),
+      tableName,
+      seed,
+      durationMs,
+      controlMs,
+      onProgress: (message) => {
+        // Phase changes always; operation counts at most every 5 s when not on a terminal.
+        const now = performance.now();
+        if (process.stderr.isTTY || !message.includes(" ops") || now - lastLog > 5000) {
+          lastLog = now;
+          log(message);
+        }
+      },
+    });
+    if (process.stderr.isTTY && !flags.json) process.stderr.write("\n");
+    await writeFile(reportPath, renderHtml(report));
+    if (flags.json) {
+      const summary = {
+        seed: report.seed,
+        passed: report.passed,
+        report: reportPath,
+        workloads: [...report.workloads, ...report.controls.map((c) => c.result)].map((w) => ({
+          name: w.name,
+          control: w.control,
+          outcomes: w.outcomes,
+          faults: w.faults,
+          verdicts: w.checks.map((c) => ({ model: c.model, verdict: c.verdict, operations: c.operations, ms: Math.round(c.ms) })),
+          anomalies: w.anomalies.map((a) => ({ kind: a.kind, key: a.key, detail: a.detail })),
+        })),
+      };
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    } else {
+      process.stdout.write(`${formatTable(report)}\nReport: ${reportPath}\n`);
+    }
+    return report.passed ? 0 : 1;
+  } finally {
+    await cloud.stop();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } },
+    options: {
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+      seed: { type: "string" },
+      duration: { type: "string" },
+      control: { type: "string" },
+      report: { type: "string" },
+    },
   });
   const [command] = positionals;
   if (values.help || !command) {
@@ -63,6 +158,8 @@ async function main(argv: string[]): Promise<number> {
     case "up":
       await up(values.json ?? false);
       return 0;
+    case "verify":
+      return verify({ json: values.json ?? false, seed: values.seed, duration: values.duration, control: values.control, report: values.report });
     default:
       process.stderr.write(`fencepost: unknown command '${command}'\n${USAGE}\n`);
       return 2;
@@ -73,6 +170,10 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // Our own errors already say what to do; anything else gets its stack for a bug report.
+    if (err instanceof UsageError) {
+      process.stderr.write(`fencepost: ${err.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
     const text = err instanceof LocalCloudError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
     process.stderr.write(`fencepost: ${text}\n`);
     process.exit(1);

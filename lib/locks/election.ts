@@ -50,8 +50,8 @@ export class Leadership {
     return this.#lock.held;
   }
 
-  /** Steps down: the next candidate is elected at once. Idempotent. */
-  resign(): Promise<void> {
+  /** Steps down: the next candidate is elected at once. Idempotent; true if this call stepped down. */
+  resign(): Promise<boolean> {
     return this.#lock.release();
   }
 }

@@ -84,6 +84,33 @@ export function certainlyNotApplied(err: unknown): boolean {
   return typeof status === "number" && status >= 400 && status < 500;
 }
 
+/** Whether any attempt of one SDK command ended with an unknown outcome. */
+export interface AttemptLog {
+  uncertain: boolean;
+}
+
+/**
+ * Watches every attempt the SDK makes for `command` (its retries included): the returned
+ * log's `uncertain` turns true once an attempt fails in a way that may have applied the
+ * write. A later attempt's condition failure then proves nothing about the earlier one.
+ * Sits inside the SDK's retry loop (finalizeRequest, above the transport).
+ */
+export function trackAttempts(command: { middlewareStack: { add(mw: unknown, options: Record<string, unknown>): void } }): AttemptLog {
+  const log: AttemptLog = { uncertain: false };
+  command.middlewareStack.add(
+    (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (!certainlyNotApplied(err)) log.uncertain = true;
+        throw err;
+      }
+    },
+    { step: "finalizeRequest", priority: "normal", name: "fencepostAttempts" },
+  );
+  return log;
+}
+
 /** What a grant attempt achieved. `record` is the item after (granted) or as found (contended). */
 export type GrantOutcome = { granted: true; record: LeaseRecord } | { granted: false; record: LeaseRecord | undefined };
 

@@ -88,9 +88,13 @@ export class Lock {
     throw new LockLostError(this.name, this.fencingToken, this.#released ? "it was released" : "its lease ran out");
   }
 
-  /** Releases the lock: owner-only, idempotent, one request. Stops heartbeats first. */
-  async release(): Promise<void> {
-    if (this.#released) return;
+  /**
+   * Releases the lock: owner-only, idempotent, one request. Stops heartbeats first.
+   * Resolves to true if this call released it, false if it had already been released
+   * (by an earlier call) or taken over by another holder.
+   */
+  async release(): Promise<boolean> {
+    if (this.#released) return false;
     this.#released = true;
     this.#stopTimers();
     const { store, owner, key } = this.#params;
@@ -102,6 +106,7 @@ export class Lock {
           : new LockLostError(this.name, this.fencingToken, "another holder had taken it over before release"),
       );
     }
+    return outcome.released;
   }
 
   #lose(reason: string): void {

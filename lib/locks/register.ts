@@ -7,14 +7,16 @@
  * whose response is lost is settled, not guessed: each carries a write id, recognised in
  * the old item a retry returns or in one consistent read. If the register has moved on
  * past our version by then and the write id is not there, whether our write landed is
- * unknowable and the call rejects with OutcomeUnknownError (never a wrong answer).
+ * unknowable and the call rejects with OutcomeUnknownError (never a wrong answer). That
+ * includes a condition failure met by a retry (the SDK's or ours) after an attempt whose
+ * answer was lost: it says nothing about whether that attempt landed.
  * Assumes: a table with string partition key `pk`; values are JSON.
  */
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { validateName } from "./client.js";
 import { FencepostError, InvalidArgumentError } from "./errors.js";
-import { certainlyNotApplied } from "./lease.js";
+import { certainlyNotApplied, trackAttempts } from "./lease.js";
 
 /** A write whose response was lost and whose effect can no longer be determined. */
 export class OutcomeUnknownError extends FencepostError {
@@ -62,28 +64,35 @@ export class Register<T = unknown> {
     }
     const writeId = randomUUID();
     const next = expectedVersion + 1;
+    // Did any attempt so far (ours or the SDK's retries) end without a definite answer?
+    let uncertain = false;
     for (;;) {
+      const put = new PutItemCommand({
+        TableName: this.#tableName,
+        Item: { pk: { S: this.#key }, value: { S: JSON.stringify(value) }, version: { N: String(next) }, writeId: { S: writeId } },
+        ConditionExpression: expectedVersion === 0 ? "attribute_not_exists(pk)" : "#version = :expected",
+        ExpressionAttributeNames: expectedVersion === 0 ? undefined : { "#version": "version" },
+        ExpressionAttributeValues: expectedVersion === 0 ? undefined : { ":expected": { N: String(expectedVersion) } },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      });
+      const attempts = trackAttempts(put);
       try {
-        await this.#dynamodb.send(
-          new PutItemCommand({
-            TableName: this.#tableName,
-            Item: { pk: { S: this.#key }, value: { S: JSON.stringify(value) }, version: { N: String(next) }, writeId: { S: writeId } },
-            ConditionExpression: expectedVersion === 0 ? "attribute_not_exists(pk)" : "#version = :expected",
-            ExpressionAttributeNames: expectedVersion === 0 ? undefined : { "#version": "version" },
-            ExpressionAttributeValues: expectedVersion === 0 ? undefined : { ":expected": { N: String(expectedVersion) } },
-            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-          }),
-        );
+        await this.#dynamodb.send(put);
         return { ok: true, version: next };
       } catch (err) {
+        uncertain ||= attempts.uncertain;
         let found;
         if (err instanceof ConditionalCheckFailedException) found = err.Item;
-        else if (certainlyNotApplied(err)) throw err;
-        else found = (await this.#dynamodb.send(new GetItemCommand({ TableName: this.#tableName, Key: { pk: { S: this.#key } }, ConsistentRead: true }))).Item;
+        else if (certainlyNotApplied(err) && !uncertain) throw err;
+        else {
+          uncertain = true;
+          found = (await this.#dynamodb.send(new GetItemCommand({ TableName: this.#tableName, Key: { pk: { S: this.#key } }, ConsistentRead: true }))).Item;
+        }
         const current = parse<T>(found);
         if (found?.["writeId"]?.S === writeId) return { ok: true, version: next };
-        if ((current?.version ?? 0) === expectedVersion) continue; // certainly not applied: try again
-        if (err instanceof ConditionalCheckFailedException) return { ok: false, current };
+        // Versions only grow: still at the expected version means no attempt landed. Try again.
+        if ((current?.version ?? 0) === expectedVersion) continue;
+        if (!uncertain) return { ok: false, current };
         throw new OutcomeUnknownError(
           `compareAndSet on register '${this.name}' lost its response and the register has moved to version ${current?.version}; whether this write landed cannot be known. Read the register and decide.`,
         );

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
-import { Counter, REMEMBERED_REQUESTS, Register } from "../../lib/locks/index.js";
+import { Counter, OutcomeUnknownError, REMEMBERED_REQUESTS, Register } from "../../lib/locks/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
 
@@ -76,6 +76,30 @@ describe("Register", () => {
     expect(await register.compareAndSet(0, "x")).toEqual({ ok: true, version: 1 });
     expect(lose).toBe(false);
     expect(await register.get()).toEqual({ value: "x", version: 1 });
+  });
+
+  // Found by `npm run verify` (register workload, seed 3): the SDK's own retry of a write
+  // whose response was lost met a condition failure because another writer had moved
+  // the register on, and the write was reported as not applied although it was.
+  it("never reports a write as failed when an earlier attempt of it may have landed", async () => {
+    const name = uniqueName("reg");
+    const db = dynamoDbClient();
+    const other = new Register<string>({ tableName: lockTable(), name, dynamodb: dynamoDbClient() });
+    let lose = true;
+    // While our first attempt's answer is "lost", another writer moves the register past it.
+    const competingWriter = (next: (args: unknown) => Promise<unknown>) => async (args: unknown) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (!lose && (await other.get())?.version === 1) await other.compareAndSet(1, "theirs");
+        throw err;
+      }
+    };
+    db.middlewareStack.add(competingWriter as never, { step: "finalizeRequest", priority: "low", name: "competingWriter" });
+    injectFaults(db, (req) => (req.commandName === "PutItemCommand" && lose ? ((lose = false), { kind: "lose-response" }) : undefined));
+    const register = new Register<string>({ tableName: lockTable(), name, dynamodb: db });
+    await expect(register.compareAndSet(0, "ours")).rejects.toBeInstanceOf(OutcomeUnknownError);
+    expect(await register.get()).toEqual({ value: "theirs", version: 2 });
   });
 });
 

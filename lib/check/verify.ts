@@ -1,0 +1,79 @@
+/**
+ * A verification run: the lock, register and counter workloads side by side for the
+ * chosen duration under seeded faults, then each negative control for a short while.
+ *
+ * The run passes only if every workload shows zero anomalies (an `unknown` checker
+ * verdict counts as one) and every negative control is caught by at least one check.
+ * Replaying a seed replays each worker's fault schedule, pauses and choices; the
+ * interleaving still depends on timing.
+ */
+import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
+import type { FaultRates } from "./faults.js";
+import { runCounterWorkload } from "./workloads/counter.js";
+import { runLockWorkload } from "./workloads/locks.js";
+import { runRegisterWorkload } from "./workloads/register.js";
+import type { WorkloadEnvironment, WorkloadResult } from "./workloads/workers.js";
+
+export interface VerifyOptions {
+  /** DynamoDB client configuration (endpoint, region, credentials) of the cloud under test. */
+  readonly dynamodb: DynamoDBClientConfig;
+  /** The lock table (string partition key `pk`). */
+  readonly tableName: string;
+  /** Default: random. */
+  readonly seed?: number;
+  /** How long the workloads run. Default 60 000 ms. */
+  readonly durationMs?: number;
+  /** How long each negative control runs. Default: a sixth of the duration, between 5 and 15 s. */
+  readonly controlMs?: number;
+  readonly faults?: FaultRates;
+  /** Progress: phase changes and operation counts, about once a second. */
+  readonly onProgress?: (message: string) => void;
+}
+
+export interface ControlResult {
+  readonly result: WorkloadResult;
+  /** Whether some check flagged the broken variant (an `unknown` verdict does not count). */
+  readonly caught: boolean;
+}
+
+export interface VerificationReport {
+  readonly seed: number;
+  readonly runId: string;
+  readonly durationMs: number;
+  readonly workloads: readonly WorkloadResult[];
+  readonly controls: readonly ControlResult[];
+  /** Zero anomalies in every workload and every control caught. */
+  readonly passed: boolean;
+}
+
+export async function runVerification(options: VerifyOptions): Promise<VerificationReport> {
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const runId = `${seed.toString(36)}-${Date.now().toString(36)}`;
+  const durationMs = options.durationMs ?? 60_000;
+  const controlMs = options.controlMs ?? Math.min(15_000, Math.max(5_000, durationMs / 6));
+  const counts = new Map<string, number>();
+  const progress = (workload: string, operations: number) => {
+    counts.set(workload, operations);
+    options.onProgress?.([...counts].map(([name, n]) => `${name}: ${n} ops`).join(", "));
+  };
+  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, seed, durationMs, runId, faults: options.faults, onProgress: progress };
+  const started = performance.now();
+
+  options.onProgress?.(`workloads running for ${(durationMs / 1000).toFixed(0)} s (seed ${seed})`);
+  const workloads = await Promise.all([runLockWorkload(env), runRegisterWorkload(env), runCounterWorkload(env)]);
+
+  counts.clear();
+  options.onProgress?.(`negative controls running for ${(controlMs / 1000).toFixed(0)} s`);
+  const controlEnv = { ...env, durationMs: controlMs };
+  const controls = (
+    await Promise.all([
+      runLockWorkload(controlEnv, { fencing: "off", pauseChance: 0.3 }),
+      runLockWorkload(controlEnv, { grant: "unconditional" }),
+      runRegisterWorkload(controlEnv, { condition: "skipped" }),
+      runCounterWorkload(controlEnv, { atomic: false }),
+    ])
+  ).map((result) => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") }));
+
+  const passed = workloads.every((w) => w.anomalies.length === 0) && controls.every((c) => c.caught);
+  return { seed, runId, durationMs: performance.now() - started, workloads, controls, passed };
+}

@@ -1,0 +1,150 @@
+/**
+ * What every workload shares: its workers (each with its own DynamoDB client, fault
+ * schedule, pause gate and skewed clock, all forked from the run's seed), the loop that
+ * runs them until the deadline, and the shape of a workload's result.
+ */
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
+import { checkLinearizability, type CheckResult, type Model } from "../linearizability.js";
+import type { Operation } from "../history.js";
+import { emptyFaultCounts, FaultSchedule, PauseGate, SkewedClock, type FaultCounts, type FaultRates } from "../faults.js";
+import { HistoryRecorder } from "../history.js";
+import { Random } from "../random.js";
+import { checkAnomalies, type Anomaly } from "../invariants.js";
+
+export interface WorkloadEnvironment {
+  /** Configuration of the DynamoDB clients the workers create (endpoint, region, credentials). */
+  readonly dynamodb: DynamoDBClientConfig;
+  /** A table with string partition key `pk` (the lock table). */
+  readonly tableName: string;
+  readonly seed: number;
+  readonly durationMs: number;
+  /** Keeps this run's items apart from earlier runs' on the same table. */
+  readonly runId: string;
+  readonly faults?: FaultRates;
+  /** Largest clock drift of a worker, as a fraction. Default 0.01 (the lock's margin is 5% at 1 s). */
+  readonly maxDrift?: number;
+  /** Called about once a second with the number of operations recorded so far. */
+  readonly onProgress?: (workload: string, operations: number) => void;
+}
+
+export interface Pause {
+  readonly process: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface WorkloadResult {
+  readonly name: string;
+  /** True for a negative control: a deliberately broken variant the checks must catch. */
+  readonly control: boolean;
+  readonly seed: number;
+  readonly durationMs: number;
+  readonly faults: FaultCounts;
+  readonly outcomes: Record<"ok" | "fail" | "info", number>;
+  readonly checks: readonly CheckResult[];
+  readonly anomalies: readonly Anomaly[];
+  readonly history: readonly Operation[];
+  readonly pauses: readonly Pause[];
+  /** Workload-specific figures: stale writes rejected, CAS that lost, ... */
+  readonly stats: Readonly<Record<string, number>>;
+}
+
+export interface Worker {
+  readonly id: string;
+  readonly random: Random;
+  readonly dynamodb: DynamoDBClient;
+  readonly schedule: FaultSchedule;
+  readonly gate: PauseGate;
+  readonly clock: SkewedClock;
+}
+
+export interface WorkloadRun {
+  readonly recorder: HistoryRecorder;
+  readonly faults: FaultCounts;
+  readonly workers: readonly Worker[];
+  readonly pauses: Pause[];
+  readonly started: number;
+  /** Runs `body` in every worker until the duration is over. */
+  loop(body: (worker: Worker) => Promise<void>): Promise<void>;
+  /**
+   * Ends the run: closes the clients, checks the history against `model` and the direct
+   * invariants, and assembles the result.
+   */
+  finish<S, I, O>(check: WorkloadCheck<S, I, O>): WorkloadResult;
+}
+
+/** How a workload's history is judged and summarised. */
+export interface WorkloadCheck<S, I, O> {
+  readonly control: boolean;
+  readonly model: Model<S, I, O>;
+  readonly invariants: (history: readonly Operation[]) => Anomaly[];
+  readonly stats: (history: readonly Operation[]) => Record<string, number>;
+}
+
+export function startWorkload(env: WorkloadEnvironment, name: string, workers: number): WorkloadRun {
+  const random = new Random(env.seed).fork(name);
+  const faults = emptyFaultCounts();
+  const recorder = new HistoryRecorder();
+  const pool: Worker[] = Array.from({ length: workers }, (_, i) => {
+    const own = random.fork(`worker-${i}`);
+    const dynamodb = new DynamoDBClient(env.dynamodb);
+    const schedule = new FaultSchedule(own.fork("faults"), faults, env.faults);
+    const gate = new PauseGate(faults);
+    schedule.attach(dynamodb);
+    gate.attach(dynamodb);
+    return { id: `w${i}`, random: own, dynamodb, schedule, gate, clock: new SkewedClock(own.fork("clock"), env.maxDrift ?? 0.01) };
+  });
+  const started = performance.now();
+  const deadline = started + env.durationMs;
+  return {
+    recorder,
+    faults,
+    workers: pool,
+    pauses: [],
+    started,
+    async loop(body) {
+      const progress = setInterval(() => env.onProgress?.(name, recorder.size), 1000);
+      try {
+        await Promise.all(
+          pool.map(async (worker) => {
+            while (performance.now() < deadline) await body(worker);
+          }),
+        );
+      } finally {
+        clearInterval(progress);
+      }
+    },
+    finish({ control, model, invariants, stats }) {
+      for (const w of pool) w.dynamodb.destroy();
+      const history = recorder.operations;
+      const check = checkLinearizability(model, history);
+      return {
+        name,
+        control,
+        seed: env.seed,
+        durationMs: performance.now() - started,
+        faults,
+        outcomes: outcomesOf(history),
+        checks: [check],
+        anomalies: [...invariants(history), ...checkAnomalies(check)],
+        history,
+        pauses: this.pauses,
+        stats: stats(history),
+      };
+    },
+  };
+}
+
+/** How many ok operations named `f` had an output satisfying `test`. */
+export function countOk(history: readonly Operation[], f: string, test: (output: unknown) => boolean = () => true): number {
+  return history.filter((op) => op.outcome === "ok" && op.f === f && test(op.output)).length;
+}
+
+/** Counts a history's outcomes. */
+export function outcomesOf(history: readonly Operation[]): Record<"ok" | "fail" | "info", number> {
+  const counts = { ok: 0, fail: 0, info: 0 };
+  for (const op of history) counts[op.outcome]++;
+  return counts;
+}
+
+export const pauseFor = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
