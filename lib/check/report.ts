@@ -96,7 +96,7 @@ function timeline(w: WorkloadResult, key: string, t0: number): string {
   const parts: string[] = [];
   for (const p of processes) parts.push(`<text x="4" y="${y(p) + 14}" class="label">${escape(p)}</text>`);
   for (let s = 0; s <= end / 1000; s += 5) parts.push(`<line x1="${x(t0 + s * 1000)}" y1="10" x2="${x(t0 + s * 1000)}" y2="${height}" class="grid"/><text x="${x(t0 + s * 1000)}" y="10" class="tick">${s}s</text>`);
-  for (const pause of w.pauses.filter((p: Pause) => processes.includes(p.process))) {
+  for (const pause of w.pauses.filter((p: Pause) => p.key === key)) {
     parts.push(`<rect x="${x(pause.from)}" y="${y(pause.process) - 2}" width="${((pause.to - pause.from) * scale).toFixed(1)}" height="${rowH - 6}" class="pause"><title>${escape(pause.process)} paused ${(pause.to - pause.from).toFixed(0)} ms</title></rect>`);
   }
   for (const op of ops) {

@@ -100,7 +100,7 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       if (w.random.chance(pauseChance)) {
         const from = recorder.now();
         await w.gate.pause(w.random.int(Math.round(leaseMs * 1.2), leaseMs * 2));
-        pauses.push({ process: w.id, from, to: recorder.now() });
+        pauses.push({ process: w.id, key: lockName, from, to: recorder.now() });
         // Woken from the pause, the worker goes on with its stale belief, as a GC-paused process would.
       }
       const value = `${w.id}:${token}:${writes++}`;

@@ -29,6 +29,8 @@ export interface WorkloadEnvironment {
 
 export interface Pause {
   readonly process: string;
+  /** The object the worker was working on (the lock it held). */
+  readonly key: string;
   readonly from: number;
   readonly to: number;
 }
