@@ -6,13 +6,30 @@
  * synthesized template. Later capabilities add their tables and queues here, never elsewhere.
  * Assumes: nothing about the enclosing app; embed it in any stack.
  */
-import { RemovalPolicy, Tags } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Tags, Validations } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
-import type { IGrantable } from "aws-cdk-lib/aws-iam";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
+import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Tag key carrying the role of each Fencepost resource in the template. */
 export const RESOURCE_ROLE_TAG = "fencepost:resource";
+/** Metadata key naming a function's handler source (relative to the package root), for the local cloud. */
+export const HANDLER_METADATA = "fencepost:handler";
+
+/** The package root: the repository in development, `dist/` once compiled. */
+const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** A handler's entry file: the TypeScript source if present, else its compiled twin. */
+function entryOf(source: string): string {
+  const ts = join(packageRoot, source);
+  return existsSync(ts) ? ts : join(packageRoot, source.replace(/\.ts$/, ".js"));
+}
 
 export interface FencepostProps {
   /** What happens to tables when the stack is deleted. Default: RETAIN. */
@@ -21,7 +38,14 @@ export interface FencepostProps {
   readonly deletionProtection?: boolean;
   /** Point-in-time recovery on every table. Default: true. */
   readonly pointInTimeRecovery?: boolean;
+  /** Retention of the functions' logs. Default: one month. */
+  readonly logRetention?: logs.RetentionDays;
+  /** Lambda architecture. Default: ARM_64. */
+  readonly architecture?: lambda.Architecture;
 }
+
+/** The DynamoDB actions the lock protocol uses (TransactWriteItems needs these per item). */
+const LOCK_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
 
 export class Fencepost extends Construct {
   /**
@@ -30,6 +54,11 @@ export class Fencepost extends Construct {
    * with a `ttl` attribute (epoch seconds) are removed by DynamoDB TTL.
    */
   public readonly lockTable: dynamodb.Table;
+  /**
+   * The lock service: acquire, tryAcquire, heartbeat, release, inspect, list, elect,
+   * leader and claims by direct invoke (see lib/service/lock-api.ts).
+   */
+  public readonly lockFunction: NodejsFunction;
 
   constructor(scope: Construct, id: string, props: FencepostProps = {}) {
     super(scope, id);
@@ -42,17 +71,58 @@ export class Fencepost extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
     Tags.of(this.lockTable).add(RESOURCE_ROLE_TAG, "locks");
+
+    this.lockFunction = this.#function("LockFunction", "locks-function", "functions/locks.ts", props, {
+      description: "Fencepost lock service: locks with fencing tokens, elections, uniqueness claims",
+      environment: { TABLE_NAME: this.lockTable.tableName },
+      timeout: Duration.seconds(30),
+    });
+    // The lock protocol's item actions, plus Scan for `list`.
+    this.lockTable.grant(this.lockFunction, ...LOCK_ITEM_ACTIONS, "dynamodb:Scan");
+  }
+
+  /** Lets `grantee` invoke the lock service (the remote-mode LockClient, the CLI). */
+  public grantInvokeLocks(grantee: iam.IGrantable): void {
+    this.lockFunction.grantInvoke(grantee);
+  }
+
+  /**
+   * A function with its own role (logs to its own log group, nothing else until granted),
+   * bundled by esbuild, and the metadata the local cloud serves it by.
+   */
+  #function(id: string, role: string, source: string, props: FencepostProps, options: { description: string; environment: Record<string, string>; timeout: Duration }): NodejsFunction {
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    const executionRole = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+      description: `Execution role of ${id}: its own log group; table access is granted per action`,
+    });
+    executionRole.addToPolicy(new iam.PolicyStatement({ actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [logGroup.logGroupArn] }));
+    const fn = new NodejsFunction(this, id, {
+      entry: entryOf(source),
+      handler: "handler",
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: props.architecture ?? lambda.Architecture.ARM_64,
+      memorySize: 256,
+      role: executionRole,
+      logGroup,
+      bundling: { format: OutputFormat.ESM, target: "node22", minify: true, sourceMap: true, mainFields: ["module", "main"], banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);" },
+      ...options,
+      environment: { ...options.environment, NODE_OPTIONS: "--enable-source-maps" },
+    });
+    Tags.of(fn).add(RESOURCE_ROLE_TAG, role);
+    (fn.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA, source);
+    Validations.of(fn).acknowledge({
+      id: "AwsSolutions::AwsSolutions-L1",
+      reason: "Node.js 22 is pinned on purpose: it is the newest runtime the library is tested on (Node >= 20); a runtime upgrade is a tested release, not an automatic bump.",
+    });
+    return fn;
   }
 
   /** Lets `grantee` use the lock client directly against the lock table (no Scan, no admin). */
-  public grantLockClient(grantee: IGrantable): void {
-    this.lockTable.grant(
-      grantee,
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:ConditionCheckItem",
-    );
+  public grantLockClient(grantee: iam.IGrantable): void {
+    this.lockTable.grant(grantee, ...LOCK_ITEM_ACTIONS);
   }
 }

@@ -1,5 +1,5 @@
 /** The stack `cdk deploy` creates: one Fencepost construct and nothing else. */
-import { Stack, type StackProps } from "aws-cdk-lib";
+import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import { Fencepost, type FencepostProps } from "./fencepost.js";
 
@@ -11,5 +11,7 @@ export class FencepostStack extends Stack {
   constructor(scope: Construct, id: string, props: StackProps & { fencepost?: FencepostProps } = {}) {
     super(scope, id, props);
     this.fencepost = new Fencepost(this, "Fencepost", props.fencepost);
+    new CfnOutput(this, "LockTableName", { value: this.fencepost.lockTable.tableName, description: "The lock table (direct-mode LockClient tableName)" });
+    new CfnOutput(this, "LockFunctionName", { value: this.fencepost.lockFunction.functionName, description: "The lock service (remote-mode LockClient functionName; fencepost lock --function)" });
   }
 }

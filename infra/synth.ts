@@ -2,11 +2,14 @@
  * Synthesizes the Fencepost stack in-process and returns its CloudFormation template.
  * The local cloud provisions from this, so local and deployed stacks cannot drift.
  */
-import { App } from "aws-cdk-lib";
+import { App, Validations } from "aws-cdk-lib";
+import { AwsSolutionsChecks } from "cdk-nag";
 import type { CloudFormationTemplate } from "../lib/local/template.js";
 import { FencepostStack, STACK_NAME } from "./stack.js";
 
+/** The Fencepost app, with cdk-nag's AwsSolutions checks run at every synth (findings fail it). */
 export function buildApp(app: App = new App()): { app: App; stack: FencepostStack } {
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   const stack = new FencepostStack(app, STACK_NAME, {
     description: "Fencepost: serverless coordination (locks with fencing tokens, ordering, 2PC)",
   });

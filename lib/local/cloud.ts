@@ -1,6 +1,7 @@
 /**
  * The embedded local cloud: DynamoDB Local and the SQS emulator on free loopback ports,
- * provisioned from the synthesized CloudFormation template.
+ * provisioned from the synthesized CloudFormation template, and the template's Lambda
+ * functions served behind the Invoke API (see lambda.ts).
  *
  * Guarantees: `startLocalCloud` resolves only when both emulators answer and every table
  * and queue of the template exists; `stop()` (and process exit) leaves no child process;
@@ -15,6 +16,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, readFileSync } from "node:fs";
 import { startDynamoDbLocal, startSqsEmulator, LocalCloudError, type RunningEmulator } from "./processes.js";
 import { provisionTemplate, type Provisioned, type ProvisionedQueue } from "./provision.js";
+import { serveLambdas, type LocalLambdas } from "./lambda.js";
 import type { CloudFormationTemplate } from "./template.js";
 
 export interface LocalCloudOptions {
@@ -26,13 +28,20 @@ export interface LocalCloudOptions {
   endpoint?: string;
   /** Stack name used to derive physical names of unnamed resources. Default: Fencepost. */
   stackName?: string;
+  /** Serve the template's Lambda functions locally. Default: true (ignored with an external endpoint, which deploys its own). */
+  functions?: boolean;
+  /** Where the local functions' log lines go. Default: stderr, prefixed with the function name. */
+  functionLog?: (functionName: string, line: string) => void;
 }
 
 /** Static credentials the emulators accept (they check the format, not the secret). */
 export const LOCAL_CREDENTIALS = { accessKeyId: "fencepostlocal", secretAccessKey: "fencepostlocal" } as const;
 
 export interface LocalCloud {
-  readonly endpoints: { readonly dynamodb: string; readonly sqs: string };
+  /** `lambda` is the Invoke API of the served functions (the external endpoint when there is one). */
+  readonly endpoints: { readonly dynamodb: string; readonly sqs: string; readonly lambda?: string };
+  /** Function names keyed by role (`locks-function`, ...), when functions are served. */
+  readonly functions: Record<string, string>;
   readonly region: string;
   /** Table names keyed by role (`locks`, ...). */
   readonly tables: Record<string, string>;
@@ -43,7 +52,7 @@ export interface LocalCloud {
   /** True when the emulators run here; false when provisioning an external endpoint. */
   readonly embedded: boolean;
   /** Client configuration for `new DynamoDBClient(...)` / `new SQSClient(...)` against this cloud. */
-  clientConfig(service: "dynamodb" | "sqs"): { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
+  clientConfig(service: "dynamodb" | "sqs" | "lambda"): { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
   /** Stops the emulators this cloud started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -67,7 +76,10 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     : external ? { accessKeyId: "test", secretAccessKey: "test" } : LOCAL_CREDENTIALS;
 
   const started: RunningEmulator[] = [];
+  let lambdas: LocalLambdas | undefined;
   const stopAll = async () => {
+    await lambdas?.stop();
+    lambdas = undefined;
     await Promise.all(started.splice(0).map((e) => e.stop()));
   };
   try {
@@ -81,14 +93,22 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       if (sqs.status === "rejected") throw sqs.reason;
       endpoints = { dynamodb: ddb.value.endpoint, sqs: sqs.value.endpoint };
     }
-    const clientConfig = (service: "dynamodb" | "sqs") => ({ endpoint: endpoints[service], region, credentials });
-    const dynamodb = new DynamoDBClient(clientConfig("dynamodb"));
-    const sqs = new SQSClient(clientConfig("sqs"));
+    const dynamodb = new DynamoDBClient({ endpoint: endpoints.dynamodb, region, credentials });
+    const sqs = new SQSClient({ endpoint: endpoints.sqs, region, credentials });
     const provisioned = await provisionTemplate({ template, dynamodb, sqs, region, stackName: options.stackName }).finally(() => {
       dynamodb.destroy();
       sqs.destroy();
     });
-    return { endpoints, region, ...provisioned, embedded: !external, clientConfig, stop: stopAll };
+    if (!external && options.functions !== false) {
+      lambdas = await serveLambdas({ template, resources: provisioned.resources, region, endpoints, credentials, log: options.functionLog });
+    }
+    const all = { ...endpoints, ...(external ? { lambda: external } : lambdas ? { lambda: lambdas.endpoint } : {}) };
+    const clientConfig = (service: "dynamodb" | "sqs" | "lambda") => {
+      const endpoint = all[service];
+      if (!endpoint) throw new LocalCloudError("this local cloud serves no Lambda functions (started with functions: false, or the template has none)");
+      return { endpoint, region, credentials };
+    };
+    return { endpoints: all, functions: lambdas?.functions ?? {}, region, ...provisioned, embedded: !external, clientConfig, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -20,10 +20,19 @@
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
 import { LockLostError } from "./errors.js";
-import type { LeaseRecord, LeaseStore } from "./lease.js";
+import type { LeaseRecord } from "./lease.js";
+
+/**
+ * What a held lock needs from its backend: heartbeats and release. LeaseStore is the
+ * direct implementation; the remote mode sends the same two requests to the lock Lambda.
+ */
+export interface LeaseKeeper {
+  heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number): Promise<{ ok: true } | { ok: false; found: { holder?: string; version: string } | undefined }>;
+  release(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean }>;
+}
 
 export interface LockParams {
-  readonly store: LeaseStore;
+  readonly store: LeaseKeeper;
   readonly clock: MonotonicClock;
   readonly name: string;
   /** The item key (`lock#name`, `election#name`). */
@@ -107,6 +116,16 @@ export class Lock {
       );
     }
     return outcome.released;
+  }
+
+  /**
+   * @internal Stops heartbeats without releasing, for a service that hands the lease to
+   * its caller: returns what the caller needs to keep it.
+   */
+  detach(): { version: string; fencingToken: number; leaseMs: number; data: string | undefined } {
+    this.#released = true;
+    this.#stopTimers();
+    return { version: this.#version, fencingToken: this.fencingToken, leaseMs: this.#params.leaseMs, data: this.data };
   }
 
   #lose(reason: string): void {

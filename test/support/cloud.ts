@@ -1,6 +1,7 @@
 /** Clients for the shared local cloud the global setup started. */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { inject } from "vitest";
 
 export function sharedCloud() {
@@ -21,5 +22,18 @@ export function sqsClient(): SQSClient {
 export function lockTable(): string {
   const name = sharedCloud().tables["locks"];
   if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=locks");
+  return name;
+}
+
+export function lambdaClient(): LambdaClient {
+  const cloud = sharedCloud();
+  if (!cloud.endpoints.lambda) throw new Error("the shared cloud serves no Lambda functions");
+  return new LambdaClient({ endpoint: cloud.endpoints.lambda, region: cloud.region, credentials: cloud.credentials });
+}
+
+/** The lock function's name on the shared cloud. */
+export function lockFunction(): string {
+  const name = sharedCloud().functions["locks-function"];
+  if (!name) throw new Error("the synthesized template has no function tagged fencepost:resource=locks-function");
   return name;
 }

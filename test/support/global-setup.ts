@@ -14,6 +14,7 @@ export interface SharedCloud {
   region: string;
   tables: LocalCloud["tables"];
   queues: LocalCloud["queues"];
+  functions: LocalCloud["functions"];
   credentials: { accessKeyId: string; secretAccessKey: string };
 }
 
@@ -24,8 +25,14 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const cloud = await startLocalCloud({ template: synthesizeTemplate() });
+  // The functions' structured log lines would drown the test output; keep only errors.
+  const cloud = await startLocalCloud({
+    template: synthesizeTemplate(),
+    functionLog: (fn, line) => {
+      if (!line.includes('"level":"info"') && !line.includes('"level":"warn"')) process.stderr.write(`[${fn}] ${line}\n`);
+    },
+  });
   const { credentials } = cloud.clientConfig("dynamodb");
-  project.provide("cloud", { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues, credentials });
+  project.provide("cloud", { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues, functions: cloud.functions, credentials });
   return () => cloud.stop();
 }
