@@ -4,6 +4,7 @@
  *
  *   fencepost up [--json]       serve the stack on the embedded local cloud until Ctrl-C
  *   fencepost verify [options]  run the verification harness (lib/check) and write a report
+ *   fencepost lock acquire|release|inspect|list [name] [options]
  */
 import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
@@ -13,6 +14,9 @@ import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LocalCloudError, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
 import { formatTable, renderHtml, runVerification } from "../lib/check/index.js";
+import { FencepostError } from "../lib/locks/index.js";
+import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
+import { lockCommand, LockUsageError } from "./lock-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
 
@@ -20,6 +24,11 @@ commands:
   up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve until Ctrl-C
   verify    run the lock, register and counter workloads under seeded faults, check the
             histories, run the negative controls; exit 1 on any anomaly or unknown verdict
+  lock acquire NAME     acquire a lock and print its fencing token (--hold keeps it, with
+                        heartbeats, until Ctrl-C; otherwise its lease simply runs out)
+  lock release NAME --token N   release a lock this owner holds
+  lock inspect NAME     who holds a lock, with which token
+  lock list             every lock in the table
 
 options:
   --json                machine-readable output
@@ -27,6 +36,15 @@ options:
   --duration S          (verify) seconds the workloads run; default 60
   --control S           (verify) seconds each negative control runs; default duration/6, 5..15
   --report FILE         (verify) HTML report; default verify-report.html
+  --endpoint URL        (lock) Lambda endpoint; default AWS_ENDPOINT_URL, else the local
+                        stack of \`fencepost up\`, else AWS
+  --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
+                        local stack's (on AWS: the stack output LockFunctionName)
+  --owner ID            (lock) owner id; default cli@<hostname>
+  --token N             (lock release) the fencing token to release
+  --wait S, --lease S   (lock acquire) seconds to wait (default 10) and lease (default 60)
+  --hold                (lock acquire) keep the lock until Ctrl-C
+  --limit N             (lock list) at most N locks (default 100)
   -h, --help
 
 AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) instead of
@@ -37,11 +55,14 @@ function describe(cloud: LocalCloud): string {
     `Fencepost local cloud is up (${cloud.embedded ? "embedded emulators" : "external endpoint"}, region ${cloud.region})`,
     `  DynamoDB  ${cloud.endpoints.dynamodb}`,
     `  SQS       ${cloud.endpoints.sqs}`,
+    `  Lambda    ${cloud.endpoints.lambda ?? "(no functions served)"}`,
     ...Object.entries(cloud.tables).map(([role, name]) => `  table  ${role.padEnd(10)} ${name}`),
     ...Object.entries(cloud.queues).map(([role, q]) => `  queue  ${role.padEnd(10)} ${q.url}`),
+    ...Object.entries(cloud.functions).map(([role, name]) => `  function ${role.padEnd(15)} ${name}`),
     "",
     "Point the AWS SDK or CLI at it:",
-    `  export AWS_ENDPOINT_URL_DYNAMODB=${cloud.endpoints.dynamodb} AWS_ENDPOINT_URL_SQS=${cloud.endpoints.sqs} AWS_REGION=${cloud.region}`,
+    `  export AWS_ENDPOINT_URL_DYNAMODB=${cloud.endpoints.dynamodb} AWS_ENDPOINT_URL_SQS=${cloud.endpoints.sqs}${cloud.endpoints.lambda ? ` AWS_ENDPOINT_URL_LAMBDA=${cloud.endpoints.lambda}` : ""} AWS_REGION=${cloud.region}`,
+    "Try, in another shell:  npm run fencepost -- lock acquire demo",
     "Ctrl-C stops it.",
   ];
   return lines.join("\n");
@@ -51,13 +72,12 @@ async function up(json: boolean): Promise<void> {
   const startedAt = performance.now();
   if (!json) process.stdout.write("Starting DynamoDB Local and the SQS emulator...\n");
   const cloud = await startLocalCloud({ template: synthesizeTemplate() });
-  const summary = { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues };
+  writeState(cloud);
+  const summary = { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues, functions: cloud.functions, state: STATE_FILE };
   process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${describe(cloud)}\n(ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s)\n`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-  });
+  await untilInterrupted();
   if (!json) process.stdout.write("\nStopping...\n");
+  removeState();
   await cloud.stop();
 }
 
@@ -147,6 +167,14 @@ async function main(argv: string[]): Promise<number> {
       duration: { type: "string" },
       control: { type: "string" },
       report: { type: "string" },
+      endpoint: { type: "string" },
+      function: { type: "string" },
+      owner: { type: "string" },
+      token: { type: "string" },
+      wait: { type: "string" },
+      lease: { type: "string" },
+      hold: { type: "boolean", default: false },
+      limit: { type: "string" },
     },
   });
   const [command] = positionals;
@@ -158,6 +186,12 @@ async function main(argv: string[]): Promise<number> {
     case "up":
       await up(values.json ?? false);
       return 0;
+    case "lock": {
+      const json = values.json ?? false;
+      return lockCommand(positionals[1], positionals[2], { ...values, json, hold: values.hold ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
+        if (!json) process.stderr.write(`${line}\n`);
+      });
+    }
     case "verify":
       return verify({ json: values.json ?? false, seed: values.seed, duration: values.duration, control: values.control, report: values.report });
     default:
@@ -170,7 +204,11 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // Our own errors already say what to do; anything else gets its stack for a bug report.
-    if (err instanceof UsageError) {
+    if (err instanceof FencepostError || err instanceof ConnectionError) {
+      process.stderr.write(`fencepost: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof UsageError || err instanceof LockUsageError) {
       process.stderr.write(`fencepost: ${err.message}\n${USAGE}\n`);
       process.exit(2);
     }

@@ -81,9 +81,12 @@ export class Fencepost extends Construct {
     this.lockTable.grant(this.lockFunction, ...LOCK_ITEM_ACTIONS, "dynamodb:Scan");
   }
 
-  /** Lets `grantee` invoke the lock service (the remote-mode LockClient, the CLI). */
-  public grantInvokeLocks(grantee: iam.IGrantable): void {
-    this.lockFunction.grantInvoke(grantee);
+  /**
+   * Lets `grantee` invoke the lock service (the remote-mode LockClient, the CLI): this
+   * function's unqualified ARN only, so the grant needs no wildcard.
+   */
+  public grantInvokeLocks(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({ grantee, actions: ["lambda:InvokeFunction"], resourceArns: [this.lockFunction.functionArn] });
   }
 
   /**

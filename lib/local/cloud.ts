@@ -32,6 +32,29 @@ export interface LocalCloudOptions {
   functions?: boolean;
   /** Where the local functions' log lines go. Default: stderr, prefixed with the function name. */
   functionLog?: (functionName: string, line: string) => void;
+  /** Runs `rate(...)` schedules this many times faster (for tests). Default: 1. */
+  scheduleTimeScale?: number;
+  /**
+   * With an external endpoint: the outputs file `cdk deploy --outputs-file` wrote
+   * (`npm run deploy:local` writes cdk.out/local-outputs.json), so the deployed lock
+   * table and function are used rather than tables provisioned beside them.
+   * Default: FENCEPOST_OUTPUTS_FILE or cdk.out/local-outputs.json, if present.
+   */
+  outputsFile?: string;
+}
+
+/** Stack outputs that name deployed resources, and the role each stands for. */
+const OUTPUT_ROLES = { LockTableName: { kind: "table", role: "locks" }, LockFunctionName: { kind: "function", role: "locks-function" } } as const;
+
+function deployedOutputs(path: string, stackName: string): { tables: Record<string, string>; functions: Record<string, string> } {
+  const found = { tables: {} as Record<string, string>, functions: {} as Record<string, string> };
+  if (!existsSync(path)) return found;
+  const outputs = (JSON.parse(readFileSync(path, "utf8")) as Record<string, Record<string, string>>)[stackName] ?? {};
+  for (const [key, { kind, role }] of Object.entries(OUTPUT_ROLES)) {
+    const value = outputs[key];
+    if (value) (kind === "table" ? found.tables : found.functions)[role] = value;
+  }
+  return found;
 }
 
 /** Static credentials the emulators accept (they check the format, not the secret). */
@@ -100,15 +123,27 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
       sqs.destroy();
     });
     if (!external && options.functions !== false) {
-      lambdas = await serveLambdas({ template, resources: provisioned.resources, region, endpoints, credentials, log: options.functionLog });
+      lambdas = await serveLambdas({ template, resources: provisioned.resources, region, endpoints, credentials, log: options.functionLog, scheduleTimeScale: options.scheduleTimeScale });
     }
+    const deployed = external
+      ? deployedOutputs(options.outputsFile ?? process.env["FENCEPOST_OUTPUTS_FILE"] ?? "cdk.out/local-outputs.json", options.stackName ?? "Fencepost")
+      : { tables: {}, functions: {} };
     const all = { ...endpoints, ...(external ? { lambda: external } : lambdas ? { lambda: lambdas.endpoint } : {}) };
     const clientConfig = (service: "dynamodb" | "sqs" | "lambda") => {
       const endpoint = all[service];
       if (!endpoint) throw new LocalCloudError("this local cloud serves no Lambda functions (started with functions: false, or the template has none)");
       return { endpoint, region, credentials };
     };
-    return { endpoints: all, functions: lambdas?.functions ?? {}, region, ...provisioned, embedded: !external, clientConfig, stop: stopAll };
+    return {
+      endpoints: all,
+      functions: { ...(lambdas?.functions ?? {}), ...deployed.functions },
+      region,
+      ...provisioned,
+      tables: { ...provisioned.tables, ...deployed.tables },
+      embedded: !external,
+      clientConfig,
+      stop: stopAll,
+    };
   } catch (err) {
     await stopAll();
     throw err;

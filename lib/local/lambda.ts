@@ -11,9 +11,10 @@
  *   errorMessage }` with X-Amz-Function-Error), Event (202, run in the background) and
  *   DryRun (204). Timeouts are enforced (`Sandbox.Timedout`).
  * - SQS event source mappings are polled and delivered in Lambda's batch shape. Up to
- *   BatchSize (at most 10) messages per batch. With ReportBatchItemFailures, messages
- *   before the first reported failure are deleted; on a FIFO queue everything from the
- *   first failure on is left to be redelivered, in order. A thrown error leaves the batch.
+ *   BatchSize (at most 10) messages per batch. With ReportBatchItemFailures, the reported
+ *   messages are left for redelivery and the rest deleted; on a FIFO queue the messages
+ *   after a failure in the same message group are left too, so none overtakes it. A
+ *   thrown error leaves the whole batch.
  * - Schedules (AWS::Events::Rule with `rate(...)`) invoke their targets periodically.
  * Differences from AWS: one worker per function runs invocations concurrently; IAM is not
  * enforced; `cron(...)` schedules are reported and skipped.
@@ -41,6 +42,8 @@ export interface LocalLambdaOptions {
   root?: string;
   /** Where the functions' own log lines go. Default: stderr, prefixed with the function. */
   log?: (functionName: string, line: string) => void;
+  /** Runs schedules this many times faster (for tests). Default: 1. */
+  scheduleTimeScale?: number;
 }
 
 export interface LocalLambdas {
@@ -146,7 +149,7 @@ export async function serveLambdas(options: LocalLambdaOptions): Promise<LocalLa
       for (const target of (props["Targets"] as { Arn: unknown; Input?: string }[] | undefined) ?? []) {
         const fn = lookup(String(resolveIntrinsics(target.Arn, resources, pseudo, id)));
         if (!fn) continue;
-        loops.push(runSchedule(fn, every, target.Input, stopping.signal, (line) => log(fn.name, line)));
+        loops.push(runSchedule(fn, every / (options.scheduleTimeScale ?? 1), target.Input, stopping.signal, (line) => log(fn.name, line)));
       }
     }
   }
@@ -311,8 +314,16 @@ async function pollQueue(p: {
     const failed = new Set(
       p.reportFailures ? (((outcome.result as { batchItemFailures?: { itemIdentifier: string }[] } | null)?.batchItemFailures ?? []).map((f) => f.itemIdentifier)) : [],
     );
-    const firstFailure = messages.findIndex((m) => failed.has(m.MessageId ?? ""));
-    const done = messages.filter((m, i) => !failed.has(m.MessageId ?? "") && !(fifo && firstFailure >= 0 && i > firstFailure));
+    // FIFO: a failure holds back the rest of its message group in this batch, so nothing overtakes it.
+    const blockedGroups = new Set<string>();
+    const done = messages.filter((m) => {
+      const group = m.Attributes?.MessageGroupId ?? "";
+      if (failed.has(m.MessageId ?? "")) {
+        if (fifo) blockedGroups.add(group);
+        return false;
+      }
+      return !(fifo && blockedGroups.has(group));
+    });
     if (done.length > 0) {
       await p.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
     }

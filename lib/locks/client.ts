@@ -35,24 +35,42 @@
  * ownerId (two clients sharing an ownerId are one owner).
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { systemClock, sleep, type MonotonicClock } from "./clock.js";
-import { InvalidArgumentError, LockLostError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
+import { FencepostError, InvalidArgumentError, LockLostError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
 import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
 import { elect, leader, observe, type ElectOptions, type Leader, type Leadership } from "./election.js";
-import { Lock } from "./lock.js";
+import { Lock, type LeaseKeeper } from "./lock.js";
+import { kindAndName, LockFunction, RemoteLeaseKeeper } from "./remote.js";
 
 /** The part of a Lambda context the client needs to bound leases and waits by the invocation. */
 export interface InvocationContext {
   getRemainingTimeInMillis(): number;
 }
 
-export interface LockClientOptions {
+/** Options of a LockClient that talks to the lock table directly. */
+export interface LockClientOptions extends CommonLockClientOptions {
   /** The lock table (partition key `pk`). */
   tableName: string;
   /** Injected client: add endpoints, middleware, fault injection. Default: a new DynamoDBClient. */
   dynamodb?: DynamoDBClient;
+}
+
+/**
+ * Options of a LockClient in remote mode: every request goes to the lock Lambda (the
+ * Fencepost construct's `lockFunction`) by direct invoke; the caller needs
+ * lambda:InvokeFunction on it and no table access. Same API, same semantics.
+ */
+export interface RemoteLockClientOptions extends CommonLockClientOptions {
+  /** Name or ARN of the lock function (stack output LockFunctionName). */
+  functionName: string;
+  /** Injected client (endpoint, credentials, middleware). Default: a new LambdaClient. */
+  lambda?: LambdaClient;
+}
+
+export interface CommonLockClientOptions {
   /** Default lease. Default: 10 000 ms. */
   leaseMs?: number;
   /** Identifies this client as a holder. Default: hostname/pid/random. */
@@ -109,25 +127,40 @@ export function validateName(field: string, name: unknown): asserts name is stri
   if (name.length > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `must be at most ${MAX_NAME_LENGTH} characters, got ${name.length}`);
 }
 
+/** Longest wait one remote acquire invocation is asked for; longer waits take several. */
+const REMOTE_WAIT_SLICE_MS = 20_000;
+
 export class LockClient {
   readonly ownerId: string;
-  readonly tableName: string;
-  /** @internal */
-  readonly store: LeaseStore;
+  /** The lock table in direct mode; undefined in remote mode. */
+  readonly tableName: string | undefined;
+  /** The lock function in remote mode; undefined in direct mode. */
+  readonly functionName: string | undefined;
+  readonly #store: LeaseStore | undefined;
+  readonly #remote: LockFunction | undefined;
+  readonly #keeper: LeaseKeeper;
   readonly #clock: MonotonicClock;
   readonly #leaseMs: number;
   readonly #waitMs: number;
   readonly #pollMs: number;
-  readonly #options: LockClientOptions;
+  readonly #options: CommonLockClientOptions;
   #floorGuess = 0;
 
-  constructor(options: LockClientOptions) {
-    validateName("tableName", options.tableName);
+  constructor(options: LockClientOptions | RemoteLockClientOptions) {
     positive("leaseMs", options.leaseMs);
     positive("waitMs", options.waitMs);
     positive("pollMs", options.pollMs);
-    this.tableName = options.tableName;
-    this.store = new LeaseStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
+    if ("functionName" in options) {
+      validateName("functionName", options.functionName);
+      this.functionName = options.functionName;
+      this.#remote = new LockFunction(options.lambda ?? new LambdaClient({}), options.functionName);
+      this.#keeper = new RemoteLeaseKeeper(this.#remote);
+    } else {
+      validateName("tableName", options.tableName);
+      this.tableName = options.tableName;
+      this.#store = new LeaseStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
+      this.#keeper = this.#store;
+    }
     this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     validateName("ownerId", this.ownerId);
     this.#clock = options.clock ?? systemClock;
@@ -135,6 +168,12 @@ export class LockClient {
     this.#waitMs = options.waitMs ?? 60_000;
     this.#pollMs = options.pollMs ?? 10;
     this.#options = options;
+  }
+
+  /** @internal The persistence layer (direct mode only). */
+  get store(): LeaseStore {
+    if (!this.#store) throw new FencepostError(`This LockClient talks to the lock function '${this.functionName}'; this operation needs direct table access (a LockClient with tableName).`);
+    return this.#store;
   }
 
   /** Waits for the lock and returns it; LockTimeoutError after waitMs. */
@@ -148,6 +187,11 @@ export class LockClient {
     validateName("name", name);
     const { leaseMs, stopBy } = this.#bounds(options);
     const key = `lock#${name}`;
+    if (this.#remote) {
+      const sentAt = this.#clock.now();
+      const out = await this.#remote.call({ action: "tryAcquire", name, owner: this.ownerId, leaseMs: Math.round(leaseMs), data: options.data });
+      return out.granted ? this.#lockFrom(name, key, out.lock, sentAt, out.lock.leaseMs, stopBy) : undefined;
+    }
     const attempt = randomUUID();
     const sentAt = this.#clock.now();
     const outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free" });
@@ -176,6 +220,7 @@ export class LockClient {
   /** The lock's current state (one consistent read), or undefined if it has no item. */
   async inspect(name: string): Promise<LockState | undefined> {
     validateName("name", name);
+    if (this.#remote) return (await this.#remote.call({ action: "inspect", name })) ?? undefined;
     return stateOf(await this.store.read(`lock#${name}`));
   }
 
@@ -186,8 +231,8 @@ export class LockClient {
    */
   async release(name: string, fencingToken: number): Promise<void> {
     validateName("name", name);
-    const outcome = await this.store.release(`lock#${name}`, this.ownerId, fencingToken, randomUUID());
-    if (!outcome.released) throw new NotLockOwnerError(name, this.ownerId, outcome.found?.holder);
+    const outcome = await this.#keeper.release(`lock#${name}`, this.ownerId, fencingToken, randomUUID());
+    if (!outcome.released) throw new NotLockOwnerError(name, this.ownerId, "found" in outcome ? (outcome.found as LeaseRecord | undefined)?.holder : undefined);
   }
 
   /** Campaigns for leadership of `name` until elected; see election.ts. */
@@ -196,7 +241,11 @@ export class LockClient {
   }
 
   /** The current leader of `name`, or undefined. */
-  leader(name: string): Promise<Leader | undefined> {
+  async leader(name: string): Promise<Leader | undefined> {
+    if (this.#remote) {
+      validateName("name", name);
+      return (await this.#remote.call({ action: "leader", name })) ?? undefined;
+    }
     return leader(this, name);
   }
 
@@ -211,14 +260,16 @@ export class LockClient {
    * Needs dynamodb:Scan; meant for a scheduled job. Resolves to the number deleted.
    */
   async sweep(options: { idleMs?: number } = {}): Promise<number> {
+    const store = this.store;
     const idleMs = options.idleMs ?? 24 * 3600_000;
     const before = Date.now() - idleMs;
-    return (await this.store.sweep("lock#", before)) + (await this.store.sweep("election#", before));
+    return (await store.sweep("lock#", before)) + (await store.sweep("election#", before));
   }
 
   /** @internal The acquire loop shared by locks and elections. */
   async acquireKey(key: string, name: string, options: AcquireOptions): Promise<Lock> {
     positive("waitMs", options.waitMs);
+    if (this.#remote) return this.#acquireRemote(this.#remote, key, name, options);
     const clock = this.#clock;
     const { leaseMs, waitMs, stopBy } = this.#bounds(options);
     const maxPollMs = this.#options.maxPollMs ?? Math.max(this.#pollMs, Math.min(leaseMs / 4, 1000));
@@ -304,6 +355,29 @@ export class LockClient {
     }
   }
 
+  /**
+   * Remote acquire: the function waits (a slice at a time, within its invocation) and
+   * hands over the lease; the lease is measured from before each invoke was sent.
+   */
+  async #acquireRemote(fn: LockFunction, key: string, name: string, options: AcquireOptions): Promise<Lock> {
+    const clock = this.#clock;
+    const { leaseMs, waitMs, stopBy } = this.#bounds(options);
+    const { kind } = kindAndName(key);
+    const deadline = clock.now() + waitMs;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const sentAt = clock.now();
+      const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, REMOTE_WAIT_SLICE_MS)));
+      const common = { name, owner: this.ownerId, waitMs: slice, leaseMs: Math.round(leaseMs) };
+      try {
+        const grant = await fn.call(kind === "election" ? { action: "elect", ...common, value: options.data } : { action: "acquire", ...common, data: options.data });
+        return this.#lockFrom(name, key, grant, sentAt, grant.leaseMs, stopBy);
+      } catch (err) {
+        if (!(err instanceof LockTimeoutError) || clock.now() >= deadline) throw err;
+      }
+    }
+  }
+
   /** Leaving without the lock: give back a grant whose answer we never saw, and our queue place. */
   async #abandon(key: string, waiter: string, attempts: Map<string, number>, last: LeaseRecord | undefined): Promise<void> {
     try {
@@ -347,9 +421,10 @@ export class LockClient {
     return { leaseMs, waitMs, stopBy };
   }
 
-  #lockFrom(name: string, key: string, record: LeaseRecord, sentAt: number, leaseMs: number, stopBy: number | undefined): Lock {
+  #lockFrom(name: string, key: string, grant: { fencingToken: number; version: string; data?: string | undefined; leaseMs: number }, sentAt: number, leaseMs: number, stopBy: number | undefined): Lock {
     const safetyMarginMs = this.#options.safetyMarginMs ?? Math.max(leaseMs * 0.02, 50);
-    return new Lock({ store: this.store, clock: this.#clock, name, key, owner: this.ownerId, record, sentAt, leaseMs: record.leaseMs || leaseMs, safetyMarginMs, stopBy });
+    const record = { fencingToken: grant.fencingToken, version: grant.version, data: grant.data, leaseMs: grant.leaseMs };
+    return new Lock({ store: this.#keeper, clock: this.#clock, name, key, owner: this.ownerId, record, sentAt, leaseMs: record.leaseMs || leaseMs, safetyMarginMs, stopBy });
   }
 }
 

@@ -87,7 +87,7 @@ export async function* observe(
   const pollMs = options.pollMs ?? 250;
   let last: string | undefined;
   while (!options.signal?.aborted) {
-    const current = await leader(locks, name);
+    const current = await locks.leader(name);
     const fingerprint = current ? `${current.holder}/${current.term}` : "";
     if (fingerprint !== last) {
       last = fingerprint;

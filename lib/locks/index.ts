@@ -1,4 +1,4 @@
-export { LockClient, type LockClientOptions, type AcquireOptions, type LockState, type InvocationContext } from "./client.js";
+export { LockClient, type LockClientOptions, type RemoteLockClientOptions, type CommonLockClientOptions, type AcquireOptions, type LockState, type InvocationContext } from "./client.js";
 export { Lock } from "./lock.js";
 export { Leadership, type Leader, type ElectOptions } from "./election.js";
 export { FencedStore, fenceCondition, type FencingToken, type FenceCondition, type FencedStoreOptions } from "./fencing.js";
@@ -8,3 +8,4 @@ export { Counter, REMEMBERED_REQUESTS, type CounterOptions } from "./counter.js"
 export { systemClock, type MonotonicClock } from "./clock.js";
 export { parseLease, TOKEN_FLOOR_KEY, type LeaseRecord } from "./lease.js";
 export * from "./errors.js";
+export { RemoteFunctionError, hydrateError } from "./remote.js";

@@ -38,7 +38,8 @@ export interface LockParams {
   /** The item key (`lock#name`, `election#name`). */
   readonly key: string;
   readonly owner: string;
-  readonly record: LeaseRecord;
+  /** The grant: its token, the lease version to heartbeat from, and the attached data. */
+  readonly record: Pick<LeaseRecord, "fencingToken" | "version" | "data">;
   /** Monotonic time at which the granting write was first sent. */
   readonly sentAt: number;
   readonly leaseMs: number;
