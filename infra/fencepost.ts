@@ -12,6 +12,8 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -45,6 +47,7 @@ export interface FencepostProps {
 }
 
 /** The DynamoDB actions the lock protocol uses (TransactWriteItems needs these per item). */
+const LOG_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"];
 const LOCK_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
 
 export class Fencepost extends Construct {
@@ -59,18 +62,45 @@ export class Fencepost extends Construct {
    * leader and claims by direct invoke (see lib/service/lock-api.ts).
    */
   public readonly lockFunction: NodejsFunction;
+  /**
+   * The broadcast log: per stream a sequencer, write-once slots, dedup records and
+   * consumer cursors (lib/ordering/log.ts). Partition key `pk` (S), sort key `sk` (N).
+   */
+  public readonly logTable: dynamodb.Table;
+  /** FIFO queue that carries published messages (MessageGroupId = stream) to consumers. */
+  public readonly broadcastQueue: sqs.Queue;
+  /** Where broadcast messages go after 5 failed receives; alarmed. */
+  public readonly broadcastDeadLetters: sqs.Queue;
+  /** Fires when anything lands in the broadcast dead-letter queue. */
+  public readonly broadcastDeadLetterAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: FencepostProps = {}) {
     super(scope, id);
-    this.lockTable = new dynamodb.Table(this, "LockTable", {
-      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      timeToLiveAttribute: "ttl",
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
-      deletionProtection: props.deletionProtection ?? false,
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    this.lockTable = this.#table("LockTable", "locks", props);
+    this.logTable = this.#table("LogTable", "log", props, { name: "sk", type: dynamodb.AttributeType.NUMBER });
+    this.broadcastDeadLetters = new sqs.Queue(this, "BroadcastDeadLetters", {
+      fifo: true,
+      retentionPeriod: Duration.days(14),
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
     });
-    Tags.of(this.lockTable).add(RESOURCE_ROLE_TAG, "locks");
+    Tags.of(this.broadcastDeadLetters).add(RESOURCE_ROLE_TAG, "broadcast-dlq");
+    this.broadcastQueue = new sqs.Queue(this, "BroadcastQueue", {
+      fifo: true,
+      visibilityTimeout: Duration.seconds(60),
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: this.broadcastDeadLetters, maxReceiveCount: 5 },
+    });
+    Tags.of(this.broadcastQueue).add(RESOURCE_ROLE_TAG, "broadcast");
+    this.broadcastDeadLetterAlarm = new cloudwatch.Alarm(this, "BroadcastDeadLetterAlarm", {
+      alarmDescription: "Broadcast messages failed delivery 5 times. The log still holds them and consumers catch up from it; investigate the consumer.",
+      metric: this.broadcastDeadLetters.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
 
     this.lockFunction = this.#function("LockFunction", "locks-function", "functions/locks.ts", props, {
       description: "Fencepost lock service: locks with fencing tokens, elections, uniqueness claims",
@@ -87,6 +117,21 @@ export class Fencepost extends Construct {
    */
   public grantInvokeLocks(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({ grantee, actions: ["lambda:InvokeFunction"], resourceArns: [this.lockFunction.functionArn] });
+  }
+
+  /** An on-demand table with partition key `pk` (S), TTL on `ttl`, PITR, tagged with its role. */
+  #table(id: string, role: string, props: FencepostProps, sortKey?: dynamodb.Attribute): dynamodb.Table {
+    const table = new dynamodb.Table(this, id, {
+      partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
+      ...(sortKey ? { sortKey } : {}),
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      timeToLiveAttribute: "ttl",
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: props.pointInTimeRecovery ?? true },
+      deletionProtection: props.deletionProtection ?? false,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    Tags.of(table).add(RESOURCE_ROLE_TAG, role);
+    return table;
   }
 
   /**
@@ -122,6 +167,18 @@ export class Fencepost extends Construct {
       reason: "Node.js 22 is pinned on purpose: it is the newest runtime the library is tested on (Node >= 20); a runtime upgrade is a tested release, not an automatic bump.",
     });
     return fn;
+  }
+
+  /** Lets `grantee` publish with Broadcast: sequencer, slots and dedup records, and sending to the queue. */
+  public grantPublish(grantee: iam.IGrantable): void {
+    this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS);
+    this.broadcastQueue.grant(grantee, "sqs:SendMessage", "sqs:GetQueueAttributes");
+  }
+
+  /** Lets `grantee` run a ConsumerGroup: read the log, fill holes, move cursors, take and delete queue messages. */
+  public grantConsume(grantee: iam.IGrantable): void {
+    this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS, "dynamodb:Query");
+    this.broadcastQueue.grant(grantee, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes");
   }
 
   /** Lets `grantee` use the lock client directly against the lock table (no Scan, no admin). */

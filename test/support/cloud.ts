@@ -37,3 +37,17 @@ export function lockFunction(): string {
   if (!name) throw new Error("the synthesized template has no function tagged fencepost:resource=locks-function");
   return name;
 }
+
+/** The broadcast log table's name on the shared cloud. */
+export function logTable(): string {
+  const name = sharedCloud().tables["log"];
+  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=log");
+  return name;
+}
+
+/** The broadcast FIFO queue's URL on the shared cloud. */
+export function broadcastQueueUrl(): string {
+  const queue = sharedCloud().queues["broadcast"];
+  if (!queue) throw new Error("the synthesized template has no queue tagged fencepost:resource=broadcast");
+  return queue.url;
+}

@@ -1,0 +1,221 @@
+/**
+ * ConsumerGroup: delivers one stream to a handler strictly in sequence order, each
+ * message's effects committed once, whatever the queue does.
+ *
+ * The group's cursor (`position`, in the log table) says how far it has delivered.
+ * Delivering slot p+1 means: run the handler, then move the cursor from p to p+1 with a
+ * conditional write. In transactional mode the handler returns its DynamoDB writes and
+ * they commit in the same TransactWriteItems as the cursor move, so effects and cursor
+ * can never disagree (exactly-once effects); otherwise a crash between handler and cursor
+ * move makes the handler see that message again (at-least-once, never out of order).
+ * Once the cursor has passed a message, the group never delivers it again: several
+ * consumers of one group may run, and the cursor condition lets exactly one commit each.
+ *
+ * The queue is only a hint: a record's seq tells how far the log has grown. A consumer
+ * delivers everything up to it from the log, so messages that arrive late, twice, out of
+ * order or never are all handled the same way. A slot still empty after `holeTimeoutMs`
+ * on this consumer's monotonic clock is filled with a no-op (see log.ts) and skipped.
+ * Assumes: the log table of the Fencepost construct; payloads were published by Broadcast.
+ */
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+  type TransactWriteItem,
+} from "@aws-sdk/client-dynamodb";
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { randomUUID } from "node:crypto";
+import { sleep, systemClock, type MonotonicClock } from "../locks/clock.js";
+import { validateName } from "../locks/client.js";
+import { certainlyNotApplied } from "../locks/lease.js";
+import { validateStream } from "./broadcast.js";
+import { StreamLog, type Slot } from "./log.js";
+
+export interface Delivery<T> {
+  readonly stream: string;
+  readonly seq: number;
+  readonly payload: T;
+}
+
+/** Runs the message's effects; returning resolves the delivery. */
+export type Handler<T> = (message: Delivery<T>) => Promise<void> | void;
+/** Returns the message's DynamoDB writes, committed atomically with the cursor. */
+export type TransactionalHandler<T> = (message: Delivery<T>) => Promise<readonly TransactWriteItem[]> | readonly TransactWriteItem[];
+
+export interface ConsumerGroupOptions<T> {
+  /** The log table (the Fencepost construct's `logTable`). */
+  tableName: string;
+  stream: string;
+  /** The group's name: each group delivers the whole stream once. */
+  group: string;
+  dynamodb?: DynamoDBClient;
+  /** At-least-once effects, in order. Give this or `transactional`. */
+  handler?: Handler<T>;
+  /** Exactly-once DynamoDB effects, in order: up to 99 writes per message. */
+  transactional?: TransactionalHandler<T>;
+  /** How long a slot may stay empty before this consumer fills it with a no-op. Default 2000 ms. */
+  holeTimeoutMs?: number;
+  clock?: MonotonicClock;
+  /** @internal Negative control for the verification harness: move the cursor without checking where it was. */
+  unsafeSkipCursorCheck?: boolean;
+}
+
+/** What a catch-up did. */
+export interface CatchUpResult {
+  /** Messages handed to the handler and committed by this consumer. */
+  readonly delivered: readonly number[];
+  /** No-ops skipped (holes filled by anyone). */
+  readonly skipped: number;
+  /** The cursor afterwards. */
+  readonly position: number;
+}
+
+/** A Lambda SQS event, as much of it as the consumer reads. */
+export interface SqsEvent {
+  Records: { messageId: string; body: string }[];
+}
+
+export class ConsumerGroup<T = unknown> {
+  readonly stream: string;
+  readonly group: string;
+  readonly log: StreamLog;
+  readonly #options: ConsumerGroupOptions<T>;
+  readonly #clock: MonotonicClock;
+  /** When this consumer first saw each hole (monotonic). */
+  readonly #holes = new Map<number, number>();
+
+  constructor(options: ConsumerGroupOptions<T>) {
+    validateStream(options.stream);
+    validateName("group", options.group);
+    if (!options.handler === !options.transactional) throw new TypeError("ConsumerGroup needs exactly one of handler and transactional");
+    this.stream = options.stream;
+    this.group = options.group;
+    this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Delivers every message from the cursor up to `until` (default: the stream's head at
+   * the start), waiting out holes. Throws the handler's error after committing whatever
+   * came before it; the failed message is retried by the next catch-up.
+   */
+  async catchUp(options: { until?: number; signal?: AbortSignal } = {}): Promise<CatchUpResult> {
+    const until = options.until ?? (await this.log.head(this.stream));
+    const delivered: number[] = [];
+    let skipped = 0;
+    let position = await this.log.cursor(this.stream, this.group);
+    while (position < until) {
+      options.signal?.throwIfAborted();
+      const slots = await this.log.readAfter(this.stream, position, 100);
+      let progressed = false;
+      for (const slot of slots) {
+        if (slot.seq !== position + 1) break; // a hole: handled below
+        const outcome = await this.#deliver(slot, position);
+        if (outcome.committed && slot.kind === "message") delivered.push(slot.seq);
+        if (outcome.committed && slot.kind === "noop") skipped++;
+        position = outcome.position;
+        progressed = true;
+        if (position >= until) break;
+      }
+      if (progressed || position >= until) continue;
+      // Slot position+1 is empty although allocated: wait for its producer, then fill it.
+      const hole = position + 1;
+      const seen = this.#holes.get(hole) ?? this.#clock.now();
+      this.#holes.set(hole, seen);
+      const waited = this.#clock.now() - seen;
+      const timeout = this.#options.holeTimeoutMs ?? 2000;
+      if (waited < timeout) {
+        await sleep(Math.min(50, timeout - waited), options.signal);
+        continue;
+      }
+      const slot = await this.log.fill(this.stream, hole);
+      this.#holes.delete(hole);
+      const outcome = await this.#deliver(slot, position);
+      if (outcome.committed) slot.kind === "message" ? delivered.push(slot.seq) : skipped++;
+      position = outcome.position;
+    }
+    return { delivered, skipped, position };
+  }
+
+  /**
+   * For a Lambda on the FIFO event source: delivers everything up to the highest seq in
+   * the batch, and reports as failed the records not yet delivered (they come back).
+   */
+  async handleSqsEvent(event: SqsEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+    const records = event.Records.map((r) => ({ id: r.messageId, seq: seqOf(r.body, this.stream) }));
+    const until = Math.max(0, ...records.map((r) => r.seq ?? 0));
+    let position: number;
+    try {
+      position = (await this.catchUp({ until })).position;
+    } catch {
+      position = await this.log.cursor(this.stream, this.group);
+    }
+    return { batchItemFailures: records.filter((r) => r.seq !== undefined && r.seq > position).map((r) => ({ itemIdentifier: r.id })) };
+  }
+
+  /**
+   * A long-running consumer: takes hints from `queueUrl` if given (deleting what is
+   * delivered), else polls the log every `pollMs`; runs until `signal` aborts.
+   */
+  async run(options: { signal: AbortSignal; sqs?: SQSClient; queueUrl?: string; pollMs?: number; onError?: (err: unknown) => void }): Promise<void> {
+    const { signal, sqs, queueUrl } = options;
+    while (!signal.aborted) {
+      try {
+        if (sqs && queueUrl) {
+          const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }), { abortSignal: signal });
+          const messages = out.Messages ?? [];
+          const until = Math.max(0, ...messages.map((m) => seqOf(m.Body ?? "", this.stream) ?? 0));
+          const { position } = await this.catchUp({ until: Math.max(until, await this.log.head(this.stream)), signal });
+          const done = messages.filter((m) => (seqOf(m.Body ?? "", this.stream) ?? Infinity) <= position);
+          if (done.length) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+        } else {
+          await this.catchUp({ signal });
+          await sleep(options.pollMs ?? 200, signal);
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        options.onError?.(err);
+        await sleep(options.pollMs ?? 200, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Delivers `slot` (the next after `position`); resolves to whether this consumer committed it, and the cursor after. */
+  async #deliver(slot: Slot, position: number): Promise<{ committed: boolean; position: number }> {
+    const advance = this.log.cursorAdvance(this.stream, this.group, position, slot.seq, !this.#options.unsafeSkipCursorCheck);
+    const message: Delivery<T> | undefined = slot.kind === "message" ? { stream: this.stream, seq: slot.seq, payload: JSON.parse(slot.payload) as T } : undefined;
+    try {
+      if (message && this.#options.transactional) {
+        const effects = await this.#options.transactional(message);
+        await this.log.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [...effects, { Update: advance }], ClientRequestToken: randomUUID() }));
+      } else {
+        if (message) await this.#options.handler!(message);
+        await this.log.dynamodb.send(new UpdateItemCommand(advance));
+      }
+      return { committed: true, position: slot.seq };
+    } catch (err) {
+      const cursorMoved =
+        err instanceof ConditionalCheckFailedException ||
+        (err instanceof TransactionCanceledException && err.CancellationReasons?.at(-1)?.Code === "ConditionalCheckFailed");
+      if (cursorMoved || !certainlyNotApplied(err)) {
+        // Another consumer of the group moved the cursor, or our own write's answer was lost: look.
+        const now = await this.log.cursor(this.stream, this.group);
+        if (now >= slot.seq) return { committed: false, position: now };
+      }
+      throw err;
+    }
+  }
+}
+
+/** The seq of a queue message of `stream`, or undefined if the body is not one. */
+function seqOf(body: string, stream: string): number | undefined {
+  try {
+    const parsed = JSON.parse(body) as { stream?: unknown; seq?: unknown };
+    return parsed.stream === stream && typeof parsed.seq === "number" ? parsed.seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
