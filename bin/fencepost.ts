@@ -115,9 +115,12 @@ async function verify(flags: VerifyFlags): Promise<number> {
     const tableName = cloud.tables["locks"];
     if (!tableName) throw new LocalCloudError("the synthesized template has no lock table (tag fencepost:resource=locks)");
     let lastLog = 0;
+    const logTable = cloud.tables["log"];
+    const queue = cloud.queues["broadcast"];
     const report = await runVerification({
       dynamodb: cloud.clientConfig("dynamodb"),
       tableName,
+      broadcast: logTable && queue ? { logTable, queueUrl: queue.url, sqs: cloud.clientConfig("sqs") } : undefined,
       seed,
       durationMs,
       controlMs,

@@ -25,3 +25,4 @@ export { runRegisterWorkload, type RegisterWorkloadOptions } from "./workloads/r
 export { runCounterWorkload, type CounterWorkloadOptions } from "./workloads/counter.js";
 export type { WorkloadEnvironment, WorkloadResult, Pause } from "./workloads/workers.js";
 export { formatTable, renderHtml } from "./report.js";
+export { runBroadcastWorkload, broadcastAnomalies, type BroadcastWorkloadOptions } from "./workloads/broadcast.js";

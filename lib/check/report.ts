@@ -30,6 +30,7 @@ function anomaliesText(w: WorkloadResult): string {
 }
 
 function verdictText(w: WorkloadResult): string {
+  if (w.checks.length === 0) return "n/a (invariants only)";
   return w.checks.map((c) => `${c.verdict} (${c.operations} ops, ${c.ms.toFixed(0)} ms)`).join("; ");
 }
 

@@ -1,5 +1,5 @@
 /**
- * A verification run: the lock, register and counter workloads side by side for the
+ * A verification run: the lock, register, counter and broadcast workloads side by side for the
  * chosen duration under seeded faults, then each negative control for a short while.
  *
  * The run passes only if every workload shows zero anomalies (an `unknown` checker
@@ -9,6 +9,7 @@
  */
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { FaultRates } from "./faults.js";
+import { runBroadcastWorkload } from "./workloads/broadcast.js";
 import { runCounterWorkload } from "./workloads/counter.js";
 import { runLockWorkload } from "./workloads/locks.js";
 import { runRegisterWorkload } from "./workloads/register.js";
@@ -19,6 +20,8 @@ export interface VerifyOptions {
   readonly dynamodb: DynamoDBClientConfig;
   /** The lock table (string partition key `pk`). */
   readonly tableName: string;
+  /** Broadcast under test: the log table, the FIFO queue and SQS client configuration. Without it the broadcast workload is skipped. */
+  readonly broadcast?: WorkloadEnvironment["broadcast"];
   /** Default: random. */
   readonly seed?: number;
   /** How long the workloads run. Default 60 000 ms. */
@@ -56,11 +59,16 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
     counts.set(workload, operations);
     options.onProgress?.([...counts].map(([name, n]) => `${name}: ${n} ops`).join(", "));
   };
-  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, seed, durationMs, runId, faults: options.faults, onProgress: progress };
+  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, broadcast: options.broadcast, seed, durationMs, runId, faults: options.faults, onProgress: progress };
   const started = performance.now();
 
   options.onProgress?.(`workloads running for ${(durationMs / 1000).toFixed(0)} s (seed ${seed})`);
-  const workloads = await Promise.all([runLockWorkload(env), runRegisterWorkload(env), runCounterWorkload(env)]);
+  const workloads = await Promise.all([
+    runLockWorkload(env),
+    runRegisterWorkload(env),
+    runCounterWorkload(env),
+    ...(env.broadcast ? [runBroadcastWorkload(env)] : []),
+  ]);
 
   counts.clear();
   options.onProgress?.(`negative controls running for ${(controlMs / 1000).toFixed(0)} s`);
@@ -71,6 +79,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
       runLockWorkload(controlEnv, { grant: "unconditional" }),
       runRegisterWorkload(controlEnv, { condition: "skipped" }),
       runCounterWorkload(controlEnv, { atomic: false }),
+      ...(env.broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" })] : []),
     ])
   ).map((result) => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") }));
 

@@ -64,7 +64,7 @@ const until = async (check: () => Promise<boolean>, ms = 10_000) => {
 describe("local Lambda event sources and schedules", () => {
   it("delivers FIFO messages in Lambda's record shape, once each, and holds a group behind a failed message", async () => {
     const client = new SQSClient(cloud.clientConfig("sqs"));
-    const url = Object.values(cloud.queues).find((q) => q.url.endsWith(".fifo"))!.url;
+    const url = Object.entries(cloud.queues).find(([key]) => key.startsWith("Inbox"))![1].url;
     for (const body of ["a-1", "a-2", "fail-a-3", "a-4"]) await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageGroupId: "a" }));
     for (const body of ["b-1", "b-2"]) await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageGroupId: "b" }));
     expect(await until(async () => (await deliveries("b-2")).deliveries > 0 && (await deliveries("fail-a-3")).deliveries >= 2)).toBe(true);

@@ -4,6 +4,7 @@
  * runs them until the deadline, and the shape of a workload's result.
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
+import type { SQSClientConfig } from "@aws-sdk/client-sqs";
 import { checkLinearizability, type CheckResult, type Model } from "../linearizability.js";
 import type { Operation } from "../history.js";
 import { emptyFaultCounts, FaultSchedule, PauseGate, SkewedClock, type FaultCounts, type FaultRates } from "../faults.js";
@@ -16,6 +17,8 @@ export interface WorkloadEnvironment {
   readonly dynamodb: DynamoDBClientConfig;
   /** A table with string partition key `pk` (the lock table). */
   readonly tableName: string;
+  /** For the broadcast workload: the log table, the FIFO queue and the SQS client configuration. */
+  readonly broadcast?: { readonly logTable: string; readonly queueUrl: string; readonly sqs: SQSClientConfig };
   readonly seed: number;
   readonly durationMs: number;
   /** Keeps this run's items apart from earlier runs' on the same table. */
@@ -78,7 +81,8 @@ export interface WorkloadRun {
 /** How a workload's history is judged and summarised. */
 export interface WorkloadCheck<S, I, O> {
   readonly control: boolean;
-  readonly model: Model<S, I, O>;
+  /** The sequential model the history is checked against; none for invariant-only workloads. */
+  readonly model?: Model<S, I, O>;
   readonly invariants: (history: readonly Operation[]) => Anomaly[];
   readonly stats: (history: readonly Operation[]) => Record<string, number>;
 }
@@ -119,7 +123,7 @@ export function startWorkload(env: WorkloadEnvironment, name: string, workers: n
     finish({ control, model, invariants, stats }) {
       for (const w of pool) w.dynamodb.destroy();
       const history = recorder.operations;
-      const check = checkLinearizability(model, history);
+      const check = model ? checkLinearizability(model, history) : undefined;
       return {
         name,
         control,
@@ -127,8 +131,8 @@ export function startWorkload(env: WorkloadEnvironment, name: string, workers: n
         durationMs: performance.now() - started,
         faults,
         outcomes: outcomesOf(history),
-        checks: [check],
-        anomalies: [...invariants(history), ...checkAnomalies(check)],
+        checks: check ? [check] : [],
+        anomalies: [...invariants(history), ...(check ? checkAnomalies(check) : [])],
         history,
         pauses: this.pauses,
         stats: stats(history),
