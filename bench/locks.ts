@@ -10,7 +10,6 @@
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
 import { synthesizeTemplate } from "../infra/synth.js";
@@ -18,6 +17,7 @@ import { injectFaults, RequestCounter } from "../lib/check/middleware.js";
 import { startLocalCloud, type LocalCloud } from "../lib/local/index.js";
 import { LockClient } from "../lib/locks/index.js";
 import { peerClient, releasePeer } from "./peer.js";
+import { writeSection } from "./report.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -245,14 +245,7 @@ async function main(): Promise<void> {
     const [ours, peer] = await measureBoth(makeFencepost(cloud), makePeer(cloud));
     const section = report(ours, peer);
     process.stdout.write(`${section}\n`);
-    if (args.write) {
-      const path = "BENCHMARKS.md";
-      const header = "# Benchmarks\n\nMeasured, never asserted in tests. Each section names the command that produced it.\n\n";
-      const current = existsSync(path) ? readFileSync(path, "utf8") : header;
-      const replaced = /## Locks\n[\s\S]*?(?=\n## |$)/.test(current) ? current.replace(/## Locks\n[\s\S]*?(?=\n## |$)/, section) : `${current}${section}`;
-      writeFileSync(path, replaced);
-      process.stderr.write(`wrote ${path}\n`);
-    }
+    if (args.write) writeSection("Locks", section);
   } finally {
     await cloud.stop();
   }

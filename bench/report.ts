@@ -1,0 +1,19 @@
+/** Writing a benchmark's section into BENCHMARKS.md, replacing the previous run's. */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+
+const PATH = "BENCHMARKS.md";
+const HEADER = "# Benchmarks\n\nMeasured, never asserted in tests. Each section names the command that produced it.\n\n";
+
+/** Replaces the section headed `## title` (or appends it); `section` starts with that heading. */
+export function writeSection(title: string, section: string): void {
+  const current = existsSync(PATH) ? readFileSync(PATH, "utf8") : HEADER;
+  const pattern = new RegExp(`## ${title}\\n[\\s\\S]*?(?=\\n## |$)`);
+  writeFileSync(PATH, pattern.test(current) ? current.replace(pattern, section) : `${current}${current.endsWith("\n") ? "" : "\n"}${section}`);
+  process.stderr.write(`wrote ${PATH}\n`);
+}
+
+/** The p-th percentile (0..100) of `values`. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
