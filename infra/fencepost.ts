@@ -14,6 +14,7 @@ import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as sqs from "aws-cdk-lib/aws-sqs";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import { Construct } from "constructs";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -179,6 +180,17 @@ export class Fencepost extends Construct {
   public grantConsume(grantee: iam.IGrantable): void {
     this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS, "dynamodb:Query");
     this.broadcastQueue.grant(grantee, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes");
+  }
+
+  /**
+   * Makes `fn` the queue's consumer: a Lambda whose handler calls
+   * `ConsumerGroup.handleSqsEvent`. Batches of up to 10, batch item failures reported,
+   * and the grants of `grantConsume`. (SQS delivers each message to one consumer: other
+   * groups run `ConsumerGroup.run` or `catchUp`, which read the log.)
+   */
+  public consumeWith(fn: lambda.Function): void {
+    this.grantConsume(fn);
+    fn.addEventSource(new SqsEventSource(this.broadcastQueue, { batchSize: 10, reportBatchItemFailures: true }));
   }
 
   /** Lets `grantee` use the lock client directly against the lock table (no Scan, no admin). */

@@ -7,6 +7,7 @@
 import { App, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
 import { Fencepost, HANDLER_METADATA, RESOURCE_ROLE_TAG } from "../../infra/fencepost.js";
@@ -92,5 +93,18 @@ describe("Fencepost construct, embedded in another app", () => {
       Roles: [{ Ref: Match.stringLikeRegexp("Operator") }],
       PolicyDocument: { Statement: [Match.objectLike({ Action: "lambda:InvokeFunction" })] },
     });
+  });
+
+  it("declares the broadcast queue FIFO with an alarmed FIFO dead-letter queue, and wires a consumer", () => {
+    const app = noBundling();
+    const stack = new Stack(app, "ConsumerStack");
+    const fencepost = new Fencepost(stack, "Coordination");
+    const consumer = new lambda.Function(stack, "Billing", { runtime: lambda.Runtime.NODEJS_22_X, handler: "index.handler", code: lambda.Code.fromInline("exports.handler = async () => ({})") });
+    fencepost.consumeWith(consumer);
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties("AWS::SQS::Queue", { FifoQueue: true, RedrivePolicy: Match.objectLike({ maxReceiveCount: 5 }) });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", { Threshold: 1, MetricName: "ApproximateNumberOfMessagesVisible" });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", { BatchSize: 10, FunctionResponseTypes: ["ReportBatchItemFailures"] });
+    template.hasResourceProperties("AWS::DynamoDB::Table", { KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }] });
   });
 });

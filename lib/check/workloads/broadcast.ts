@@ -21,7 +21,8 @@
  * - `duplicate-message`: one dedup id or one payload in two slots;
  * - `not-published`: a slot holds a payload nobody published (integrity);
  * - `out-of-order`: a consumer's handler went back to a lower seq than one it had seen committed.
- * Negative control `cursor: "unchecked"`: consumers move the cursor without its condition.
+ * Negative control `cursor: "unchecked"`: consumers move the cursor without its condition
+ * (three per group, with handlers that take 5–30 ms, so the race it loses happens often).
  */
 import { QueryCommand, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -46,7 +47,8 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
   const control = options.cursor === "unchecked";
   const name = control ? "broadcast, cursor unchecked" : "broadcast";
   const producers = options.producers ?? 3;
-  const consumersPerGroup = 2;
+  // The control widens the race it must lose: more consumers, and handlers that take a while.
+  const consumersPerGroup = control ? 3 : 2;
   const run = startWorkload(env, name, producers + GROUPS.length * consumersPerGroup);
   const stream = `verify-${env.runId}-${control ? "control" : "stream"}`;
   const { recorder } = run;
@@ -72,8 +74,9 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
       holeTimeoutMs: 500,
       clock: w.clock,
       unsafeSkipCursorCheck: control,
-      transactional: (m): TransactWriteItem[] => {
+      transactional: async (m): Promise<TransactWriteItem[]> => {
         calls.push({ seq: m.seq, committedBefore: committed });
+        if (control) await pauseFor(w.random.int(5, 30));
         return [
           {
             Update: {
