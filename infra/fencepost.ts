@@ -15,6 +15,8 @@ import * as logs from "aws-cdk-lib/aws-logs";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import * as events from "aws-cdk-lib/aws-events";
+import * as targets from "aws-cdk-lib/aws-events-targets";
 import { Construct } from "constructs";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -45,10 +47,16 @@ export interface FencepostProps {
   readonly logRetention?: logs.RetentionDays;
   /** Lambda architecture. Default: ARM_64. */
   readonly architecture?: lambda.Architecture;
+  /** The in-doubt alarm fires when a transaction stays unfinished this long past its deadline. Default: 5 minutes. */
+  readonly inDoubtAlarmAfter?: Duration;
+  /** How often the recovery function runs. Default: every minute. */
+  readonly recoveryInterval?: Duration;
 }
 
 /** The DynamoDB actions the lock protocol uses (TransactWriteItems needs these per item). */
 const LOG_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"];
+/** The transaction protocol's item actions (decision records, vote records, participants' items), plus the in-doubt index query. */
+const TXN_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
 const LOCK_ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"];
 
 export class Fencepost extends Construct {
@@ -74,6 +82,18 @@ export class Fencepost extends Construct {
   public readonly broadcastDeadLetters: sqs.Queue;
   /** Fires when anything lands in the broadcast dead-letter queue. */
   public readonly broadcastDeadLetterAlarm: cloudwatch.Alarm;
+  /**
+   * The two-phase commit decision log: transaction records (`tx#<id>`), participants'
+   * vote records, and the sparse index `in-doubt` (partition `inDoubt`, sort `deadline`)
+   * over unfinished transactions (lib/txn/log.ts).
+   */
+  public readonly txnTable: dynamodb.Table;
+  /** The coordinator service: run, status, list, recover and override by direct invoke (lib/service/txn-api.ts). */
+  public readonly txnFunction: NodejsFunction;
+  /** Runs recovery on a schedule and reports the in-doubt metrics the alarm watches. */
+  public readonly txnRecoveryFunction: NodejsFunction;
+  /** Fires when a transaction stays in doubt longer than `inDoubtAlarmAfter` past its deadline. */
+  public readonly inDoubtAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: FencepostProps = {}) {
     super(scope, id);
@@ -110,6 +130,73 @@ export class Fencepost extends Construct {
     });
     // The lock protocol's item actions, plus Scan for `list`.
     this.lockTable.grant(this.lockFunction, ...LOCK_ITEM_ACTIONS, "dynamodb:Scan");
+
+    this.txnTable = this.#table("TxnTable", "txn", props);
+    this.txnTable.addGlobalSecondaryIndex({
+      indexName: "in-doubt",
+      partitionKey: { name: "inDoubt", type: dynamodb.AttributeType.STRING },
+      sortKey: { name: "deadline", type: dynamodb.AttributeType.NUMBER },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
+    this.txnFunction = this.#function("TxnFunction", "txn-function", "functions/txn.ts", props, {
+      description: "Fencepost two-phase commit coordinator: run, status, list in-doubt, recover, override",
+      environment: { TXN_TABLE: this.txnTable.tableName },
+      timeout: Duration.minutes(2),
+    });
+    this.txnRecoveryFunction = this.#function("TxnRecoveryFunction", "txn-recovery", "functions/txn-recovery.ts", props, {
+      description: "Fencepost two-phase commit recovery: finishes transactions stuck past their deadline",
+      environment: { TXN_TABLE: this.txnTable.tableName, METRIC_DIMENSION: this.node.path },
+      timeout: Duration.minutes(5),
+    });
+    for (const fn of [this.txnFunction, this.txnRecoveryFunction]) this.grantCoordinator(fn);
+    new events.Rule(this, "TxnRecoverySchedule", {
+      description: "Runs two-phase commit recovery",
+      schedule: events.Schedule.rate(props.recoveryInterval ?? Duration.minutes(1)),
+      targets: [new targets.LambdaFunction(this.txnRecoveryFunction, { event: events.RuleTargetInput.fromObject({ source: "schedule" }) })],
+    });
+    const alarmAfter = props.inDoubtAlarmAfter ?? Duration.minutes(5);
+    this.inDoubtAlarm = new cloudwatch.Alarm(this, "InDoubtAlarm", {
+      alarmDescription: `A transaction has been in doubt for more than ${alarmAfter.toHumanString()} past its deadline and recovery could not finish it: a participant is unreachable. See 'fencepost tx list --in-doubt'.`,
+      metric: new cloudwatch.Metric({
+        namespace: "Fencepost",
+        metricName: "OldestInDoubtSeconds",
+        dimensionsMap: { Construct: this.node.path },
+        statistic: "Maximum",
+        period: Duration.minutes(1),
+      }),
+      threshold: alarmAfter.toSeconds(),
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /**
+   * Lets `grantee` coordinate transactions: the decision log's items and in-doubt index.
+   * Participants' own resources are granted with `allowParticipant`.
+   */
+  public grantCoordinator(grantee: iam.IGrantable): void {
+    // Explicit ARNs: Table.grant would add `index/*` for the GSI, a wildcard the index name makes unnecessary.
+    iam.Grant.addToPrincipal({ grantee, actions: TXN_ITEM_ACTIONS, resourceArns: [this.txnTable.tableArn] });
+    iam.Grant.addToPrincipal({ grantee, actions: ["dynamodb:Query"], resourceArns: [`${this.txnTable.tableArn}/index/in-doubt`] });
+  }
+
+  /**
+   * Lets the coordinator and recovery functions reach a participant: a table (the
+   * DynamoDB participant's item actions), a queue (outbox: SendMessage) or a function
+   * (Lambda participant: InvokeFunction).
+   */
+  public allowParticipant(resource: dynamodb.ITable | sqs.IQueue | lambda.IFunction): void {
+    for (const fn of [this.txnFunction, this.txnRecoveryFunction]) {
+      if ("tableArn" in resource) iam.Grant.addToPrincipal({ grantee: fn, actions: TXN_ITEM_ACTIONS, resourceArns: [resource.tableArn] });
+      else if ("queueArn" in resource) resource.grantSendMessages(fn);
+      else iam.Grant.addToPrincipal({ grantee: fn, actions: ["lambda:InvokeFunction"], resourceArns: [resource.functionArn] });
+    }
+  }
+
+  /** Lets `grantee` invoke the coordinator service (the CLI, your applications). */
+  public grantInvokeCoordinator(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({ grantee, actions: ["lambda:InvokeFunction"], resourceArns: [this.txnFunction.functionArn] });
   }
 
   /**

@@ -8,3 +8,4 @@
 export const VERSION = "0.1.0";
 export * from "./locks/index.js";
 export * from "./ordering/index.js";
+export * from "./txn/index.js";

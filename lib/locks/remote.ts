@@ -31,6 +31,11 @@ const ERROR_CLASSES: Record<string, new (...args: never[]) => Error> = {
   FencepostError: errors.FencepostError,
 };
 
+/** Lets other families (two-phase commit) have their typed errors rebuilt across the Lambda boundary too. */
+export function registerErrorClasses(classes: Record<string, new (...args: never[]) => Error>): void {
+  Object.assign(ERROR_CLASSES, classes);
+}
+
 /** An error a function reported that is not one of Fencepost's own (a bug, a runtime failure). */
 export class RemoteFunctionError extends errors.FencepostError {
   override name = "RemoteFunctionError";
@@ -38,7 +43,7 @@ export class RemoteFunctionError extends errors.FencepostError {
     readonly errorType: string,
     message: string,
   ) {
-    super(`The lock function failed with ${errorType}: ${message}`);
+    super(`The Fencepost function failed with ${errorType}: ${message}`);
   }
 }
 
@@ -53,6 +58,18 @@ export function hydrateError(errorType: string, errorMessage: string): Error {
   return err;
 }
 
+/** Invokes a function with a JSON request; returns its JSON answer, or throws the error it threw, rebuilt. */
+export async function invokeJson(lambda: LambdaClient, functionName: string, request: unknown): Promise<unknown> {
+  const out = await lambda.send(new InvokeCommand({ FunctionName: functionName, Payload: new TextEncoder().encode(JSON.stringify(request)) }));
+  const text = out.Payload ? new TextDecoder().decode(out.Payload) : "null";
+  const body = JSON.parse(text) as unknown;
+  if (out.FunctionError) {
+    const { errorType, errorMessage } = (body ?? {}) as { errorType?: string; errorMessage?: string };
+    throw hydrateError(errorType ?? out.FunctionError, errorMessage ?? text);
+  }
+  return body;
+}
+
 /** Sends LockRequests to the lock function. */
 export class LockFunction {
   constructor(
@@ -61,14 +78,7 @@ export class LockFunction {
   ) {}
 
   async call<R extends LockRequest>(request: R): Promise<LockResponses[R["action"]]> {
-    const out = await this.lambda.send(new InvokeCommand({ FunctionName: this.functionName, Payload: new TextEncoder().encode(JSON.stringify(request)) }));
-    const text = out.Payload ? new TextDecoder().decode(out.Payload) : "null";
-    const body = JSON.parse(text) as unknown;
-    if (out.FunctionError) {
-      const { errorType, errorMessage } = (body ?? {}) as { errorType?: string; errorMessage?: string };
-      throw hydrateError(errorType ?? out.FunctionError, errorMessage ?? text);
-    }
-    return body as LockResponses[R["action"]];
+    return (await invokeJson(this.lambda, this.functionName, request)) as LockResponses[R["action"]];
   }
 }
 

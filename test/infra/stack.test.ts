@@ -45,6 +45,16 @@ describe("Fencepost stack", () => {
     template.hasOutput("LockTableName", {});
   });
 
+  it("declares the decision log with its in-doubt index, the recovery schedule and the in-doubt alarm", () => {
+    const template = stackTemplate();
+    template.hasResourceProperties("AWS::DynamoDB::Table", {
+      GlobalSecondaryIndexes: [Match.objectLike({ IndexName: "in-doubt", KeySchema: [{ AttributeName: "inDoubt", KeyType: "HASH" }, { AttributeName: "deadline", KeyType: "RANGE" }] })],
+      Tags: Match.arrayWith([{ Key: RESOURCE_ROLE_TAG, Value: "txn" }]),
+    });
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(1 minute)" });
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "OldestInDoubtSeconds", Namespace: "Fencepost", Threshold: 300 });
+  });
+
   it("grants no wildcard action anywhere, and no managed policies", () => {
     const template = stackTemplate().toJSON() as { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
     const statements = Object.values(template.Resources)
@@ -53,9 +63,13 @@ describe("Fencepost stack", () => {
     expect(statements.length).toBeGreaterThan(0);
     const actions = statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
     expect(actions.filter((a) => a.includes("*"))).toEqual([]);
-    expect(actions.sort()).toEqual(
-      ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"].sort(),
+    expect([...new Set(actions)].sort()).toEqual(
+      ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"].sort(),
     );
+    // Query only on the in-doubt index, named (no `index/*`).
+    const queries = statements.filter((s) => [s.Action].flat().includes("dynamodb:Query"));
+    expect(JSON.stringify(queries)).toContain("/index/in-doubt");
+    expect(JSON.stringify(queries)).not.toContain("index/*");
     for (const role of Object.values(template.Resources).filter((r) => r.Type === "AWS::IAM::Role")) {
       expect(role.Properties["ManagedPolicyArns"]).toBeUndefined();
     }

@@ -51,3 +51,17 @@ export function broadcastQueueUrl(): string {
   if (!queue) throw new Error("the synthesized template has no queue tagged fencepost:resource=broadcast");
   return queue.url;
 }
+
+/** The two-phase commit decision log's name on the shared cloud. */
+export function txnTable(): string {
+  const name = sharedCloud().tables["txn"];
+  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=txn");
+  return name;
+}
+
+/** The coordinator function's name on the shared cloud. */
+export function txnFunction(): string {
+  const name = sharedCloud().functions["txn-function"];
+  if (!name) throw new Error("the synthesized template has no function tagged fencepost:resource=txn-function");
+  return name;
+}

@@ -1,0 +1,335 @@
+/**
+ * Coordinator: two-phase commit with its state in the decision log (DDIA's atomic commit
+ * made serverless: the coordinator is any process, its memory is a DynamoDB item).
+ *
+ * run(txId, branches):
+ * 1. begin: the transaction record (status `preparing`, the branches, a deadline) is
+ *    written before any participant hears of it, so recovery can always find it. A
+ *    transaction id that was used before returns that transaction's outcome (run is
+ *    idempotent by id), finishing it first if it is unfinished.
+ * 2. prepare every branch in parallel, until the deadline; an error, a timeout or a no is
+ *    a no vote.
+ * 3. decide: one conditional write of `committed` (every vote yes) or `aborted`. If
+ *    someone decided first (recovery after the deadline, an operator, a second run),
+ *    their decision stands and is the one carried out.
+ * 4. phase two: commit or abort is sent to every branch and retried until acknowledged,
+ *    for up to `phaseTwoTimeoutMs`; then the record is marked done. Whatever is not
+ *    acknowledged by then is left to recovery (the result says `acknowledged: false`):
+ *    the decision is final either way.
+ * Presumed abort: no record means aborted; a crash anywhere before step 3 ends in abort.
+ *
+ * Fast path: if every branch is a DynamoDbParticipant on this coordinator's DynamoDB
+ * client, one TransactWriteItems (idempotent by a client request token derived from the
+ * id) applies all writes and records the decision; no locks, no phase two.
+ *
+ * Assumes: participants follow the protocol in participant.ts; clocks matter for
+ * deadlines only (liveness), never for what is decided.
+ */
+import {
+  DynamoDBClient,
+  IdempotentParameterMismatchException,
+  PutItemCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  ConditionalCheckFailedException,
+} from "@aws-sdk/client-dynamodb";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { createHash } from "node:crypto";
+import { validateName } from "../locks/client.js";
+import { InvalidArgumentError } from "../locks/errors.js";
+import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
+import { CoordinatorCrashedError, UnknownParticipantError } from "./errors.js";
+import { LambdaParticipant } from "./lambda-participant.js";
+import { DecisionLog, type BranchRecord, type Decision, type TransactionRecord } from "./log.js";
+import { outboxParticipant } from "./outbox.js";
+import type { Branch, Participant, TxContext, Vote } from "./participant.js";
+import { override, recover, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
+
+/** Where a coordinator can be made to "die" in tests: before a step, or before message i of a phase. */
+export type CrashPoint = "begin" | `prepare:${number}` | "decide" | `phase2:${number}` | "complete";
+
+/** Every crash point of a transaction over `participants` branches, in protocol order. */
+export function crashPoints(participants: number): CrashPoint[] {
+  const each = (phase: "prepare" | "phase2") => Array.from({ length: participants + 1 }, (_, i) => `${phase}:${i}` as CrashPoint);
+  return ["begin", ...each("prepare"), "decide", ...each("phase2"), "complete"];
+}
+
+export interface CoordinatorOptions {
+  /** The transaction table (the Fencepost construct's `txnTable`). */
+  readonly tableName: string;
+  readonly dynamodb?: DynamoDBClient;
+  /** Used by built-in outbox participants that recovery re-creates. */
+  readonly sqs?: SQSClient;
+  /** Used by built-in Lambda participants that recovery re-creates. */
+  readonly lambda?: LambdaClient;
+  /** Custom participants recovery must be able to reach (built-in ones are found by id). */
+  readonly participants?: readonly Participant[];
+  /** Prepare deadline, from the start of run. Default 10 000 ms. */
+  readonly timeoutMs?: number;
+  /** How long run drives phase two before leaving the rest to recovery. Default 30 000 ms. */
+  readonly phaseTwoTimeoutMs?: number;
+  /** Use one TransactWriteItems when every branch is a DynamoDbParticipant on this client. Default true. */
+  readonly fastPath?: boolean;
+  /** How long finished records are kept (and run stays idempotent by id). Default 7 days. */
+  readonly retainMs?: number;
+  /** Test seam: return true to make the coordinator stop dead at `point` (CoordinatorCrashedError). */
+  readonly crashAt?: (point: CrashPoint, txId: string) => boolean;
+  /**
+   * NEGATIVE CONTROL, never in production: send commit before the decision is logged.
+   * Exists so verification can prove it catches the bug.
+   */
+  readonly unsafeCommitBeforeDecision?: boolean;
+}
+
+export interface RunOptions {
+  /** This transaction's prepare deadline. Default: the coordinator's timeoutMs. */
+  readonly timeoutMs?: number;
+}
+
+export interface TransactionResult {
+  readonly txId: string;
+  readonly outcome: Decision;
+  readonly path: "fast" | "protocol";
+  /** Why it aborted: the first no vote, a timeout, or who decided. */
+  readonly reason?: string;
+  /** Every participant acknowledged the decision; if false, recovery finishes phase two. */
+  readonly acknowledged: boolean;
+  /** Participants that had not acknowledged when run returned. */
+  readonly pending: readonly string[];
+  /** An earlier run of this transaction id decided it. */
+  readonly duplicate: boolean;
+}
+
+/** Largest logged branch list, as JSON (the record must fit a DynamoDB item). */
+export const MAX_BRANCHES_BYTES = 300 * 1024;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Coordinator {
+  readonly log: DecisionLog;
+  readonly dynamodb: DynamoDBClient;
+  readonly #options: CoordinatorOptions;
+  readonly #registry = new Map<string, Participant>();
+  readonly #sqs: SQSClient;
+  readonly #lambda: LambdaClient;
+
+  constructor(options: CoordinatorOptions) {
+    validateName("tableName", options.tableName);
+    this.#options = options;
+    this.dynamodb = options.dynamodb ?? new DynamoDBClient({});
+    this.#sqs = options.sqs ?? new SQSClient({});
+    this.#lambda = options.lambda ?? new LambdaClient({});
+    this.log = new DecisionLog(this.dynamodb, options.tableName, options.retainMs);
+    for (const p of options.participants ?? []) this.#registry.set(p.id, p);
+  }
+
+  /** Runs transaction `txId` over `branches` to a decision; see the module comment. */
+  async run(txId: string, branches: readonly Branch[], options: RunOptions = {}): Promise<TransactionResult> {
+    const records = this.#validate(txId, branches);
+    if (this.#fastPathApplies(branches, records)) return this.#fastPath(txId, branches as Branch<DynamoWrite[]>[], records);
+
+    this.#crash("begin", txId);
+    const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
+    const { created, record } = await this.log.begin(txId, records, deadline);
+    if (!created) {
+      if (JSON.stringify(record.branches) !== JSON.stringify(records)) throw new InvalidArgumentError("txId", `'${txId}' was already used for a different transaction; transaction ids must be unique`);
+      if (record.status !== "preparing") return this.#finish(record, record.status, true);
+    }
+    const tx = this.#context(txId, record.deadline);
+    const votes = await this.#prepareAll(tx, branches);
+    this.#crash("decide", txId);
+    const no = votes.find((v): v is Extract<Vote, { vote: "no" }> => v.vote === "no");
+    const wanted: Decision = no ? "aborted" : "committed";
+    if (this.#options.unsafeCommitBeforeDecision && wanted === "committed") {
+      await this.#phaseTwo(tx, record.branches, "committed"); // the bug the negative control must expose
+    }
+    const decided = await this.log.decide(txId, wanted, no?.reason);
+    return this.#finish({ ...record, status: decided, ...(decided === "aborted" ? { reason: no?.reason ?? "decided by another party before this coordinator" } : {}) }, decided, !created);
+  }
+
+  /** The record of a transaction, or undefined if it is unknown (presumed aborted). */
+  status(txId: string): Promise<TransactionRecord | undefined> {
+    validateName("txId", txId);
+    return this.log.get(txId);
+  }
+
+  /** Finishes every transaction stuck past its deadline (see recovery.ts). */
+  recover(options: RecoverOptions = {}): Promise<RecoveryReport> {
+    return recover(this, options);
+  }
+
+  /** Unfinished transactions past their deadline (default) or, with `staleAt: Infinity`, all unfinished ones. */
+  async listInDoubt(options: { staleAt?: number; limit?: number } = {}): Promise<TransactionRecord[]> {
+    return (await this.log.listInDoubt(options)).records;
+  }
+
+  /** An operator's abort or forget, with an audit entry (see recovery.ts). */
+  override(txId: string, request: OverrideRequest): Promise<TransactionRecord> {
+    validateName("txId", txId);
+    return override(this, txId, request);
+  }
+
+  /**
+   * Drives a logged decision to every branch (phase two) and marks the record done when
+   * all acknowledge. Returns the participants that did not acknowledge in time.
+   */
+  async drive(record: TransactionRecord, decision: Decision): Promise<{ acknowledged: boolean; pending: string[] }> {
+    const pending = await this.#phaseTwo(this.#context(record.txId, record.deadline), record.branches, decision);
+    if (pending.length > 0) return { acknowledged: false, pending };
+    this.#crash("complete", record.txId);
+    await this.log.complete(record.txId);
+    return { acknowledged: true, pending: [] };
+  }
+
+  /** The participant with this id: registered, seen in a run, or a built-in one made from its id. */
+  participant(id: string, txId = "(unknown)"): Participant {
+    const known = this.#registry.get(id);
+    if (known) return known;
+    const [, kind, rest] = /^(dynamodb|outbox|lambda):(.+)$/.exec(id) ?? [];
+    let made: Participant;
+    if (kind === "dynamodb") {
+      const [tableName, label] = rest!.split("#", 2) as [string, string | undefined];
+      made = new DynamoDbParticipant({ tableName, dynamodb: this.dynamodb, ...(label ? { label } : {}) });
+    } else if (kind === "outbox") made = outboxParticipant({ queueUrl: rest!, sqs: this.#sqs, tableName: this.log.tableName, dynamodb: this.dynamodb });
+    else if (kind === "lambda") made = new LambdaParticipant(rest!, { lambda: this.#lambda });
+    else throw new UnknownParticipantError(id, txId);
+    this.#registry.set(id, made);
+    return made;
+  }
+
+  #validate(txId: string, branches: readonly Branch[]): BranchRecord[] {
+    validateName("txId", txId);
+    if (!Array.isArray(branches) || branches.length === 0) throw new InvalidArgumentError("branches", "must list at least one participant");
+    const ids = new Set<string>();
+    const records = branches.map((b, i) => {
+      if (!b?.participant?.id) throw new InvalidArgumentError(`branches[${i}].participant`, "must be a Participant (with an id)");
+      if (ids.has(b.participant.id)) throw new InvalidArgumentError(`branches[${i}].participant`, `'${b.participant.id}' appears twice; give it all its work in one branch`);
+      ids.add(b.participant.id);
+      if (b.participant instanceof DynamoDbParticipant) validateWrites(`branches[${i}].input`, b.input);
+      const existing = this.#registry.get(b.participant.id);
+      if (existing && existing !== b.participant && !(existing instanceof DynamoDbParticipant)) {
+        throw new InvalidArgumentError(`branches[${i}].participant`, `another participant already uses the id '${b.participant.id}'`);
+      }
+      this.#registry.set(b.participant.id, b.participant);
+      return { participant: b.participant.id, input: b.input ?? null };
+    });
+    const bytes = Buffer.byteLength(JSON.stringify(records), "utf8");
+    if (bytes > MAX_BRANCHES_BYTES) throw new InvalidArgumentError("branches", `are ${bytes} bytes as JSON; at most ${MAX_BRANCHES_BYTES} fit the decision log. Pass references to large data.`);
+    return records;
+  }
+
+  #context(txId: string, deadline: number): TxContext {
+    return { txId, deadline, decisions: this.log };
+  }
+
+  #crash(point: CrashPoint, txId: string): void {
+    if (this.#options.crashAt?.(point, txId)) throw new CoordinatorCrashedError(txId, point);
+  }
+
+  /** Prepares every branch in parallel until the deadline; anything but a yes in time is a no. */
+  async #prepareAll(tx: TxContext, branches: readonly Branch[]): Promise<Vote[]> {
+    const votes: Promise<Vote>[] = [];
+    for (const [i, b] of branches.entries()) {
+      this.#crash(`prepare:${i}`, tx.txId);
+      votes.push(b.participant.prepare(tx, b.input).catch((err: unknown) => ({ vote: "no" as const, reason: `${b.participant.id} failed to prepare: ${(err as Error).message}` })));
+    }
+    this.#crash(`prepare:${branches.length}`, tx.txId);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<Vote>((resolve) => {
+      timer = setTimeout(() => resolve({ vote: "no", reason: `not every participant voted before the deadline` }), Math.max(0, tx.deadline - Date.now()));
+    });
+    try {
+      return await Promise.all(votes.map((v) => Promise.race([v, timeout])));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends the decision to every branch, retrying each until it acknowledges or time runs out. Returns the ones that did not. */
+  async #phaseTwo(tx: TxContext, branches: readonly BranchRecord[], decision: Decision): Promise<string[]> {
+    const until = Date.now() + (this.#options.phaseTwoTimeoutMs ?? 30_000);
+    const deliveries: Promise<string | undefined>[] = [];
+    for (const [i, b] of branches.entries()) {
+      this.#crash(`phase2:${i}`, tx.txId);
+      deliveries.push(this.#deliver(tx, b, decision, until));
+    }
+    this.#crash(`phase2:${branches.length}`, tx.txId);
+    return (await Promise.all(deliveries)).filter((id): id is string => id !== undefined);
+  }
+
+  async #deliver(tx: TxContext, b: BranchRecord, decision: Decision, until: number): Promise<string | undefined> {
+    let participant: Participant;
+    try {
+      participant = this.participant(b.participant, tx.txId);
+    } catch {
+      return b.participant;
+    }
+    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
+      try {
+        await (decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input));
+        return undefined;
+      } catch {
+        if (Date.now() + backoff > until) return b.participant;
+        await sleep(backoff * (0.5 + Math.random() / 2));
+      }
+    }
+  }
+
+  async #finish(record: TransactionRecord, decision: Decision, duplicate: boolean): Promise<TransactionResult> {
+    const base = { txId: record.txId, outcome: decision, path: record.path, duplicate, ...(decision === "aborted" && record.reason ? { reason: record.reason } : {}) };
+    if (record.done) return { ...base, acknowledged: true, pending: [] };
+    return { ...base, ...(await this.drive(record, decision)) };
+  }
+
+  #fastPathApplies(branches: readonly Branch[], records: BranchRecord[]): boolean {
+    if (this.#options.fastPath === false || this.#options.unsafeCommitBeforeDecision) return false;
+    if (!branches.every((b) => b.participant instanceof DynamoDbParticipant && b.participant.dynamodb === this.dynamodb)) return false;
+    return records.reduce((sum, r) => sum + (r.input as unknown[]).length, 0) < 100;
+  }
+
+  /** One TransactWriteItems: every write under its lock check, plus the decided-and-done record. */
+  async #fastPath(txId: string, branches: readonly Branch<DynamoWrite[]>[], records: BranchRecord[]): Promise<TransactionResult> {
+    const writes = branches.flatMap((b) => b.input.map((w) => (b.participant as DynamoDbParticipant).directWrite(w)));
+    const base = { txId, path: "fast" as const, acknowledged: true, pending: [] };
+    const existing = async (): Promise<TransactionResult | undefined> => {
+      const record = await this.log.get(txId);
+      if (!record || record.status === "preparing") return undefined;
+      if (JSON.stringify(record.branches) !== JSON.stringify(records)) throw new InvalidArgumentError("txId", `'${txId}' was already used for a different transaction; transaction ids must be unique`);
+      return { ...base, path: record.path, outcome: record.status, duplicate: true, ...(record.reason ? { reason: record.reason } : {}) };
+    };
+    let reason: string;
+    try {
+      await this.dynamodb.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [...writes, { Put: this.log.fastPathPut(txId, records, "committed") }],
+          ClientRequestToken: createHash("sha256").update(txId).digest("hex").slice(0, 36),
+        }),
+      );
+      return { ...base, outcome: "committed", duplicate: false };
+    } catch (err) {
+      if (err instanceof IdempotentParameterMismatchException) {
+        const found = await existing();
+        if (found) return found;
+        throw err;
+      }
+      if (!(err instanceof TransactionCanceledException)) throw err;
+      const reasons = err.CancellationReasons ?? [];
+      if (reasons[writes.length]?.Code === "ConditionalCheckFailed") {
+        const found = await existing(); // this id ran before
+        if (found) return found;
+      }
+      const failed = reasons.findIndex((r, i) => i < writes.length && r.Code && r.Code !== "None");
+      reason = failed >= 0 ? `write ${failed} failed: ${reasons[failed]!.Code === "ConditionalCheckFailed" ? "its condition does not hold, or a transaction holds the item" : reasons[failed]!.Code}` : "the transaction was cancelled";
+    }
+    // Record the abort, so this id keeps its outcome (unless a concurrent run of it committed).
+    try {
+      await this.dynamodb.send(new PutItemCommand(this.log.fastPathPut(txId, records, "aborted", reason)));
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const found = await existing();
+      if (found) return found;
+    }
+    return { ...base, outcome: "aborted", reason, duplicate: false };
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Typed errors of two-phase commit. Each says what happened and what to do; callers
+ * branch with `instanceof`. (Bad input is the shared InvalidArgumentError.)
+ */
+import { FencepostError } from "../locks/errors.js";
+import { registerErrorClasses } from "../locks/remote.js";
+
+/**
+ * A participant was told something the protocol forbids: commit without a yes vote on
+ * record, or abort after it committed. Nothing was changed at the participant. It means
+ * two coordinators disagree about a decision, which the decision log rules out; report it.
+ */
+export class ProtocolViolationError extends FencepostError {
+  override name = "ProtocolViolationError";
+  constructor(
+    readonly txId: string,
+    readonly participant: string,
+    problem: string,
+  ) {
+    super(`Transaction '${txId}' at participant '${participant}': ${problem}. Nothing was changed here; this breaks the protocol's rules, so report it with the transaction record (fencepost tx show ${txId}).`);
+  }
+}
+
+/** A decision was requested that contradicts the one already logged (decisions are final). */
+export class DecisionConflictError extends FencepostError {
+  override name = "DecisionConflictError";
+  constructor(
+    readonly txId: string,
+    readonly logged: "committed" | "aborted",
+    readonly requested: string,
+  ) {
+    super(`Transaction '${txId}' is already ${logged}; it cannot be ${requested}. A logged decision is final: participants may already have applied it.`);
+  }
+}
+
+/** Recovery met a participant id it cannot build a client for. */
+export class UnknownParticipantError extends FencepostError {
+  override name = "UnknownParticipantError";
+  constructor(
+    readonly participant: string,
+    readonly txId: string,
+  ) {
+    super(
+      `Transaction '${txId}' names participant '${participant}', which this process does not know. Pass it in the coordinator's 'participants' option (built-in 'dynamodb:', 'outbox:' and 'lambda:' participants are known everywhere), or run recovery where it is registered.`,
+    );
+  }
+}
+
+/** Thrown inside the coordinator by a test's crash hook: the coordinator process "died" here. */
+export class CoordinatorCrashedError extends FencepostError {
+  override name = "CoordinatorCrashedError";
+  constructor(
+    readonly txId: string,
+    readonly point: string,
+  ) {
+    super(`Coordinator of '${txId}' crashed (injected) at ${point}: recovery finishes the transaction.`);
+  }
+}
+
+registerErrorClasses({ ProtocolViolationError, DecisionConflictError, UnknownParticipantError });

@@ -1,0 +1,272 @@
+/**
+ * DecisionLog: the coordinator's durable state, one item per transaction in the
+ * transaction table (partition key `pk` (S); the Fencepost construct's `txnTable`).
+ *
+ * Item `tx#<txId>`:
+ * - `status`: `preparing` until the decision, then `committed` or `aborted`, forever. The
+ *   decision is one conditional write (`status = preparing`), so exactly one decision
+ *   wins, whoever writes it: the coordinator, another coordinator running the same
+ *   transaction id, recovery, an operator, or a participant asking about a transaction
+ *   whose deadline has passed. That single linearizable item is what makes 2PC safe
+ *   here; clocks only decide when it is worth aborting (liveness), never what is decided.
+ * - `branches`: the participants and their inputs (JSON), so anyone can finish phase two.
+ * - `deadline` (epoch ms): after it, an undecided transaction may be aborted by anyone.
+ * - `inDoubt` = `open` while phase two is unfinished: the sparse index `in-doubt`
+ *   (partition `inDoubt`, sort `deadline`) lists exactly the transactions recovery must
+ *   look at. `done` removes it and sets `ttl` (records are kept for `retainMs`, which is
+ *   also how long `run` stays idempotent by transaction id).
+ * - `audit`: operator actions (who, what, why, when).
+ *
+ * Presumed abort: a transaction with no record is aborted. Asking about it writes an
+ * `aborted` record, so a coordinator that begins it late finds it aborted.
+ */
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+  type AttributeValue,
+  type Put,
+} from "@aws-sdk/client-dynamodb";
+
+type Item = Record<string, AttributeValue>;
+
+export type Decision = "committed" | "aborted";
+export type TransactionStatus = "preparing" | Decision;
+
+/** One participant's part of a transaction, as logged. */
+export interface BranchRecord {
+  /** The participant's id (`dynamodb:<table>`, `outbox:<queue url>`, `lambda:<function>`, or a custom name). */
+  readonly participant: string;
+  /** What it is asked to do (JSON). */
+  readonly input: unknown;
+}
+
+export interface AuditEntry {
+  readonly at: number;
+  readonly operator: string;
+  readonly action: string;
+  readonly reason: string;
+}
+
+export interface TransactionRecord {
+  readonly txId: string;
+  readonly status: TransactionStatus;
+  readonly branches: readonly BranchRecord[];
+  /** Epoch ms after which an undecided transaction may be aborted by anyone. */
+  readonly deadline: number;
+  readonly createdAt: number;
+  readonly decidedAt?: number;
+  /** Why it was aborted (the first no vote, a timeout, recovery, an operator). */
+  readonly reason?: string;
+  /** Phase two finished: every participant acknowledged (or an operator forgot the rest). */
+  readonly done: boolean;
+  readonly doneAt?: number;
+  /** `fast`: one TransactWriteItems; `protocol`: two-phase commit. */
+  readonly path: "fast" | "protocol";
+  readonly audit: readonly AuditEntry[];
+}
+
+/** Name of the sparse index over unfinished transactions. */
+export const IN_DOUBT_INDEX = "in-doubt";
+/** How long finished transaction records are kept by default (idempotency window of `run`). */
+export const DEFAULT_RETAIN_MS = 7 * 24 * 3600_000;
+
+const s = (v: string): AttributeValue => ({ S: v });
+const n = (v: number): AttributeValue => ({ N: String(v) });
+const keyOf = (txId: string) => ({ pk: s(`tx#${txId}`) });
+
+export function parseRecord(item: Item | undefined): TransactionRecord | undefined {
+  const pk = item?.["pk"]?.S;
+  if (!item || !pk?.startsWith("tx#") || !item["status"]?.S) return undefined;
+  const num = (k: string) => (item[k]?.N === undefined ? undefined : Number(item[k]!.N));
+  return {
+    txId: pk.slice(3),
+    status: item["status"].S as TransactionStatus,
+    branches: JSON.parse(item["branches"]?.S ?? "[]") as BranchRecord[],
+    deadline: num("deadline") ?? 0,
+    createdAt: num("createdAt") ?? 0,
+    ...(num("decidedAt") !== undefined ? { decidedAt: num("decidedAt")! } : {}),
+    ...(item["reason"]?.S ? { reason: item["reason"].S } : {}),
+    done: item["done"]?.BOOL ?? false,
+    ...(num("doneAt") !== undefined ? { doneAt: num("doneAt")! } : {}),
+    path: (item["path"]?.S ?? "protocol") as "fast" | "protocol",
+    audit: (item["audit"]?.L ?? []).map((e) => JSON.parse(e.S ?? "{}") as AuditEntry),
+  };
+}
+
+export class DecisionLog {
+  constructor(
+    readonly dynamodb: DynamoDBClient,
+    readonly tableName: string,
+    readonly retainMs: number = DEFAULT_RETAIN_MS,
+    /** Wall clock (epoch ms) for deadlines and timestamps. */
+    readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records a transaction before any participant hears of it; returns the existing record if the id was used. */
+  async begin(txId: string, branches: readonly BranchRecord[], deadline: number): Promise<{ created: boolean; record: TransactionRecord }> {
+    const now = this.now();
+    const item: Item = {
+      ...keyOf(txId),
+      status: s("preparing"),
+      branches: s(JSON.stringify(branches)),
+      deadline: n(deadline),
+      createdAt: n(now),
+      done: { BOOL: false },
+      path: s("protocol"),
+      inDoubt: s("open"),
+    };
+    try {
+      await this.dynamodb.send(
+        new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
+      );
+      return { created: true, record: parseRecord(item)! };
+    } catch (err) {
+      // Found: an earlier run of this id (or our own retried write, whose first attempt applied).
+      if (err instanceof ConditionalCheckFailedException && err.Item) return { created: false, record: parseRecord(err.Item)! };
+      throw err;
+    }
+  }
+
+  async get(txId: string): Promise<TransactionRecord | undefined> {
+    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true }));
+    return parseRecord(Item);
+  }
+
+  /**
+   * Writes `decision` if none is logged yet, and returns the decision that stands (which
+   * may be another writer's). Aborting a transaction with no record writes one (presumed
+   * abort made durable); committing requires the record, with status `preparing`.
+   */
+  async decide(txId: string, decision: Decision, reason?: string, audit?: AuditEntry): Promise<Decision> {
+    const condition = decision === "aborted" ? "attribute_not_exists(pk) OR #status = :preparing" : "#status = :preparing";
+    const now = this.now();
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: keyOf(txId),
+          UpdateExpression:
+            "SET #status = :decision, decidedAt = :now, createdAt = if_not_exists(createdAt, :now), deadline = if_not_exists(deadline, :now), branches = if_not_exists(branches, :none), done = if_not_exists(done, :false), #path = if_not_exists(#path, :protocol), inDoubt = if_not_exists(inDoubt, :open)" +
+            (reason ? ", reason = :reason" : "") +
+            (audit ? ", audit = list_append(if_not_exists(audit, :empty), :entry)" : ""),
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { "#status": "status", "#path": "path" },
+          ExpressionAttributeValues: {
+            ":decision": s(decision),
+            ":preparing": s("preparing"),
+            ":now": n(now),
+            ":none": s("[]"),
+            ":false": { BOOL: false },
+            ":protocol": s("protocol"),
+            ":open": s("open"),
+            ...(reason ? { ":reason": s(reason.slice(0, 1000)) } : {}),
+            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(audit))] } } : {}),
+          },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return decision;
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const found = parseRecord(err.Item);
+      if (found && found.status !== "preparing") return found.status; // decided before us (or our retried write applied)
+      // Committing an id with no record: nobody began it, so presumed abort stands.
+      return this.decide(txId, "aborted", reason ?? "no record of the transaction (presumed abort)");
+    }
+  }
+
+  /** Marks phase two finished: removes the record from the in-doubt index and starts its retention clock. */
+  async complete(txId: string, audit?: AuditEntry): Promise<void> {
+    const now = this.now();
+    await this.dynamodb
+      .send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: keyOf(txId),
+          UpdateExpression: "SET done = :true, doneAt = if_not_exists(doneAt, :now), #ttl = :ttl" + (audit ? ", audit = list_append(if_not_exists(audit, :empty), :entry)" : "") + " REMOVE inDoubt",
+          ConditionExpression: "#status IN (:committed, :aborted)",
+          ExpressionAttributeNames: { "#status": "status", "#ttl": "ttl" },
+          ExpressionAttributeValues: {
+            ":true": { BOOL: true },
+            ":now": n(now),
+            ":ttl": n(Math.ceil((now + this.retainMs) / 1000)),
+            ":committed": s("committed"),
+            ":aborted": s("aborted"),
+            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(audit))] } } : {}),
+          },
+        }),
+      )
+      .catch((err: unknown) => {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        throw new Error(`cannot complete transaction '${txId}': it has no decision`);
+      });
+  }
+
+  /**
+   * What a participant in doubt gets when it asks: the decision if there is one; an abort
+   * decided now if the transaction is unknown (presumed abort) or past its deadline;
+   * otherwise `preparing` (ask again later).
+   */
+  async settle(txId: string): Promise<TransactionStatus> {
+    const record = await this.get(txId);
+    if (record && record.status !== "preparing") return record.status;
+    if (record && this.now() <= record.deadline) return "preparing";
+    return this.decide(txId, "aborted", record ? "deadline passed with the decision pending" : "no record of the transaction (presumed abort)");
+  }
+
+  /** Unfinished transactions whose deadline is at or before `staleAt` (default: now), oldest first. */
+  async listInDoubt(options: { staleAt?: number; limit?: number; startAfter?: { deadline: number; txId: string } } = {}): Promise<{ records: TransactionRecord[]; next?: { deadline: number; txId: string } }> {
+    const out = await this.dynamodb.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: IN_DOUBT_INDEX,
+        KeyConditionExpression: "inDoubt = :open AND deadline <= :stale",
+        ExpressionAttributeValues: { ":open": s("open"), ":stale": n(options.staleAt ?? this.now()) },
+        Limit: options.limit ?? 100,
+        ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: s("open"), deadline: n(options.startAfter.deadline), ...keyOf(options.startAfter.txId) } } : {}),
+      }),
+    );
+    const records = (out.Items ?? []).map((i) => parseRecord(i)!).filter(Boolean);
+    const last = out.LastEvaluatedKey ? parseRecord({ ...out.LastEvaluatedKey, status: s("preparing") }) : undefined;
+    return { records, ...(last ? { next: { deadline: last.deadline, txId: last.txId } } : {}) };
+  }
+
+  /** Appends an operator action to the record's audit trail. */
+  async audit(txId: string, entry: AuditEntry): Promise<void> {
+    await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: keyOf(txId),
+        UpdateExpression: "SET audit = list_append(if_not_exists(audit, :empty), :entry)",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeValues: { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(entry))] } },
+      }),
+    );
+  }
+
+  /** The record a fast-path transaction writes inside its TransactWriteItems: decided and done at once. */
+  fastPathPut(txId: string, branches: readonly BranchRecord[], decision: Decision, reason?: string): Put {
+    const now = this.now();
+    return {
+      TableName: this.tableName,
+      Item: {
+        ...keyOf(txId),
+        status: s(decision),
+        branches: s(JSON.stringify(branches)),
+        deadline: n(now),
+        createdAt: n(now),
+        decidedAt: n(now),
+        done: { BOOL: true },
+        doneAt: n(now),
+        path: s("fast"),
+        ttl: n(Math.ceil((now + this.retainMs) / 1000)),
+        ...(reason ? { reason: s(reason.slice(0, 1000)) } : {}),
+      },
+      ConditionExpression: "attribute_not_exists(pk)",
+    };
+  }
+}
