@@ -1,6 +1,7 @@
 /**
- * How the CLI finds the lock service: `--endpoint` / AWS_ENDPOINT_URL (LocalStack, or any
- * Lambda endpoint) with `--function` / FENCEPOST_LOCK_FUNCTION; else the local stack that
+ * How the CLI finds the lock service (and the coordinator service): `--endpoint` /
+ * AWS_ENDPOINT_URL (LocalStack, or any Lambda endpoint) with `--function` /
+ * FENCEPOST_LOCK_FUNCTION (FENCEPOST_TXN_FUNCTION); else the local stack that
  * `fencepost up` (npm start) is serving, through the state file it writes; else AWS with
  * the default credential chain and `--function`.
  */
@@ -51,15 +52,27 @@ function readState(): LocalState | undefined {
 
 export class ConnectionError extends Error {}
 
-export function lockService(flags: { endpoint?: string; function?: string }): { lambda: LambdaClient; functionName: string; where: string } {
+/** Which function a command talks to: its role in the template, its env override, its stack output. */
+interface ServiceSpec {
+  role: string;
+  env: string;
+  output: string;
+  what: string;
+}
+
+const LOCK_SERVICE: ServiceSpec = { role: "locks-function", env: "FENCEPOST_LOCK_FUNCTION", output: "LockFunctionName", what: "lock function" };
+const TXN_SERVICE: ServiceSpec = { role: "txn-function", env: "FENCEPOST_TXN_FUNCTION", output: "TxnFunctionName", what: "coordinator function" };
+
+function service(spec: ServiceSpec, flags: { endpoint?: string; function?: string }): { lambda: LambdaClient; functionName: string; where: string } {
   const endpoint = flags.endpoint ?? process.env["AWS_ENDPOINT_URL"];
-  const named = flags.function ?? process.env["FENCEPOST_LOCK_FUNCTION"];
+  const named = flags.function ?? process.env[spec.env];
   if (!endpoint) {
     const state = readState();
-    if (state && state.endpoints.lambda && state.functions["locks-function"]) {
+    const local = state?.functions[spec.role];
+    if (state && state.endpoints.lambda && local) {
       return {
         lambda: new LambdaClient({ endpoint: state.endpoints.lambda, region: state.region, credentials: state.credentials }),
-        functionName: named ?? state.functions["locks-function"],
+        functionName: named ?? local,
         where: `local stack at ${state.endpoints.lambda}`,
       };
     }
@@ -67,12 +80,15 @@ export function lockService(flags: { endpoint?: string; function?: string }): { 
   if (!named) {
     throw new ConnectionError(
       endpoint
-        ? "name the lock function with --function (or FENCEPOST_LOCK_FUNCTION); after `npm run deploy:local` it is the stack output LockFunctionName"
-        : "no local stack is running here (start one with `npm start`), and no --function was given for AWS (the stack output LockFunctionName)",
+        ? `name the ${spec.what} with --function (or ${spec.env}); after \`npm run deploy:local\` it is the stack output ${spec.output}`
+        : `no local stack is running here (start one with \`npm start\`), and no --function was given for AWS (the stack output ${spec.output})`,
     );
   }
   return { lambda: new LambdaClient(endpoint ? { endpoint } : {}), functionName: named, where: endpoint ?? "AWS" };
 }
+
+export const lockService = (flags: { endpoint?: string; function?: string }) => service(LOCK_SERVICE, flags);
+export const txnService = (flags: { endpoint?: string; function?: string }) => service(TXN_SERVICE, flags);
 
 /**
  * Resolves on the first SIGINT or SIGTERM and ignores any that follow, so a cleanup

@@ -5,6 +5,7 @@
  *   fencepost up [--json]       serve the stack on the embedded local cloud until Ctrl-C
  *   fencepost verify [options]  run the verification harness (lib/check) and write a report
  *   fencepost lock acquire|release|inspect|list [name] [options]
+ *   fencepost tx list|show|recover|abort|forget [txId] [options]
  */
 import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
@@ -17,18 +18,27 @@ import { formatTable, renderHtml, runVerification } from "../lib/check/index.js"
 import { FencepostError } from "../lib/locks/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
+import { txCommand, TxUsageError } from "./tx-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
 
 commands:
   up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve until Ctrl-C
-  verify    run the lock, register and counter workloads under seeded faults, check the
+  verify    run the lock, register, counter, broadcast and bank (2PC) workloads under seeded faults, check the
             histories, run the negative controls; exit 1 on any anomaly or unknown verdict
   lock acquire NAME     acquire a lock and print its fencing token (--hold keeps it, with
                         heartbeats, until Ctrl-C; otherwise its lease simply runs out)
   lock release NAME --token N   release a lock this owner holds
   lock inspect NAME     who holds a lock, with which token
   lock list             every lock in the table
+  tx list [--all]       transactions in doubt: unfinished past their deadline (--all: every
+                        unfinished one)
+  tx show ID            a transaction's record: decision, participants, audit trail
+  tx recover            finish every transaction past its deadline now (the scheduled
+                        recovery does this every minute); exit 1 if any stays in doubt
+  tx abort ID --reason R    abort an undecided transaction (audited; a commit cannot be overturned)
+  tx forget ID --reason R   mark a decided transaction done without a lost participant's
+                            acknowledgement (audited)
 
 options:
   --json                machine-readable output
@@ -36,15 +46,19 @@ options:
   --duration S          (verify) seconds the workloads run; default 60
   --control S           (verify) seconds each negative control runs; default duration/6, 5..15
   --report FILE         (verify) HTML report; default verify-report.html
-  --endpoint URL        (lock) Lambda endpoint; default AWS_ENDPOINT_URL, else the local
+  --endpoint URL        (lock, tx) Lambda endpoint; default AWS_ENDPOINT_URL, else the local
                         stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
-                        local stack's (on AWS: the stack output LockFunctionName)
+                        local stack's (on AWS: the stack output LockFunctionName);
+                        (tx) the coordinator function: FENCEPOST_TXN_FUNCTION, TxnFunctionName
   --owner ID            (lock) owner id; default cli@<hostname>
   --token N             (lock release) the fencing token to release
   --wait S, --lease S   (lock acquire) seconds to wait (default 10) and lease (default 60)
   --hold                (lock acquire) keep the lock until Ctrl-C
-  --limit N             (lock list) at most N locks (default 100)
+  --limit N             (lock list, tx list) at most N (default 100)
+  --operator NAME       (tx abort|forget) who acts; default user@hostname
+  --reason TEXT         (tx abort|forget) why; required
+  --in-doubt            (tx list) the default; accepted for clarity
   -h, --help
 
 AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) instead of
@@ -121,6 +135,7 @@ async function verify(flags: VerifyFlags): Promise<number> {
       dynamodb: cloud.clientConfig("dynamodb"),
       tableName,
       broadcast: logTable && queue ? { logTable, queueUrl: queue.url, sqs: cloud.clientConfig("sqs") } : undefined,
+      txn: cloud.tables["txn"] ? { tableName: cloud.tables["txn"], sqs: cloud.clientConfig("sqs") } : undefined,
       seed,
       durationMs,
       controlMs,
@@ -178,6 +193,10 @@ async function main(argv: string[]): Promise<number> {
       lease: { type: "string" },
       hold: { type: "boolean", default: false },
       limit: { type: "string" },
+      operator: { type: "string" },
+      reason: { type: "string" },
+      all: { type: "boolean", default: false },
+      "in-doubt": { type: "boolean", default: false },
     },
   });
   const [command] = positionals;
@@ -192,6 +211,12 @@ async function main(argv: string[]): Promise<number> {
     case "lock": {
       const json = values.json ?? false;
       return lockCommand(positionals[1], positionals[2], { ...values, json, hold: values.hold ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
+        if (!json) process.stderr.write(`${line}\n`);
+      });
+    }
+    case "tx": {
+      const json = values.json ?? false;
+      return txCommand(positionals[1], positionals[2], { ...values, json, all: values.all ?? false, "in-doubt": values["in-doubt"] ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
         if (!json) process.stderr.write(`${line}\n`);
       });
     }
@@ -211,7 +236,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`fencepost: ${err.message}\n`);
       process.exit(1);
     }
-    if (err instanceof UsageError || err instanceof LockUsageError) {
+    if (err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError) {
       process.stderr.write(`fencepost: ${err.message}\n${USAGE}\n`);
       process.exit(2);
     }

@@ -1,5 +1,5 @@
 /**
- * A verification run: the lock, register, counter and broadcast workloads side by side for the
+ * A verification run: the lock, register, counter, broadcast and bank (two-phase commit) workloads side by side for the
  * chosen duration under seeded faults, then each negative control for a short while.
  *
  * The run passes only if every workload shows zero anomalies (an `unknown` checker
@@ -9,6 +9,7 @@
  */
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { FaultRates } from "./faults.js";
+import { runBankWorkload } from "./workloads/bank.js";
 import { runBroadcastWorkload } from "./workloads/broadcast.js";
 import { runCounterWorkload } from "./workloads/counter.js";
 import { runLockWorkload } from "./workloads/locks.js";
@@ -22,6 +23,8 @@ export interface VerifyOptions {
   readonly tableName: string;
   /** Broadcast under test: the log table, the FIFO queue and SQS client configuration. Without it the broadcast workload is skipped. */
   readonly broadcast?: WorkloadEnvironment["broadcast"];
+  /** Two-phase commit under test: the transaction table and SQS client configuration. Without it the bank workload is skipped. */
+  readonly txn?: WorkloadEnvironment["txn"];
   /** Default: random. */
   readonly seed?: number;
   /** How long the workloads run. Default 60 000 ms. */
@@ -59,7 +62,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
     counts.set(workload, operations);
     options.onProgress?.([...counts].map(([name, n]) => `${name}: ${n} ops`).join(", "));
   };
-  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, broadcast: options.broadcast, seed, durationMs, runId, faults: options.faults, onProgress: progress };
+  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, broadcast: options.broadcast, txn: options.txn, seed, durationMs, runId, faults: options.faults, onProgress: progress };
   const started = performance.now();
 
   options.onProgress?.(`workloads running for ${(durationMs / 1000).toFixed(0)} s (seed ${seed})`);
@@ -68,6 +71,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
     runRegisterWorkload(env),
     runCounterWorkload(env),
     ...(env.broadcast ? [runBroadcastWorkload(env)] : []),
+    ...(env.txn ? [runBankWorkload(env)] : []),
   ]);
 
   counts.clear();
@@ -80,6 +84,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
       runRegisterWorkload(controlEnv, { condition: "skipped" }),
       runCounterWorkload(controlEnv, { atomic: false }),
       ...(env.broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" })] : []),
+      ...(env.txn ? [runBankWorkload(controlEnv, { coordinator: "commit-before-log" })] : []),
     ])
   ).map((result) => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") }));
 

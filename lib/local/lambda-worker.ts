@@ -3,6 +3,7 @@
  * module once (its init code runs with the function's own environment, as in a Lambda
  * cold start), then runs each invocation the parent posts, with a Lambda-like context.
  * Results and errors go back in the shape Lambda reports them.
+ * Assumes: `*.localhost` names are the emulators' (they resolve to loopback here).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
@@ -24,6 +25,14 @@ interface Invocation {
 type Handler = (event: unknown, context: object) => Promise<unknown>;
 
 const config = workerData as WorkerConfig;
+
+// The SQS emulator's queue URLs name hosts like `sqs.us-east-1.localhost`, and the SDK
+// sends to a queue URL's host when the endpoint comes from the environment (as here).
+// Lambda on AWS resolves real queue hosts; locally, resolve `*.localhost` to loopback.
+await import("fauxqs").then(
+  (fauxqs) => fauxqs.interceptLocalhostDns(),
+  () => undefined,
+);
 
 function failure(err: unknown) {
   const e = err instanceof Error ? err : new Error(String(err));

@@ -39,7 +39,7 @@ import { createHash } from "node:crypto";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
 import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
-import { CoordinatorCrashedError, UnknownParticipantError } from "./errors.js";
+import { CoordinatorCrashedError, ProtocolViolationError, UnknownParticipantError } from "./errors.js";
 import { LambdaParticipant } from "./lambda-participant.js";
 import { DecisionLog, type BranchRecord, type Decision, type TransactionRecord } from "./log.js";
 import { outboxParticipant } from "./outbox.js";
@@ -207,10 +207,6 @@ export class Coordinator {
       if (ids.has(b.participant.id)) throw new InvalidArgumentError(`branches[${i}].participant`, `'${b.participant.id}' appears twice; give it all its work in one branch`);
       ids.add(b.participant.id);
       if (b.participant instanceof DynamoDbParticipant) validateWrites(`branches[${i}].input`, b.input);
-      const existing = this.#registry.get(b.participant.id);
-      if (existing && existing !== b.participant && !(existing instanceof DynamoDbParticipant)) {
-        throw new InvalidArgumentError(`branches[${i}].participant`, `another participant already uses the id '${b.participant.id}'`);
-      }
       this.#registry.set(b.participant.id, b.participant);
       return { participant: b.participant.id, input: b.input ?? null };
     });
@@ -269,8 +265,9 @@ export class Coordinator {
       try {
         await (decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input));
         return undefined;
-      } catch {
-        if (Date.now() + backoff > until) return b.participant;
+      } catch (err) {
+        // A protocol violation will not go away by asking again; anything else may.
+        if (err instanceof ProtocolViolationError || Date.now() + backoff > until) return b.participant;
         await sleep(backoff * (0.5 + Math.random() / 2));
       }
     }

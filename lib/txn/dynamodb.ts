@@ -14,8 +14,10 @@
  *   that one is decided (or past its deadline, which aborts it), the lock is rolled
  *   forward or back from its `fp_op` right there, and the prepare tries once more.
  *   Locks of crashed coordinators therefore never block an item for good.
- * - `fp_last` remembers the last transaction committed on the item, so a stale duplicate
- *   prepare of it cannot lock the item again.
+ * - A prepare that placed its locks reads the decision log once more: if the transaction
+ *   was decided meanwhile (the prepare landed late, after an abort that found nothing to
+ *   release), it releases them and votes no. `fp_last` (the last transaction committed on
+ *   the item) also refuses a stale duplicate prepare when no log is at hand.
  *
  * The fast path: when every participant of a transaction is a DynamoDbParticipant on the
  * coordinator's client, the coordinator writes all of them, plus the decision record, in
@@ -198,12 +200,39 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   async prepare(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
     if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
     const first = await this.#lock(tx, writes);
+    if (first.kind === "locked") return this.#confirm(tx, writes);
     if (first.kind !== "conflict") return first.vote;
     // Another transaction holds an item: settle it if it is decided or stale, then try once more.
     const settled = await this.#settleForeign(tx, first.locks);
     if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', still undecided`);
     const second = await this.#lock(tx, writes);
+    if (second.kind === "locked") return this.#confirm(tx, writes);
     return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
+  }
+
+  /**
+   * After placing locks, make sure the transaction is still undecided. A prepare can land
+   * late (a slow or retried request) after the coordinator gave up on it, decided abort
+   * and delivered the abort, which found nothing to release; or a stale duplicate can land
+   * after the commit was applied. The log is read after the lock is written, so if it
+   * still says `preparing`, any decision (and its delivery) comes after the lock and will
+   * find it; otherwise this prepare releases its own locks and votes no.
+   */
+  async #confirm(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
+    if (!tx.decisions) return YES;
+    // Keep trying through transient errors: if this prepare landed late, nobody else will
+    // come to release its locks (the next transaction on an item would, from the log).
+    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
+      try {
+        const status = await tx.decisions.status(tx.txId);
+        if (status === "preparing") return YES;
+        await this.abort(tx, writes);
+        return no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
+      } catch (err) {
+        if (backoff >= 1000) throw err;
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
   }
 
   async commit(tx: TxContext, writes: DynamoWrite[]): Promise<void> {
@@ -236,7 +265,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * assumes items exist, and learns from the failure which do not). A condition failure
    * is read from the items as they were.
    */
-  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; item: Item }[] }> {
+  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "locked" } | { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; item: Item }[] }> {
     const fresh = writes.map((w) => w.type === "put" && w.ifAbsent === true);
     const flipped = writes.map(() => false);
     for (;;) {
@@ -244,7 +273,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       try {
         if (writes.length === 1) await this.dynamodb.send(new UpdateItemCommand(this.#lockUpdate(tx.txId, writes[0]!, fresh[0]!)));
         else await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, w, fresh[i]!) })) }));
-        return { kind: "vote", vote: YES };
+        return { kind: "locked" };
       } catch (err) {
         if (err instanceof ConditionalCheckFailedException) found = [err.Item ?? {}];
         else if (err instanceof TransactionCanceledException) {

@@ -136,6 +136,10 @@ export class DecisionLog {
     return parseRecord(Item);
   }
 
+  async status(txId: string): Promise<TransactionStatus | undefined> {
+    return (await this.get(txId))?.status;
+  }
+
   /**
    * Writes `decision` if none is logged yet, and returns the decision that stands (which
    * may be another writer's). Aborting a transaction with no record writes one (presumed

@@ -12,7 +12,8 @@
  * - a participant in doubt can ask the decision log (`TxContext.decisions`).
  *
  * defineParticipant keeps the vote record for you, in the transaction table
- * (`vote#<participant>#<txId>`: prepared | aborted | committed), so your three functions
+ * (`vote#<participant>#<txId>`: preparing | prepared | aborted | committed; two writes per
+ * prepare: begun, then the vote), so your three functions
  * only reserve, apply and release. They must be idempotent per transaction id (each may
  * run more than once) and your abort must tolerate having nothing to release.
  */
@@ -40,6 +41,8 @@ export interface TxContext {
 export interface DecisionLookup {
   /** The decision; an abort decided now if the transaction is unknown or past its deadline; else `preparing`. */
   settle(txId: string): Promise<TransactionStatus>;
+  /** The status as logged now (a consistent read, no side effects); undefined if there is no record. */
+  status(txId: string): Promise<TransactionStatus | undefined>;
 }
 
 /**
@@ -109,30 +112,39 @@ class DefinedParticipant<I> implements Participant<I> {
 
   async prepare(tx: TxContext, input: I): Promise<Vote> {
     if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
+    // 1. Mark the prepare as begun, unless a vote or an abort is already on record.
+    const found = await this.#put(tx.txId, "preparing", "attribute_not_exists(pk) OR #state = :preparing");
+    if (found === "prepared") return YES; // a duplicate prepare: the yes on record stands
+    if (found === "aborted") return no(`${this.id}: the transaction was already aborted here`);
+    if (found === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
+    // 2. Reserve; 3. record the vote, unless an abort overtook us meanwhile.
     const answer = await this.definition.prepare(tx, input);
     if (answer !== true) {
-      // A yes vote already on record (an earlier prepare of this transaction) stands: it was durable.
-      if ((await this.#recordNo(tx.txId)) === "prepared") return YES;
+      await this.#put(tx.txId, "aborted", "#state = :preparing");
       return no(typeof answer === "string" ? answer : `${this.id} voted no`);
     }
+    if ((await this.#put(tx.txId, "prepared", "#state IN (:preparing, :prepared)")) === undefined) return YES;
+    await this.definition.abort(tx, input); // release what we just reserved
+    return no(`${this.id}: the transaction was aborted here while it prepared`);
+  }
+
+  /** Writes the vote record's state under `condition`; returns undefined, or the state found if the condition failed. */
+  async #put(txId: string, state: string, condition: string): Promise<string | undefined> {
     try {
       await this.#dynamodb.send(
         new PutItemCommand({
           TableName: this.definition.tableName,
-          Item: { ...this.#key(tx.txId), state: s("prepared"), ttl: this.#ttl() },
-          ConditionExpression: "attribute_not_exists(pk) OR #state = :prepared",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":prepared": s("prepared") },
+          Item: { ...this.#key(txId), state: s(state), ttl: this.#ttl() },
+          ConditionExpression: condition,
+          ...(condition.includes("#state") ? { ExpressionAttributeNames: { "#state": "state" } } : {}),
+          ...(condition.includes(":") ? { ExpressionAttributeValues: Object.fromEntries(["preparing", "prepared"].filter((v) => condition.includes(`:${v}`)).map((v) => [`:${v}`, s(v)])) } : {}),
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
-      return YES;
+      return undefined;
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      if (err.Item?.["state"]?.S === "committed") return YES; // a late duplicate prepare
-      // An abort overtook this prepare: release what we just reserved and vote no.
-      await this.definition.abort(tx, input);
-      return no(`${this.id}: the transaction was already aborted here`);
+      if (err instanceof ConditionalCheckFailedException) return err.Item?.["state"]?.S ?? "(missing)";
+      throw err;
     }
   }
 
@@ -157,24 +169,6 @@ class DefinedParticipant<I> implements Participant<I> {
   async abort(tx: TxContext, input: I): Promise<void> {
     await this.#tombstone(tx.txId);
     await this.definition.abort(tx, input);
-  }
-
-  /** Records a no vote unless a vote is already on record; returns the state found. */
-  async #recordNo(txId: string): Promise<string | undefined> {
-    try {
-      await this.#dynamodb.send(
-        new PutItemCommand({
-          TableName: this.definition.tableName,
-          Item: { ...this.#key(txId), state: s("aborted"), ttl: this.#ttl() },
-          ConditionExpression: "attribute_not_exists(pk)",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
-      return undefined;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return err.Item?.["state"]?.S;
-      throw err;
-    }
   }
 
   /** Records the abort (unless committed, which would be a violation). */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { runVerification } from "../../lib/check/verify.js";
 import { renderHtml, formatTable } from "../../lib/check/report.js";
-import { broadcastQueueUrl, logTable, sharedCloud, lockTable } from "../support/cloud.js";
+import { broadcastQueueUrl, logTable, sharedCloud, lockTable, txnTable } from "../support/cloud.js";
 
 describe("verification harness", () => {
   it("passes the workloads under faults and catches every negative control", { timeout: 180_000 }, async () => {
@@ -16,19 +16,23 @@ describe("verification harness", () => {
       dynamodb: { endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: cloud.credentials },
       tableName: lockTable(),
       broadcast: { logTable: logTable(), queueUrl: broadcastQueueUrl(), sqs: { endpoint: cloud.endpoints.sqs, region: cloud.region, credentials: cloud.credentials } },
+      txn: { tableName: txnTable(), sqs: { endpoint: cloud.endpoints.sqs, region: cloud.region, credentials: cloud.credentials } },
       seed,
       durationMs: 30_000,
       controlMs: 8_000,
     });
     const table = formatTable(report);
     // The table names the seed, so a failure here can be replayed with FENCEPOST_VERIFY_SEED.
-    expect(report.workloads.map((w) => w.anomalies), table).toEqual([[], [], [], []]);
+    expect(report.workloads.map((w) => w.anomalies), table).toEqual([[], [], [], [], []]);
     expect(report.controls.map((c) => [c.result.name, c.caught]), table).toEqual(report.controls.map((c) => [c.result.name, true]));
     for (const w of report.workloads) {
-      expect(w.outcomes.ok, `${w.name} ran too few operations`).toBeGreaterThan(200);
+      expect(w.outcomes.ok, `${w.name} ran too few operations`).toBeGreaterThan(w.name === "bank" ? 50 : 200);
       expect(w.checks.every((c) => c.verdict === "linearizable")).toBe(true);
-      expect(w.checks.length, w.name).toBe(w.name === "broadcast" ? 0 : 1);
+      expect(w.checks.length, w.name).toBe(w.name === "broadcast" || w.name === "bank" ? 0 : 1);
     }
+    // The bank's coordinators died at every crash point of every transaction shape.
+    const bank = report.workloads.find((w) => w.name === "bank")!;
+    expect(bank.stats["crashPointsHit"], table).toBe(bank.stats["crashPointsTotal"]);
     const faults = report.workloads.reduce<Record<string, number>>((sum, w) => {
       for (const [k, n] of Object.entries(w.faults)) sum[k] = (sum[k] ?? 0) + n;
       return sum;

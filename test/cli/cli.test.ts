@@ -4,10 +4,12 @@
  * errors exit non-zero with a message; stopping `up` removes its state file.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
 
 const stateFile = join(mkdtempSync(join(tmpdir(), "fencepost-cli-")), "local.json");
 const env = { ...process.env, FENCEPOST_STATE_FILE: stateFile, AWS_ENDPOINT_URL: "" };
@@ -67,6 +69,35 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain("needs --token");
     expect(cli("lock", "frobnicate").status).toBe(2);
+  });
+
+  it("lists a transaction in doubt, shows it, aborts it with an audit entry, and recovers", async () => {
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { region: string; endpoints: { dynamodb: string }; credentials: { accessKeyId: string; secretAccessKey: string }; tables: Record<string, string> };
+    const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials });
+    const accounts = new DynamoDbParticipant({ tableName: state.tables["locks"]!, dynamodb });
+    const dying = new Coordinator({ tableName: state.tables["txn"]!, dynamodb, fastPath: false, crashAt: (p) => p === "decide", timeoutMs: 50 });
+    const branches = [branch(accounts, [{ type: "put" as const, key: { pk: "cli-acct" }, item: { balance: 1 } }])];
+    await expect(dying.run("cli-stuck", branches)).rejects.toThrow(/crashed/);
+    await expect(dying.run("cli-stuck-2", branches.map((b) => ({ ...b, input: [{ type: "put" as const, key: { pk: "cli-acct-2" }, item: { balance: 1 } }] })))).rejects.toThrow(/crashed/);
+    await new Promise((r) => setTimeout(r, 100));
+    dynamodb.destroy();
+
+    const listed = cli("tx", "list", "--in-doubt");
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain("cli-stuck: preparing, unfinished");
+    expect(cli("tx", "show", "cli-stuck").stdout).toMatch(/participant dynamodb:/);
+    expect(cli("tx", "abort", "cli-stuck").status).toBe(2); // --reason is required
+
+    const aborted = cli("tx", "abort", "cli-stuck", "--reason", "stuck in test", "--operator", "ops");
+    expect(aborted.status, aborted.stderr).toBe(0);
+    expect(aborted.stdout).toContain("cli-stuck: aborted, done");
+    expect(aborted.stdout).toMatch(/audit: .* ops abort: stuck in test/);
+
+    const recovered = cli("tx", "recover", "--json");
+    expect(recovered.status, recovered.stderr).toBe(0);
+    expect((JSON.parse(recovered.stdout) as { transactions: { txId: string; action: string }[] }).transactions).toContainEqual(expect.objectContaining({ txId: "cli-stuck-2", action: "aborted" }));
+    expect(cli("tx", "list").stdout).toContain("No transactions in doubt");
+    expect(cli("tx", "show", "nope").status).toBe(1);
   });
 
   it("removes its state file when stopped", async () => {

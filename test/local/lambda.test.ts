@@ -16,6 +16,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Fencepost, HANDLER_METADATA } from "../../infra/fencepost.js";
 import { rateMs } from "../../lib/local/lambda.js";
 import { startLocalCloud, type CloudFormationTemplate, type LocalCloud } from "../../lib/local/index.js";
+import { Coordinator, DynamoDbParticipant, LambdaParticipant, branch } from "../../lib/index.js";
+import { invokeJson } from "../../lib/locks/remote.js";
+import { LambdaClient } from "@aws-sdk/client-lambda";
 
 function extendedTemplate(): CloudFormationTemplate {
   const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
@@ -29,6 +32,13 @@ function extendedTemplate(): CloudFormationTemplate {
   });
   (fn.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA, "test/fixtures/recording-handler.ts");
   fn.addEventSource(new SqsEventSource(queue, { batchSize: 10, reportBatchItemFailures: true }));
+  const participant = new NodejsFunction(stack, "RemoteParticipant", {
+    entry: "test/fixtures/participant-handler.ts",
+    runtime: lambda.Runtime.NODEJS_22_X,
+    environment: { TABLE_NAME: fencepost.lockTable.tableName, TXN_TABLE: fencepost.txnTable.tableName },
+  });
+  (participant.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA, "test/fixtures/participant-handler.ts");
+  fencepost.allowParticipant(participant);
   new events.Rule(stack, "Tick", { schedule: events.Schedule.rate(Duration.minutes(1)), targets: [new targets.LambdaFunction(fn, { event: events.RuleTargetInput.fromObject({ scheduled: true }) })] });
   return app.synth().getStackByName("Extended").template as CloudFormationTemplate;
 }
@@ -78,6 +88,26 @@ describe("local Lambda event sources and schedules", () => {
 
   it("runs rate schedules with the rule's input", async () => {
     expect(await until(async () => (await deliveries("schedule")).deliveries >= 2, 5000)).toBe(true);
+  });
+
+  it("runs two-phase commit with a participant behind a Lambda function, from the library and through the coordinator function", async () => {
+    const lambdaClient = new LambdaClient(cloud.clientConfig("lambda"));
+    const fn = Object.entries(cloud.functions).find(([key]) => key.startsWith("RemoteParticipant"))![1];
+    const coordinator = new Coordinator({ tableName: cloud.tables["txn"]!, dynamodb: db, lambda: lambdaClient });
+    const remote = new LambdaParticipant(fn, { lambda: lambdaClient });
+    const accounts = new DynamoDbParticipant({ tableName: cloud.tables["locks"]!, dynamodb: db });
+    const stamp = Date.now().toString(36);
+    const put = (pk: string) => [{ type: "put" as const, key: { pk }, item: { v: 1 } }];
+    expect(await coordinator.run(`remote-ok-${stamp}`, [branch(remote, {}), branch(accounts, put(`r1-${stamp}`))])).toMatchObject({ outcome: "committed", path: "protocol" });
+    const refused = await coordinator.run(`remote-no-${stamp}`, [branch(remote, { refuse: true }), branch(accounts, put(`r2-${stamp}`))]);
+    expect(refused).toMatchObject({ outcome: "aborted", reason: "refused by the remote participant" });
+    const hold = async (txId: string) => (await db.send(new GetItemCommand({ TableName: cloud.tables["locks"]!, Key: { pk: { S: `remote-hold#${txId}` } }, ConsistentRead: true }))).Item?.["state"]?.S;
+    expect(await hold(`remote-ok-${stamp}`)).toBe("applied");
+    // The same through the coordinator function, naming the participant by id.
+    const viaService = await invokeJson(lambdaClient, cloud.functions["txn-function"]!, { action: "run", txId: `remote-svc-${stamp}`, branches: [{ participant: `lambda:${fn}`, input: {} }] });
+    expect(viaService).toMatchObject({ outcome: "committed", path: "protocol" });
+    expect(await hold(`remote-svc-${stamp}`)).toBe("applied");
+    lambdaClient.destroy();
   });
 
   it("parses rate expressions and refuses others", () => {

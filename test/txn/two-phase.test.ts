@@ -193,7 +193,7 @@ describe("two-phase commit", () => {
     const tx = { txId: fresh("tx"), deadline: Date.now() + 10_000 };
     await book.abort(tx, { account: a, amount: 1 });
     expect(await book.prepare(tx, { account: a, amount: 1 })).toMatchObject({ vote: "no" });
-    expect(await holdState(book.id, tx.txId)).toBe("released"); // the late prepare released what it reserved
+    expect(await holdState(book.id, tx.txId)).toBeUndefined(); // the late prepare reserved nothing
     await expect(book.commit(tx, { account: a, amount: 1 })).rejects.toBeInstanceOf(ProtocolViolationError);
 
     // The DynamoDB participant: abort first is a no-op, a prepare after the deadline votes no.

@@ -19,6 +19,8 @@ export interface WorkloadEnvironment {
   readonly tableName: string;
   /** For the broadcast workload: the log table, the FIFO queue and the SQS client configuration. */
   readonly broadcast?: { readonly logTable: string; readonly queueUrl: string; readonly sqs: SQSClientConfig };
+  /** For the bank workload: the transaction table and the SQS client configuration (it creates its outbox queue). */
+  readonly txn?: { readonly tableName: string; readonly sqs: SQSClientConfig };
   readonly seed: number;
   readonly durationMs: number;
   /** Keeps this run's items apart from earlier runs' on the same table. */
