@@ -16,8 +16,8 @@
  *   Locks of crashed coordinators therefore never block an item for good.
  * - A prepare that placed its locks reads the decision log once more: if the transaction
  *   was decided meanwhile (the prepare landed late, after an abort that found nothing to
- *   release), it releases them and votes no. `fp_last` (the last transaction committed on
- *   the item) also refuses a stale duplicate prepare when no log is at hand.
+ *   release), it releases them and votes no. `fp_last` (the last transaction that finished
+ *   on an existing item) also refuses a stale duplicate prepare when no log is at hand.
  *
  * The fast path: when every participant of a transaction is a DynamoDbParticipant on the
  * coordinator's client, the coordinator writes all of them, plus the decision record, in
@@ -39,6 +39,7 @@ import { marshall, unmarshall, type NativeAttributeValue } from "@aws-sdk/util-d
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
+import { persistently } from "./retry.js";
 
 type Item = Record<string, AttributeValue>;
 export type Key = Record<string, NativeAttributeValue>;
@@ -199,15 +200,29 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
 
   async prepare(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
     if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
-    const first = await this.#lock(tx, writes);
-    if (first.kind === "locked") return this.#confirm(tx, writes);
-    if (first.kind !== "conflict") return first.vote;
-    // Another transaction holds an item: settle it if it is decided or stale, then try once more.
-    const settled = await this.#settleForeign(tx, first.locks);
-    if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', still undecided`);
-    const second = await this.#lock(tx, writes);
-    if (second.kind === "locked") return this.#confirm(tx, writes);
-    return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
+    try {
+      const first = await this.#lock(tx, writes);
+      if (first.kind === "locked") return await this.#confirm(tx, writes);
+      if (first.kind !== "conflict") return first.vote;
+      // Another transaction holds an item: settle it if it is decided or stale, then try once more.
+      const settled = await this.#settleForeign(tx, first.locks);
+      if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', still undecided`);
+      const second = await this.#lock(tx, writes);
+      if (second.kind === "locked") return await this.#confirm(tx, writes);
+      return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
+    } catch (err) {
+      // A lock may have landed although we got an error. If the transaction is aborted
+      // already, its abort came and went: release here (else the coming abort will). If it
+      // committed, the lock may be the one its commit is on the way to apply: leave it.
+      const decisions = tx.decisions;
+      if (decisions) {
+        await persistently(async () => {
+          const status = await decisions.status(tx.txId);
+          if (status === "aborted" || status === undefined) await this.abort(tx, writes);
+        }).catch(() => undefined);
+      }
+      throw err;
+    }
   }
 
   /**
@@ -216,23 +231,19 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * and delivered the abort, which found nothing to release; or a stale duplicate can land
    * after the commit was applied. The log is read after the lock is written, so if it
    * still says `preparing`, any decision (and its delivery) comes after the lock and will
-   * find it; otherwise this prepare releases its own locks and votes no.
+   * find it; otherwise this prepare releases its own locks and votes no. Retried through
+   * transient errors: nobody else would release these locks (the next transaction on an
+   * item would, from the log).
    */
   async #confirm(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
-    if (!tx.decisions) return YES;
-    // Keep trying through transient errors: if this prepare landed late, nobody else will
-    // come to release its locks (the next transaction on an item would, from the log).
-    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
-      try {
-        const status = await tx.decisions.status(tx.txId);
-        if (status === "preparing") return YES;
-        await this.abort(tx, writes);
-        return no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
-      } catch (err) {
-        if (backoff >= 1000) throw err;
-        await new Promise((r) => setTimeout(r, backoff));
-      }
-    }
+    const decisions = tx.decisions;
+    if (!decisions) return YES;
+    return persistently(async () => {
+      const status = await decisions.status(tx.txId);
+      if (status === "preparing") return YES;
+      await this.abort(tx, writes);
+      return no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
+    });
   }
 
   async commit(tx: TxContext, writes: DynamoWrite[]): Promise<void> {
@@ -365,9 +376,9 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key,
-          UpdateExpression: "REMOVE #fptx, #fpop, #fpfresh",
+          UpdateExpression: "SET #fplast = :fptx REMOVE #fptx, #fpop, #fpfresh",
           ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfalse",
-          ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpop": LOCK_ATTRIBUTES.op, "#fpfresh": LOCK_ATTRIBUTES.fresh },
+          ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpop": LOCK_ATTRIBUTES.op, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last },
           ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfalse": { BOOL: false } },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),

@@ -20,6 +20,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { validateName } from "../locks/client.js";
 import { ProtocolViolationError } from "./errors.js";
+import { persistently } from "./retry.js";
 import { DEFAULT_RETAIN_MS, type TransactionStatus } from "./log.js";
 
 /** A participant's answer to prepare. */
@@ -118,14 +119,29 @@ class DefinedParticipant<I> implements Participant<I> {
     if (found === "aborted") return no(`${this.id}: the transaction was already aborted here`);
     if (found === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
     // 2. Reserve; 3. record the vote, unless an abort overtook us meanwhile.
-    const answer = await this.definition.prepare(tx, input);
-    if (answer !== true) {
-      await this.#put(tx.txId, "aborted", "#state = :preparing");
-      return no(typeof answer === "string" ? answer : `${this.id} voted no`);
+    try {
+      const answer = await this.definition.prepare(tx, input);
+      if (answer !== true) {
+        await this.#put(tx.txId, "aborted", "#state = :preparing");
+        return no(typeof answer === "string" ? answer : `${this.id} voted no`);
+      }
+      if ((await this.#put(tx.txId, "prepared", "#state IN (:preparing, :prepared)")) === undefined) return YES;
+    } catch (err) {
+      // The reservation may have landed. If the abort already came (and went), nobody else
+      // will release it: do it here. Otherwise the abort that follows our failure will.
+      await persistently(async () => {
+        if ((await this.#state(tx.txId)) === "aborted") await this.definition.abort(tx, input);
+      }).catch(() => undefined);
+      throw err;
     }
-    if ((await this.#put(tx.txId, "prepared", "#state IN (:preparing, :prepared)")) === undefined) return YES;
-    await this.definition.abort(tx, input); // release what we just reserved
+    // The abort overtook us: release what we just reserved (nobody else will).
+    await persistently(() => this.definition.abort(tx, input));
     return no(`${this.id}: the transaction was aborted here while it prepared`);
+  }
+
+  async #state(txId: string): Promise<string | undefined> {
+    const { Item } = await this.#dynamodb.send(new GetItemCommand({ TableName: this.definition.tableName, Key: this.#key(txId), ConsistentRead: true }));
+    return Item?.["state"]?.S;
   }
 
   /** Writes the vote record's state under `condition`; returns undefined, or the state found if the condition failed. */
@@ -149,8 +165,7 @@ class DefinedParticipant<I> implements Participant<I> {
   }
 
   async commit(tx: TxContext, input: I): Promise<void> {
-    const { Item } = await this.#dynamodb.send(new GetItemCommand({ TableName: this.definition.tableName, Key: this.#key(tx.txId), ConsistentRead: true }));
-    const state = Item?.["state"]?.S;
+    const state = await this.#state(tx.txId);
     if (state === "committed") return;
     if (state !== "prepared") throw new ProtocolViolationError(tx.txId, this.id, state === "aborted" ? "commit after abort" : "commit without a yes vote on record");
     await this.definition.commit(tx, input);

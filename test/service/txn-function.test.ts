@@ -10,7 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../lib/index.js";
 import { invokeJson } from "../../lib/locks/remote.js";
 import type { TxnRequest, TxnResponses } from "../../lib/service/txn-api.js";
-import { dynamoDbClient, lambdaClient, lockTable, sqsClient, txnFunction } from "../support/cloud.js";
+import { dynamoDbClient, lambdaClient, lockTable, sharedCloud, sqsClient, txnFunction, txnTable } from "../support/cloud.js";
+import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
+import { queueHostEndpoint } from "../../lib/local/lambda.js";
+import { Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
 
 let lambda: LambdaClient;
 let db: DynamoDBClient;
@@ -74,5 +77,34 @@ describe("coordinator function", () => {
     const badWrite = await refused({ action: "run", txId: `bad-${run}`, branches: [{ participant: `dynamodb:${lockTable()}`, input: [{ type: "upsert", key: { pk: "k" } }] }] });
     expect((badWrite as InvalidArgumentError).field).toBe("branches[0].input[0].type");
     expect(await call({ action: "status", txId: `bad-${run}` })).toBeNull();
+  });
+});
+
+describe("recovery function", () => {
+  it("finishes a transaction whose coordinator died, once it is 10 s past its deadline, and reports in-doubt metrics", { timeout: 30_000 }, async () => {
+    const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "decide", timeoutMs: 1 });
+    const txId = `svc-stuck-${run}`;
+    await expect(dying.run(txId, [branch(accounts, [{ type: "put", key: { pk: `svc-stuck-${run}` }, item: { v: 1 } }])])).rejects.toThrow(/crashed/);
+    const recovery = sharedCloud().functions["txn-recovery"]!;
+    const early = (await invokeJson(lambda, recovery, { source: "schedule" })) as { stillInDoubt: number };
+    expect(early.stillInDoubt).toBeGreaterThanOrEqual(0);
+    expect((await dying.status(txId))?.status).toBe("preparing"); // within the 10 s grace: left alone
+    await new Promise((r) => setTimeout(r, 10_500));
+    await invokeJson(lambda, recovery, { source: "schedule" });
+    expect(await dying.status(txId)).toMatchObject({ status: "aborted", done: true });
+  });
+
+  it("shapes the metrics the in-doubt alarm watches", () => {
+    const now = 1_000_000;
+    const metrics = inDoubtMetrics([{ deadline: now - 90_000 } as never, { deadline: now - 5_000 } as never], "Stack/Fencepost", now);
+    expect(metrics).toMatchObject({ Construct: "Stack/Fencepost", InDoubtTransactions: 2, OldestInDoubtSeconds: 90 });
+    expect(JSON.stringify(metrics["_aws"])).toContain('"Namespace":"Fencepost"');
+    expect(inDoubtMetrics([], "x", now)).toMatchObject({ InDoubtTransactions: 0, OldestInDoubtSeconds: 0 });
+  });
+
+  it("gives local functions the SQS emulator's queue host as their endpoint", () => {
+    expect(queueHostEndpoint("http://127.0.0.1:4100", "eu-west-1")).toBe("http://sqs.eu-west-1.localhost:4100");
+    expect(queueHostEndpoint("http://localhost:4566", "eu-west-1")).toBe("http://localhost:4566");
   });
 });

@@ -229,7 +229,8 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
     // Duplicate and late messages after the fact: they must change nothing.
     if (protocol && w.random.chance(0.15)) {
       const b = w.random.pick(branches);
-      const tx = { txId, deadline: Date.now() + TIMEOUT_MS };
+      // As the coordinator would send them: with the decision log at hand.
+      const tx = { txId, deadline: Date.now() + TIMEOUT_MS, decisions: coordinator.log };
       stats.duplicatePhaseTwo++;
       await (outcome === "committed" ? b.participant.commit(tx, b.input) : b.participant.abort(tx, b.input)).catch(() => undefined);
       if (w.random.chance(0.3)) {
