@@ -17,6 +17,9 @@
  *    acknowledged by then is left to recovery (the result says `acknowledged: false`):
  *    the decision is final either way.
  * Presumed abort: no record means aborted; a crash anywhere before step 3 ends in abort.
+ * Timeouts: prepare has the deadline, phase two `phaseTwoTimeoutMs` (a hung participant
+ * call counts as unacknowledged), and each decision-log request `requestTimeoutMs`
+ * (TransactionTimeoutError: the outcome is unknown to the caller, who may run again).
  *
  * Fast path: if every branch is a DynamoDbParticipant on this coordinator's DynamoDB
  * client, one TransactWriteItems (idempotent by a client request token derived from the
@@ -39,7 +42,7 @@ import { createHash } from "node:crypto";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
 import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
-import { CoordinatorCrashedError, ProtocolViolationError, UnknownParticipantError } from "./errors.js";
+import { CoordinatorCrashedError, ProtocolViolationError, TransactionTimeoutError, UnknownParticipantError } from "./errors.js";
 import { LambdaParticipant } from "./lambda-participant.js";
 import { DecisionLog, type BranchRecord, type Decision, type TransactionRecord } from "./log.js";
 import { outboxParticipant } from "./outbox.js";
@@ -73,6 +76,8 @@ export interface CoordinatorOptions {
   readonly fastPath?: boolean;
   /** How long finished records are kept (and run stays idempotent by id). Default 7 days. */
   readonly retainMs?: number;
+  /** Each request to the decision log (begin, decide, complete), retries included, gives up after this long. Default 5 000 ms. */
+  readonly requestTimeoutMs?: number;
   /** Test seam: return true to make the coordinator stop dead at `point` (CoordinatorCrashedError). */
   readonly crashAt?: (point: CrashPoint, txId: string) => boolean;
   /**
@@ -106,6 +111,17 @@ export const MAX_BRANCHES_BYTES = 300 * 1024;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Waits for `work` until epoch ms `until`; "timeout" if it has not settled by then. */
+async function raceUntil(work: Promise<unknown>, until: number): Promise<"done" | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, until - Date.now()))));
+  try {
+    return await Promise.race([work.then(() => "done" as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class Coordinator {
   readonly log: DecisionLog;
   readonly dynamodb: DynamoDBClient;
@@ -120,7 +136,7 @@ export class Coordinator {
     this.dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.#sqs = options.sqs ?? new SQSClient({});
     this.#lambda = options.lambda ?? new LambdaClient({});
-    this.log = new DecisionLog(this.dynamodb, options.tableName, options.retainMs);
+    this.log = new DecisionLog(this.dynamodb, options.tableName, options.retainMs, Date.now, options.requestTimeoutMs);
     for (const p of options.participants ?? []) this.#registry.set(p.id, p);
   }
 
@@ -131,7 +147,7 @@ export class Coordinator {
 
     this.#crash("begin", txId);
     const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
-    const { created, record } = await this.log.begin(txId, records, deadline);
+    const { created, record } = await this.#step(txId, "begin", () => this.log.begin(txId, records, deadline));
     if (!created) {
       if (JSON.stringify(record.branches) !== JSON.stringify(records)) throw new InvalidArgumentError("txId", `'${txId}' was already used for a different transaction; transaction ids must be unique`);
       if (record.status !== "preparing") return this.#finish(record, record.status, true);
@@ -144,7 +160,7 @@ export class Coordinator {
     if (this.#options.unsafeCommitBeforeDecision && wanted === "committed") {
       await this.#phaseTwo(tx, record.branches, "committed"); // the bug the negative control must expose
     }
-    const decided = await this.log.decide(txId, wanted, no?.reason);
+    const decided = await this.#step(txId, "decide", () => this.log.decide(txId, wanted, no?.reason));
     return this.#finish({ ...record, status: decided, ...(decided === "aborted" ? { reason: no?.reason ?? "decided by another party before this coordinator" } : {}) }, decided, !created);
   }
 
@@ -178,7 +194,7 @@ export class Coordinator {
     const pending = await this.#phaseTwo(this.#context(record.txId, record.deadline), record.branches, decision);
     if (pending.length > 0) return { acknowledged: false, pending };
     this.#crash("complete", record.txId);
-    await this.log.complete(record.txId);
+    await this.#step(record.txId, "complete", () => this.log.complete(record.txId));
     return { acknowledged: true, pending: [] };
   }
 
@@ -215,6 +231,16 @@ export class Coordinator {
     return records;
   }
 
+  /** A decision-log step, its timeout reported as TransactionTimeoutError. */
+  async #step<T>(txId: string, step: TransactionTimeoutError["step"], body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (err) {
+      if ((err as Error).name === "AbortError" || (err as Error).name === "TimeoutError") throw new TransactionTimeoutError(txId, step, this.log.requestTimeoutMs);
+      throw err;
+    }
+  }
+
   #context(txId: string, deadline: number): TxContext {
     return { txId, deadline, decisions: this.log };
   }
@@ -231,15 +257,8 @@ export class Coordinator {
       votes.push(b.participant.prepare(tx, b.input).catch((err: unknown) => ({ vote: "no" as const, reason: `${b.participant.id} failed to prepare: ${(err as Error).message}` })));
     }
     this.#crash(`prepare:${branches.length}`, tx.txId);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<Vote>((resolve) => {
-      timer = setTimeout(() => resolve({ vote: "no", reason: `not every participant voted before the deadline` }), Math.max(0, tx.deadline - Date.now()));
-    });
-    try {
-      return await Promise.all(votes.map((v) => Promise.race([v, timeout])));
-    } finally {
-      clearTimeout(timer);
-    }
+    const late: Vote = { vote: "no", reason: "not every participant voted before the deadline" };
+    return Promise.all(votes.map(async (v) => ((await raceUntil(v, tx.deadline)) === "done" ? v : late)));
   }
 
   /** Sends the decision to every branch, retrying each until it acknowledges or time runs out. Returns the ones that did not. */
@@ -263,7 +282,10 @@ export class Coordinator {
     }
     for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
       try {
-        await (decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input));
+        // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
+        const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
+        attempt.catch(() => undefined);
+        if ((await raceUntil(attempt, until)) === "timeout") return b.participant;
         return undefined;
       } catch (err) {
         // A protocol violation will not go away by asking again; anything else may.

@@ -33,6 +33,20 @@ export class DecisionConflictError extends FencepostError {
   }
 }
 
+/** A step's request to the decision log got no answer in time; this call cannot know the outcome. */
+export class TransactionTimeoutError extends FencepostError {
+  override name = "TransactionTimeoutError";
+  constructor(
+    readonly txId: string,
+    readonly step: "begin" | "decide" | "complete",
+    readonly timeoutMs: number,
+  ) {
+    super(
+      `Transaction '${txId}': the decision log did not answer '${step}' within ${timeoutMs} ms, so this call cannot tell the outcome. Run it again with the same id (run is idempotent), or look with 'fencepost tx show ${txId}'; recovery finishes it either way.`,
+    );
+  }
+}
+
 /** Recovery met a participant id it cannot build a client for. */
 export class UnknownParticipantError extends FencepostError {
   override name = "UnknownParticipantError";
@@ -57,4 +71,4 @@ export class CoordinatorCrashedError extends FencepostError {
   }
 }
 
-registerErrorClasses({ ProtocolViolationError, DecisionConflictError, UnknownParticipantError });
+registerErrorClasses({ ProtocolViolationError, DecisionConflictError, UnknownParticipantError, TransactionTimeoutError });

@@ -104,7 +104,15 @@ export class DecisionLog {
     readonly retainMs: number = DEFAULT_RETAIN_MS,
     /** Wall clock (epoch ms) for deadlines and timestamps. */
     readonly now: () => number = Date.now,
+    /** Each request to the log (with the SDK's retries) is abandoned after this long: a `TimeoutError`. */
+    readonly requestTimeoutMs: number = 5000,
   ) {}
+
+  /** Sends with the request timeout: a hung endpoint must not hang a transaction step. */
+  #send<O = unknown>(command: PutItemCommand | GetItemCommand | UpdateItemCommand | QueryCommand): Promise<O> {
+    const client = this.dynamodb as unknown as { send(command: unknown, options: { abortSignal: AbortSignal }): Promise<O> };
+    return client.send(command, { abortSignal: AbortSignal.timeout(this.requestTimeoutMs) });
+  }
 
   /** Records a transaction before any participant hears of it; returns the existing record if the id was used. */
   async begin(txId: string, branches: readonly BranchRecord[], deadline: number): Promise<{ created: boolean; record: TransactionRecord }> {
@@ -120,7 +128,7 @@ export class DecisionLog {
       inDoubt: s("open"),
     };
     try {
-      await this.dynamodb.send(
+      await this.#send(
         new PutItemCommand({ TableName: this.tableName, Item: item, ConditionExpression: "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" }),
       );
       return { created: true, record: parseRecord(item)! };
@@ -132,7 +140,7 @@ export class DecisionLog {
   }
 
   async get(txId: string): Promise<TransactionRecord | undefined> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true }));
+    const { Item } = await this.#send<{ Item?: Item }>(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true }));
     return parseRecord(Item);
   }
 
@@ -149,7 +157,7 @@ export class DecisionLog {
     const condition = decision === "aborted" ? "attribute_not_exists(pk) OR #status = :preparing" : "#status = :preparing";
     const now = this.now();
     try {
-      await this.dynamodb.send(
+      await this.#send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: keyOf(txId),
@@ -186,8 +194,7 @@ export class DecisionLog {
   /** Marks phase two finished: removes the record from the in-doubt index and starts its retention clock. */
   async complete(txId: string, audit?: AuditEntry): Promise<void> {
     const now = this.now();
-    await this.dynamodb
-      .send(
+    await this.#send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: keyOf(txId),
@@ -224,7 +231,7 @@ export class DecisionLog {
 
   /** Unfinished transactions whose deadline is at or before `staleAt` (default: now), oldest first. */
   async listInDoubt(options: { staleAt?: number; limit?: number; startAfter?: { deadline: number; txId: string } } = {}): Promise<{ records: TransactionRecord[]; next?: { deadline: number; txId: string } }> {
-    const out = await this.dynamodb.send(
+    const out = await this.#send<{ Items?: Item[]; LastEvaluatedKey?: Item }>(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: IN_DOUBT_INDEX,
@@ -241,7 +248,7 @@ export class DecisionLog {
 
   /** Appends an operator action to the record's audit trail. */
   async audit(txId: string, entry: AuditEntry): Promise<void> {
-    await this.dynamodb.send(
+    await this.#send(
       new UpdateItemCommand({
         TableName: this.tableName,
         Key: keyOf(txId),

@@ -7,6 +7,8 @@
  */
 import { GetItemCommand, PutItemCommand, ScanCommand, UpdateItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RequestCounter } from "../../lib/check/middleware.js";
 import {
@@ -16,6 +18,7 @@ import {
   DynamoDbParticipant,
   InvalidArgumentError,
   ProtocolViolationError,
+  TransactionTimeoutError,
   branch,
   crashPoints,
   defineParticipant,
@@ -233,6 +236,37 @@ describe("two-phase commit", () => {
     expect(await balance(a)).toEqual({ exists: false });
     expect(await coordinator.run(fresh("tx"), [branch(accounts, [{ type: "put", key: { pk: a }, item: { balance: 1 }, ifAbsent: true }]), branch(book, { account: a, amount: 1 })])).toMatchObject({ outcome: "committed" });
     expect(await balance(a)).toEqual({ exists: true, balance: 1 });
+  });
+});
+
+describe("timeouts", () => {
+  it("gives up on a decision log that does not answer, with TransactionTimeoutError", async () => {
+    // A server that accepts requests and never answers them.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const { port } = silent.address() as AddressInfo;
+    const hung = dynamoDbClient({ endpoint: `http://127.0.0.1:${port}`, maxAttempts: 1 });
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: hung, fastPath: false, requestTimeoutMs: 300 });
+    const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
+    const started = Date.now();
+    const err = await coordinator.run(fresh("tx"), [branch(accounts, [credit(fresh("acct"), 1)])]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionTimeoutError);
+    expect(err).toMatchObject({ step: "begin", timeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(3000);
+    hung.destroy();
+    silent.closeAllConnections();
+    silent.close();
+  });
+
+  it("counts a participant that hangs in phase two as unacknowledged, and a hung prepare as a no vote", async () => {
+    const never = new Promise<never>(() => undefined);
+    const hangsOnCommit: Participant = { id: fresh("hangs-commit"), prepare: async () => ({ vote: "yes" }), commit: () => never, abort: async () => undefined };
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [hangsOnCommit], phaseTwoTimeoutMs: 300, timeoutMs: 300 });
+    const started = Date.now();
+    expect(await coordinator.run(fresh("tx"), [branch(hangsOnCommit, null)])).toMatchObject({ outcome: "committed", acknowledged: false, pending: [hangsOnCommit.id] });
+    const hangsOnPrepare: Participant = { id: fresh("hangs-prepare"), prepare: () => never, commit: async () => undefined, abort: async () => undefined };
+    expect(await coordinator.run(fresh("tx"), [branch(hangsOnPrepare, null)])).toMatchObject({ outcome: "aborted", reason: "not every participant voted before the deadline", acknowledged: true });
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 });
 
