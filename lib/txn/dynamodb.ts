@@ -3,22 +3,24 @@
  *
  * Its input is a list of writes (`put`, `update`, `delete`, `check`), each on its own item.
  * - prepare locks every item with one conditional write (a TransactWriteItems when there
- *   are several): `fp_tx` = the transaction, `fp_op` = the write to apply, under the
- *   write's own condition and `attribute_not_exists(fp_tx)`. The lock is the durable
- *   yes vote; the condition is checked once, and holds until the decision because every
- *   Fencepost write respects the lock (your other writers add `notLockedByTransaction()`).
+ *   are several): `fp_tx` = the transaction, under the write's own condition and
+ *   `attribute_not_exists(fp_tx)`. The lock is the durable yes vote; the condition is
+ *   checked once, and holds until the decision because every Fencepost write respects
+ *   the lock (your other writers add `notLockedByTransaction()`).
  * - commit applies each write under `fp_tx = <this transaction>` and removes the lock in
  *   the same request; abort removes the lock (deleting an item the prepare had to create).
  *   A condition failure means it was already done: both are idempotent.
- * - A prepare that meets another transaction's lock asks the decision log about it: if
- *   that one is decided (or past its deadline, which aborts it), the lock is rolled
- *   forward or back from its `fp_op` right there, and the prepare tries once more.
- *   Locks of crashed coordinators therefore never block an item for good.
  * - A prepare that placed its locks reads the decision log once more: if the transaction
  *   was decided meanwhile (the prepare landed late, after an abort that found nothing to
- *   release), it releases them and votes no. `fp_last` (the last transaction that finished
- *   on an existing item) also refuses a stale duplicate prepare when no log is at hand.
- *
+ *   release; or a stale duplicate after the commit), it releases them and votes no.
+ *   `fp_last` (the last transaction that finished on an existing item) also refuses a
+ *   stale duplicate prepare when no log is at hand.
+ * - A prepare that meets another transaction's lock asks the decision log about it. An
+ *   aborted one (or one past its deadline, which this aborts) is released right there;
+ *   so is one that committed and finished phase two, because every participant then
+ *   acknowledged its commit and any lock it still holds is a stale prepare's. A committed
+ *   one still in phase two is left to its coordinator or recovery, which apply it. Then
+ *   the prepare tries once more. Locks of crashed coordinators never block an item for good.
  * The fast path: when every participant of a transaction is a DynamoDbParticipant on the
  * coordinator's client, the coordinator writes all of them, plus the decision record, in
  * one TransactWriteItems (`directWrite` gives each write with its lock check).
@@ -35,7 +37,7 @@ import {
   type AttributeValue,
   type TransactWriteItem,
 } from "@aws-sdk/client-dynamodb";
-import { marshall, unmarshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
+import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
@@ -59,7 +61,7 @@ export type DynamoWrite =
   | { readonly type: "check"; readonly key: Key; readonly condition: Condition };
 
 /** Attributes the protocol keeps on a locked item. */
-export const LOCK_ATTRIBUTES = { tx: "fp_tx", op: "fp_op", fresh: "fp_fresh", last: "fp_last" } as const;
+export const LOCK_ATTRIBUTES = { tx: "fp_tx", fresh: "fp_fresh", last: "fp_last" } as const;
 
 /** A condition fragment for writes made outside transactions: do not touch an item a transaction holds. */
 export function notLockedByTransaction(): Condition {
@@ -74,7 +76,7 @@ export interface DynamoDbParticipantOptions {
   readonly label?: string;
 }
 
-const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpop": LOCK_ATTRIBUTES.op, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last };
+const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last };
 const m = (v: Record<string, NativeAttributeValue>): Item => marshall(v, { removeUndefinedValues: true, convertClassInstanceToMap: false });
 
 /** An expression with its placeholders, ready to merge. */
@@ -263,10 +265,10 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
     return {
       TableName: this.tableName,
       Key: m(write.key),
-      UpdateExpression: "SET #fptx = :fptx, #fpop = :fpop, #fpfresh = :fpfresh",
+      UpdateExpression: "SET #fptx = :fptx, #fpfresh = :fpfresh",
       ConditionExpression: `${fresh ? "attribute_not_exists" : "attribute_exists"}(#fppk) AND attribute_not_exists(#fptx) AND (attribute_not_exists(#fplast) OR #fplast <> :fptx)${cond ? ` AND ${cond.expression}` : ""}`,
       ExpressionAttributeNames: { ...LOCK_NAMES, "#fppk": Object.keys(write.key)[0]!, ...cond?.names },
-      ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpop": { M: m(write as unknown as Record<string, NativeAttributeValue>) }, ":fpfresh": { BOOL: fresh }, ...cond?.values },
+      ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfresh": { BOOL: fresh }, ...cond?.values },
       ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
     };
   }
@@ -276,7 +278,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * assumes items exist, and learns from the failure which do not). A condition failure
    * is read from the items as they were.
    */
-  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "locked" } | { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; item: Item }[] }> {
+  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "locked" } | { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] }> {
     const fresh = writes.map((w) => w.type === "put" && w.ifAbsent === true);
     const flipped = writes.map(() => false);
     for (;;) {
@@ -297,7 +299,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       // found[i]: undefined = write i did not fail; {} = failed, the item does not exist; else the item as it was.
       // A wrong guess about existence is fixed once per write, then the lock is tried again.
       const wrong = found.map((item, i) => item !== undefined && Object.keys(item).length > 0 === fresh[i] && !flipped[i] && !(writes[i]!.type === "put" && writes[i]!.ifAbsent));
-      if (!wrong.some(Boolean)) return this.#judge(tx, found);
+      if (!wrong.some(Boolean)) return this.#judge(tx, writes, found);
       wrong.forEach((w, i) => {
         if (w) [fresh[i], flipped[i]] = [!fresh[i], true];
       });
@@ -305,27 +307,29 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   }
 
   /** What a failed lock attempt means, from the items as they were. */
-  #judge(tx: TxContext, found: (Item | undefined)[]): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; item: Item }[] } {
+  #judge(tx: TxContext, writes: DynamoWrite[], found: (Item | undefined)[]): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] } {
     const failed = found.filter((i): i is Item => i !== undefined);
     // Our own lock: an earlier attempt of this prepare applied (all-or-nothing), so the yes stands.
     if (failed.some((i) => i[LOCK_ATTRIBUTES.tx]?.S === tx.txId)) return { kind: "vote", vote: YES };
-    const locks = failed.filter((i) => i[LOCK_ATTRIBUTES.tx]?.S).map((item) => ({ txId: item[LOCK_ATTRIBUTES.tx]!.S!, item }));
+    const locks = found.flatMap((item, i) => {
+      const holder = item?.[LOCK_ATTRIBUTES.tx]?.S;
+      return holder ? [{ txId: holder, key: writes[i]!.key }] : [];
+    });
     if (locks.length > 0) return { kind: "conflict", locks };
     if (failed.some((i) => i[LOCK_ATTRIBUTES.last]?.S === tx.txId)) return { kind: "vote", vote: no(`${this.id}: this transaction already finished here (a stale prepare)`) };
     return { kind: "vote", vote: no(`${this.id}: a write's condition does not hold`) };
   }
 
-  /** Rolls other transactions' locks forward or back if the log has (or now makes) their decision. */
-  async #settleForeign(tx: TxContext, locks: { txId: string; item: Item }[]): Promise<boolean> {
+  /**
+   * Releases other transactions' locks that the log shows are finished with (see the
+   * module comment); false if one must stay (undecided, or committed and still in phase two).
+   */
+  async #settleForeign(tx: TxContext, locks: { txId: string; key: Key }[]): Promise<boolean> {
     if (!tx.decisions) return false;
-    for (const { txId, item } of locks) {
-      const status = await tx.decisions.settle(txId);
-      if (status === "preparing") return false;
-      const op = item[LOCK_ATTRIBUTES.op]?.M;
-      if (!op) return false;
-      const write = unmarshall(op) as DynamoWrite;
-      if (status === "committed") await this.#apply(txId, write);
-      else await this.#release(txId, write.key);
+    for (const { txId, key } of locks) {
+      const { status, done } = await tx.decisions.settle(txId);
+      if (status === "preparing" || (status === "committed" && !done)) return false;
+      await this.#release(txId, key);
     }
     return true;
   }
@@ -349,7 +353,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         case "update": {
           const c = changeClauses(write);
           c.set.push("#fplast = :fptx");
-          c.remove.push("#fptx", "#fpop", "#fpfresh");
+          c.remove.push("#fptx", "#fpfresh");
           await this.dynamodb.send(
             new UpdateItemCommand({
               TableName: this.tableName,
@@ -376,9 +380,9 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key,
-          UpdateExpression: "SET #fplast = :fptx REMOVE #fptx, #fpop, #fpfresh",
+          UpdateExpression: "SET #fplast = :fptx REMOVE #fptx, #fpfresh",
           ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfalse",
-          ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpop": LOCK_ATTRIBUTES.op, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last },
+          ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last },
           ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfalse": { BOOL: false } },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),

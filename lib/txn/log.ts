@@ -218,15 +218,16 @@ export class DecisionLog {
   }
 
   /**
-   * What a participant in doubt gets when it asks: the decision if there is one; an abort
-   * decided now if the transaction is unknown (presumed abort) or past its deadline;
-   * otherwise `preparing` (ask again later).
+   * What a participant in doubt gets when it asks: the decision if there is one (and
+   * whether phase two finished); an abort decided now if the transaction is unknown
+   * (presumed abort) or past its deadline; otherwise `preparing` (ask again later).
    */
-  async settle(txId: string): Promise<TransactionStatus> {
+  async settle(txId: string): Promise<{ status: TransactionStatus; done: boolean }> {
     const record = await this.get(txId);
-    if (record && record.status !== "preparing") return record.status;
-    if (record && this.now() <= record.deadline) return "preparing";
-    return this.decide(txId, "aborted", record ? "deadline passed with the decision pending" : "no record of the transaction (presumed abort)");
+    if (record && record.status !== "preparing") return { status: record.status, done: record.done };
+    if (record && this.now() <= record.deadline) return { status: "preparing", done: false };
+    const status = await this.decide(txId, "aborted", record ? "deadline passed with the decision pending" : "no record of the transaction (presumed abort)");
+    return { status, done: false };
   }
 
   /** Unfinished transactions whose deadline is at or before `staleAt` (default: now), oldest first. */

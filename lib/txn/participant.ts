@@ -40,8 +40,11 @@ export interface TxContext {
 
 /** The part of the decision log a participant may use. */
 export interface DecisionLookup {
-  /** The decision; an abort decided now if the transaction is unknown or past its deadline; else `preparing`. */
-  settle(txId: string): Promise<TransactionStatus>;
+  /**
+   * The decision and whether phase two finished (every participant acknowledged); an
+   * abort decided now if the transaction is unknown or past its deadline; else `preparing`.
+   */
+  settle(txId: string): Promise<{ status: TransactionStatus; done: boolean }>;
   /** The status as logged now (a consistent read, no side effects); undefined if there is no record. */
   status(txId: string): Promise<TransactionStatus | undefined>;
 }

@@ -226,6 +226,31 @@ describe("two-phase commit", () => {
     expect(await next.status(stuck)).toMatchObject({ status: "aborted" });
   });
 
+  it("never applies a commit twice: a stale lock of a finished transaction is released, a committed one still in phase two is left to recovery", async () => {
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false });
+    const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
+    const a = fresh("acct");
+    await openAccount(a, 0);
+    const t = fresh("tx");
+    await coordinator.run(t, [branch(accounts, [credit(a, 1)])]);
+    await coordinator.run(fresh("tx"), [branch(accounts, [credit(a, 10)])]); // another transaction finishes on the item
+    // A stale duplicate prepare of t, with no decision log at hand to confirm against, locks the item again.
+    expect(await accounts.prepare({ txId: t, deadline: Date.now() + 10_000 }, [credit(a, 1)])).toEqual({ vote: "yes" });
+    expect((await balance(a)).locked).toBe(t);
+    // t committed and finished: its lock is stale, so the next transaction releases it instead of applying it again.
+    expect(await coordinator.run(fresh("tx"), [branch(accounts, [credit(a, 100)])])).toMatchObject({ outcome: "committed" });
+    expect(await balance(a)).toEqual({ exists: true, balance: 111 });
+
+    // A committed transaction whose coordinator died in phase two keeps its lock until recovery applies it.
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "phase2:0", timeoutMs: 100 });
+    const pending = fresh("tx");
+    await expect(dying.run(pending, [branch(accounts, [credit(a, 1000)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await coordinator.run(fresh("tx"), [branch(accounts, [credit(a, 5)])])).toMatchObject({ outcome: "aborted" });
+    await coordinator.recover();
+    expect(await balance(a)).toEqual({ exists: true, balance: 1111 });
+  });
+
   it("a put that creates an item and is aborted leaves no trace; committed, it writes the item", async () => {
     const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false });
     const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
