@@ -59,6 +59,7 @@ options:
   --operator NAME       (tx abort|forget) who acts; default user@hostname
   --reason TEXT         (tx abort|forget) why; required
   --in-doubt            (tx list) the default; accepted for clarity
+  --prefix P            (tx list, tx recover) only transaction ids starting with P
   -h, --help
 
 AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) instead of
@@ -195,6 +196,7 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: "string" },
       operator: { type: "string" },
       reason: { type: "string" },
+      prefix: { type: "string" },
       all: { type: "boolean", default: false },
       "in-doubt": { type: "boolean", default: false },
     },

@@ -16,6 +16,7 @@ export interface TxFlags {
   operator?: string;
   reason?: string;
   limit?: string;
+  prefix?: string;
   all: boolean;
   "in-doubt": boolean;
 }
@@ -48,7 +49,7 @@ export async function txCommand(sub: string | undefined, txId: string | undefine
     case "list": {
       const limit = flags.limit === undefined ? undefined : Number(flags.limit);
       if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new TxUsageError(`--limit must be a positive integer, got '${flags.limit}'`);
-      const { transactions } = await call({ action: "list", ...(flags.all ? { all: true } : {}), ...(limit ? { limit } : {}) });
+      const { transactions } = await call({ action: "list", ...(flags.all ? { all: true } : {}), ...(limit ? { limit } : {}), ...(flags.prefix ? { prefix: flags.prefix } : {}) });
       if (flags.json) out(JSON.stringify(transactions));
       else if (transactions.length === 0) out(flags.all ? "No unfinished transactions." : "No transactions in doubt (none unfinished past its deadline).");
       else for (const r of transactions) out(describeRecord(r));
@@ -62,7 +63,7 @@ export async function txCommand(sub: string | undefined, txId: string | undefine
     }
     case "recover": {
       progress(`Recovering transactions past their deadline (${svc.where})...`);
-      const report = await call({ action: "recover" });
+      const report = await call({ action: "recover", ...(flags.prefix ? { prefix: flags.prefix } : {}) });
       if (flags.json) out(JSON.stringify(report));
       else {
         out(`Examined ${report.examined}: aborted ${report.aborted} undecided, re-drove ${report.redriven} decided; ${report.completed} finished, ${report.stillInDoubt} still in doubt.`);

@@ -21,5 +21,12 @@ export const handler = middy<unknown, unknown>()
     const report = await coordinator.recover({ graceMs: 10_000, limit: 1000 });
     const remaining = await coordinator.listInDoubt({ limit: 1000 });
     process.stdout.write(`${JSON.stringify(inDoubtMetrics(remaining, process.env["METRIC_DIMENSION"] ?? "Fencepost"))}\n`);
-    return { examined: report.examined, aborted: report.aborted, redriven: report.redriven, completed: report.completed, stillInDoubt: remaining.length };
+    return {
+      examined: report.examined,
+      aborted: report.aborted,
+      redriven: report.redriven,
+      completed: report.completed,
+      stillInDoubt: remaining.length,
+      transactions: report.transactions.map((t) => ({ txId: t.txId, action: t.action, pending: t.pending })),
+    };
   });

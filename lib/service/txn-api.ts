@@ -14,8 +14,8 @@ import type { TransactionResult } from "../txn/coordinator.js";
 export type TxnRequest =
   | { action: "run"; txId: string; branches: { participant: string; input: unknown }[]; timeoutMs?: number }
   | { action: "status"; txId: string }
-  | { action: "list"; all?: boolean; limit?: number }
-  | { action: "recover"; graceMs?: number; limit?: number }
+  | { action: "list"; all?: boolean; limit?: number; prefix?: string }
+  | { action: "recover"; graceMs?: number; limit?: number; prefix?: string }
   | { action: "override"; txId: string; override: "abort" | "forget"; operator: string; reason: string };
 
 export interface TxnResponses {
@@ -60,8 +60,8 @@ export const txnRequestSchema = {
       ["txId", "branches"],
     ),
     action("status", { txId }, ["txId"]),
-    action("list", { all: { type: "boolean" }, limit: { type: "integer", minimum: 1, maximum: 1000 } }, []),
-    action("recover", { graceMs: { type: "integer", minimum: 0 }, limit: { type: "integer", minimum: 1, maximum: 10_000 } }, []),
+    action("list", { all: { type: "boolean" }, limit: { type: "integer", minimum: 1, maximum: 1000 }, prefix: txId }, []),
+    action("recover", { graceMs: { type: "integer", minimum: 0 }, limit: { type: "integer", minimum: 1, maximum: 10_000 }, prefix: txId }, []),
     action("override", { txId, override: { enum: ["abort", "forget"] }, operator: text(256), reason: text(2048) }, ["txId", "override", "operator", "reason"]),
   ],
 } as const;

@@ -33,9 +33,9 @@ export class TxnService {
       case "status":
         return (await c.status(req.txId)) ?? null;
       case "list":
-        return { transactions: await c.listInDoubt({ ...(req.all ? { staleAt: Number.MAX_SAFE_INTEGER } : {}), ...(req.limit ? { limit: req.limit } : {}) }) };
+        return { transactions: await c.listInDoubt({ ...(req.all ? { staleAt: Infinity } : {}), ...(req.limit ? { limit: req.limit } : {}), ...(req.prefix ? { prefix: req.prefix } : {}) }) };
       case "recover":
-        return c.recover({ ...(req.graceMs !== undefined ? { graceMs: req.graceMs } : {}), ...(req.limit ? { limit: req.limit } : {}) });
+        return c.recover({ ...(req.graceMs !== undefined ? { graceMs: req.graceMs } : {}), ...(req.limit ? { limit: req.limit } : {}), ...(req.prefix ? { prefix: req.prefix } : {}) });
       case "override":
         return c.override(req.txId, { action: req.override, operator: req.operator, reason: req.reason });
     }

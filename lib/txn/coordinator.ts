@@ -44,7 +44,7 @@ import { InvalidArgumentError } from "../locks/errors.js";
 import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
 import { CoordinatorCrashedError, ProtocolViolationError, TransactionTimeoutError, UnknownParticipantError } from "./errors.js";
 import { LambdaParticipant } from "./lambda-participant.js";
-import { DecisionLog, type BranchRecord, type Decision, type TransactionRecord } from "./log.js";
+import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type TransactionRecord } from "./log.js";
 import { outboxParticipant } from "./outbox.js";
 import type { Branch, Participant, TxContext, Vote } from "./participant.js";
 import { override, recover, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
@@ -175,9 +175,20 @@ export class Coordinator {
     return recover(this, options);
   }
 
-  /** Unfinished transactions past their deadline (default) or, with `staleAt: Infinity`, all unfinished ones. */
-  async listInDoubt(options: { staleAt?: number; limit?: number } = {}): Promise<TransactionRecord[]> {
-    return (await this.log.listInDoubt(options)).records;
+  /**
+   * Unfinished transactions past their deadline (default) or, with `staleAt: Infinity`,
+   * all unfinished ones; oldest first, up to `limit` (default 100).
+   */
+  async listInDoubt(options: InDoubtQuery & { limit?: number } = {}): Promise<TransactionRecord[]> {
+    const limit = options.limit ?? 100;
+    const records: TransactionRecord[] = [];
+    let startAfter: { deadline: number; txId: string } | undefined;
+    do {
+      const page = await this.log.listInDoubt({ ...options, limit: limit - records.length, ...(startAfter ? { startAfter } : {}) });
+      records.push(...page.records);
+      startAfter = page.next;
+    } while (startAfter && records.length < limit);
+    return records;
   }
 
   /** An operator's abort or forget, with an audit entry (see recovery.ts). */

@@ -51,6 +51,14 @@ export interface AuditEntry {
   readonly reason: string;
 }
 
+/** Which unfinished transactions to look at. */
+export interface InDoubtQuery {
+  /** Deadline at or before this (epoch ms). Default: now. `Infinity`: every unfinished one. */
+  readonly staleAt?: number;
+  /** Only transaction ids starting with this (a tenant's, an application's). */
+  readonly prefix?: string;
+}
+
 export interface TransactionRecord {
   readonly txId: string;
   readonly status: TransactionStatus;
@@ -230,14 +238,15 @@ export class DecisionLog {
     return { status, done: false };
   }
 
-  /** Unfinished transactions whose deadline is at or before `staleAt` (default: now), oldest first. */
-  async listInDoubt(options: { staleAt?: number; limit?: number; startAfter?: { deadline: number; txId: string } } = {}): Promise<{ records: TransactionRecord[]; next?: { deadline: number; txId: string } }> {
+  /** One page of unfinished transactions whose deadline is at or before `staleAt` (default: now), oldest first. */
+  async listInDoubt(options: InDoubtQuery & { limit?: number; startAfter?: { deadline: number; txId: string } } = {}): Promise<{ records: TransactionRecord[]; next?: { deadline: number; txId: string } }> {
     const out = await this.#send<{ Items?: Item[]; LastEvaluatedKey?: Item }>(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: IN_DOUBT_INDEX,
         KeyConditionExpression: "inDoubt = :open AND deadline <= :stale",
-        ExpressionAttributeValues: { ":open": s("open"), ":stale": n(options.staleAt ?? this.now()) },
+        ...(options.prefix ? { FilterExpression: "begins_with(pk, :prefix)" } : {}),
+        ExpressionAttributeValues: { ":open": s("open"), ":stale": n(Math.min(options.staleAt ?? this.now(), Number.MAX_SAFE_INTEGER)), ...(options.prefix ? { ":prefix": s(`tx#${options.prefix}`) } : {}) },
         Limit: options.limit ?? 100,
         ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: s("open"), deadline: n(options.startAfter.deadline), ...keyOf(options.startAfter.txId) } } : {}),
       }),

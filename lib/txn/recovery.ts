@@ -23,6 +23,8 @@ export interface RecoverOptions {
   readonly graceMs?: number;
   /** Stop after this many transactions. Default: all. */
   readonly limit?: number;
+  /** Only transaction ids starting with this. */
+  readonly prefix?: string;
   /** Called after each transaction. */
   readonly onProgress?: (done: number, txId: string, outcome: RecoveredTransaction["action"]) => void;
 }
@@ -48,24 +50,21 @@ export interface RecoveryReport {
 }
 
 export async function recover(coordinator: Coordinator, options: RecoverOptions = {}): Promise<RecoveryReport> {
-  const staleAt = Date.now() - (options.graceMs ?? 0);
+  const query = { staleAt: Date.now() - (options.graceMs ?? 0), ...(options.prefix ? { prefix: options.prefix } : {}) };
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const transactions: RecoveredTransaction[] = [];
-  // Records leave the index as they are finished, so re-query from the start; skip ones already tried.
-  const tried = new Set<string>();
-  for (;;) {
-    const { records } = await coordinator.log.listInDoubt({ staleAt, limit: 100 });
-    const fresh = records.filter((r) => !tried.has(r.txId));
-    if (fresh.length === 0) break;
-    for (const record of fresh) {
+  // One pass over the index, page by page (a page may be empty when a prefix filters it).
+  let startAfter: { deadline: number; txId: string } | undefined;
+  do {
+    const page = await coordinator.log.listInDoubt({ ...query, limit: 100, ...(startAfter ? { startAfter } : {}) });
+    for (const record of page.records) {
       if (transactions.length >= limit) break;
-      tried.add(record.txId);
       const done = await recoverOne(coordinator, record);
       transactions.push(done);
       options.onProgress?.(transactions.length, record.txId, done.action);
     }
-    if (transactions.length >= limit) break;
-  }
+    startAfter = page.next;
+  } while (startAfter && transactions.length < limit);
   const count = (test: (t: RecoveredTransaction) => boolean) => transactions.filter(test).length;
   return {
     examined: transactions.length,
@@ -104,8 +103,9 @@ export async function override(coordinator: Coordinator, txId: string, request: 
   if (!request.reason?.trim()) throw new InvalidArgumentError("reason", "must say why (it goes in the audit trail)");
   const entry = { at: Date.now(), operator: request.operator, action: request.action, reason: request.reason };
   if (request.action === "abort") {
-    const decision = await coordinator.log.decide(txId, "aborted", `operator ${request.operator}: ${request.reason}`, entry);
+    const decision = await coordinator.log.decide(txId, "aborted", `operator ${request.operator}: ${request.reason}`);
     if (decision === "committed") throw new DecisionConflictError(txId, "committed", "aborted");
+    await coordinator.log.audit(txId, entry); // recorded even if someone else aborted it first
     const record = (await coordinator.log.get(txId))!;
     if (!record.done) await coordinator.drive(record, "aborted");
   } else {

@@ -33,7 +33,9 @@ let sqs: SQSClient;
 let queueUrl: string;
 const run = Date.now().toString(36);
 let n = 0;
-const fresh = (what: string) => `${what}-${run}-${n++}`;
+const fresh = (what: string) => `t${run}-${what}-${n++}`;
+/** Recovery of this file's transactions only: other suites share the table. */
+const mine = { prefix: `t${run}-` };
 
 beforeAll(async () => {
   db = dynamoDbClient();
@@ -246,8 +248,9 @@ describe("two-phase commit", () => {
     const pending = fresh("tx");
     await expect(dying.run(pending, [branch(accounts, [credit(a, 1000)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     await new Promise((r) => setTimeout(r, 150));
-    expect(await coordinator.run(fresh("tx"), [branch(accounts, [credit(a, 5)])])).toMatchObject({ outcome: "aborted" });
-    await coordinator.recover();
+    const blocked = await coordinator.run(fresh("tx"), [branch(accounts, [credit(a, 5)])]);
+    expect(blocked).toMatchObject({ outcome: "aborted" }); // the item is held until the commit is applied
+    await coordinator.recover(mine);
     expect(await balance(a)).toEqual({ exists: true, balance: 1111 });
   });
 
@@ -316,7 +319,7 @@ describe("recovery", () => {
       await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
       await new Promise((r) => setTimeout(r, 250));
       const recovery = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }); // another process
-      await recovery.recover();
+      await recovery.recover(mine);
       const record = await recovery.status(txId);
       const decision = record?.status ?? "aborted"; // no record: presumed abort
       outcomes[point] = decision;
@@ -351,7 +354,7 @@ describe("recovery", () => {
     const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], unsafeCommitBeforeDecision: true, crashAt: (p) => p === "phase2:1", timeoutMs: 200 });
     await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
     await new Promise((r) => setTimeout(r, 250));
-    await new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }).recover();
+    await new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }).recover(mine);
     // The first participant applied the debit, the log says aborted: exactly the anomaly verification must flag.
     expect((await coordinator.status(txId))?.status).toBe("aborted");
     expect((await balance(a)).balance).toBe(90);
@@ -359,15 +362,16 @@ describe("recovery", () => {
 
   it("lists in-doubt transactions; an operator can abort one (audited) but never overturn a commit", async () => {
     const { book, branches } = await setup();
-    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === "decide", timeoutMs: 100 });
+    // A long deadline keeps every recovery away from it; list all unfinished ones to see it.
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === "decide", timeoutMs: 600_000 });
     const stuck = fresh("stuck");
     await expect(coordinator.run(stuck, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
-    await new Promise((r) => setTimeout(r, 150));
-    expect((await coordinator.listInDoubt({ limit: 1000 })).map((r) => r.txId)).toContain(stuck);
+    expect((await coordinator.listInDoubt({ ...mine })).map((r) => r.txId)).not.toContain(stuck); // not past its deadline
+    expect((await coordinator.listInDoubt({ ...mine, staleAt: Infinity })).map((r) => r.txId)).toContain(stuck);
     const record = await coordinator.override(stuck, { action: "abort", operator: "alice", reason: "customer cancelled" });
     expect(record).toMatchObject({ status: "aborted", done: true });
     expect(record.audit).toEqual([expect.objectContaining({ operator: "alice", action: "abort", reason: "customer cancelled" })]);
-    expect((await coordinator.listInDoubt({ limit: 1000 })).map((r) => r.txId)).not.toContain(stuck);
+    expect((await coordinator.listInDoubt({ ...mine, staleAt: Infinity })).map((r) => r.txId)).not.toContain(stuck);
 
     const committed = fresh("done");
     const other = await setup();
@@ -386,15 +390,15 @@ describe("recovery", () => {
     expect(result).toMatchObject({ outcome: "committed", acknowledged: false, pending: [flaky.id] });
     expect([(await balance(a)).balance, (await balance(b)).balance]).toEqual([90, 10]);
     await new Promise((r) => setTimeout(r, 150));
-    expect((await coordinator.recover()).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [flaky.id] });
+    expect((await coordinator.recover(mine)).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [flaky.id] });
     down = false;
-    expect((await coordinator.recover()).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [] });
+    expect((await coordinator.recover(mine)).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [] });
     expect(await coordinator.status(txId)).toMatchObject({ status: "committed", done: true });
   });
 });
 
 it("no protocol bookkeeping is left on accounts after the suite's transactions", async () => {
-  const out = await db.send(new ScanCommand({ TableName: lockTable(), FilterExpression: "begins_with(pk, :p) AND attribute_exists(fp_tx)", ExpressionAttributeValues: { ":p": { S: `acct-${run}` } } }));
+  const out = await db.send(new ScanCommand({ TableName: lockTable(), FilterExpression: "begins_with(pk, :p) AND attribute_exists(fp_tx)", ExpressionAttributeValues: { ":p": { S: `t${run}-acct` } } }));
   // Only the deliberately stuck ones from the fast-path test may remain locked.
   expect((out.Items ?? []).length).toBeLessThanOrEqual(1);
 });

@@ -193,7 +193,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
     const { p, ledger, coordinator } = roles.get(w.id)!;
     if (w === recoveryWorker) {
       // Recovery alongside the live coordinators, as the scheduled function would.
-      const report = await recoveryCoordinator(w.dynamodb, p).recover().catch(() => undefined);
+      const report = await recoveryCoordinator(w.dynamodb, p).recover({ prefix: `${prefix}#` }).catch(() => undefined);
       stats.recoveredAborted += report?.aborted ?? 0;
       stats.recoveredRedriven += report?.redriven ?? 0;
       await pauseFor(300);
@@ -247,7 +247,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   // Let prepares still in flight (SDK retries after a coordinator gave up on them) land and confirm.
   await pauseFor(TIMEOUT_MS + 2000);
   for (let round = 0; round < 5; round++) {
-    const report = await cleanup.recover();
+    const report = await cleanup.recover({ prefix: `${prefix}#` });
     stats.recoveredAborted += report.aborted;
     stats.recoveredRedriven += report.redriven;
     if (report.stillInDoubt === 0) break;
