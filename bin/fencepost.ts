@@ -14,7 +14,7 @@ import { synthesizeTemplate } from "../infra/synth.js";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LocalCloudError, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
-import { formatTable, renderHtml, runVerification } from "../lib/check/index.js";
+import { formatTable, renderHtml, runVerification, WORKLOADS, type WorkloadName } from "../lib/check/index.js";
 import { FencepostError } from "../lib/locks/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
@@ -46,6 +46,8 @@ options:
   --duration S          (verify) seconds the workloads run; default 60
   --control S           (verify) seconds each negative control runs; default duration/6, 5..15
   --report FILE         (verify) HTML report; default verify-report.html
+  --only W[,W...]       (verify) only these workloads and their controls: locks, register,
+                        counter, broadcast, bank
   --endpoint URL        (lock, tx) Lambda endpoint; default AWS_ENDPOINT_URL, else the local
                         stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
@@ -111,6 +113,7 @@ interface VerifyFlags {
   duration?: string;
   control?: string;
   report?: string;
+  only?: string;
 }
 
 async function verify(flags: VerifyFlags): Promise<number> {
@@ -119,6 +122,9 @@ async function verify(flags: VerifyFlags): Promise<number> {
   const durationMs = seconds("--duration", flags.duration, 60);
   const controlMs = flags.control === undefined ? undefined : seconds("--control", flags.control, 0);
   const reportPath = resolve(flags.report ?? "verify-report.html");
+  const only = flags.only?.split(",").map((w) => w.trim());
+  const unknown = only?.filter((w) => !(WORKLOADS as readonly string[]).includes(w)) ?? [];
+  if (unknown.length > 0) throw new UsageError(`--only: unknown workload '${unknown.join("', '")}'; choose from ${WORKLOADS.join(", ")}`);
   const log = (line: string) => {
     if (flags.json) return;
     if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`);
@@ -140,6 +146,7 @@ async function verify(flags: VerifyFlags): Promise<number> {
       seed,
       durationMs,
       controlMs,
+      ...(only ? { only: only as WorkloadName[] } : {}),
       onProgress: (message) => {
         // Phase changes always; operation counts at most every 5 s when not on a terminal.
         const now = performance.now();
@@ -186,6 +193,7 @@ async function main(argv: string[]): Promise<number> {
       duration: { type: "string" },
       control: { type: "string" },
       report: { type: "string" },
+      only: { type: "string" },
       endpoint: { type: "string" },
       function: { type: "string" },
       owner: { type: "string" },
@@ -223,7 +231,7 @@ async function main(argv: string[]): Promise<number> {
       });
     }
     case "verify":
-      return verify({ json: values.json ?? false, seed: values.seed, duration: values.duration, control: values.control, report: values.report });
+      return verify({ json: values.json ?? false, seed: values.seed, duration: values.duration, control: values.control, report: values.report, only: values.only });
     default:
       process.stderr.write(`fencepost: unknown command '${command}'\n${USAGE}\n`);
       return 2;

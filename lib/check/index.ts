@@ -19,10 +19,11 @@ export { lockAnomalies, registerAnomalies, counterAnomalies, checkAnomalies, typ
 export { FaultSchedule, PauseGate, SkewedClock, FAULT_KINDS, emptyFaultCounts, type FaultCounts, type FaultRates } from "./faults.js";
 export { injectFaults, RequestCounter, type FaultKind, type FaultPlan, type RequestInfo } from "./middleware.js";
 export { Random } from "./random.js";
-export { runVerification, type VerifyOptions, type VerificationReport, type ControlResult } from "./verify.js";
+export { runVerification, WORKLOADS, type WorkloadName, type VerifyOptions, type VerificationReport, type ControlResult } from "./verify.js";
 export { runLockWorkload, type LockWorkloadOptions } from "./workloads/locks.js";
 export { runRegisterWorkload, type RegisterWorkloadOptions } from "./workloads/register.js";
 export { runCounterWorkload, type CounterWorkloadOptions } from "./workloads/counter.js";
 export type { WorkloadEnvironment, WorkloadResult, Pause } from "./workloads/workers.js";
 export { formatTable, renderHtml } from "./report.js";
 export { runBroadcastWorkload, broadcastAnomalies, type BroadcastWorkloadOptions } from "./workloads/broadcast.js";
+export { runBankWorkload, type BankWorkloadOptions } from "./workloads/bank.js";

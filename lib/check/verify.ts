@@ -16,6 +16,9 @@ import { runLockWorkload } from "./workloads/locks.js";
 import { runRegisterWorkload } from "./workloads/register.js";
 import type { WorkloadEnvironment, WorkloadResult } from "./workloads/workers.js";
 
+export const WORKLOADS = ["locks", "register", "counter", "broadcast", "bank"] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
 export interface VerifyOptions {
   /** DynamoDB client configuration (endpoint, region, credentials) of the cloud under test. */
   readonly dynamodb: DynamoDBClientConfig;
@@ -32,6 +35,8 @@ export interface VerifyOptions {
   /** How long each negative control runs. Default: a sixth of the duration, between 5 and 15 s. */
   readonly controlMs?: number;
   readonly faults?: FaultRates;
+  /** Run only these workloads (and their controls). Default: all that the environment allows. */
+  readonly only?: readonly WorkloadName[];
   /** Progress: phase changes and operation counts, about once a second. */
   readonly onProgress?: (message: string) => void;
 }
@@ -66,12 +71,18 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
   const started = performance.now();
 
   options.onProgress?.(`workloads running for ${(durationMs / 1000).toFixed(0)} s (seed ${seed})`);
+  const wanted = (name: WorkloadName) => !options.only || options.only.includes(name);
+  const locks = wanted("locks");
+  const register = wanted("register");
+  const counter = wanted("counter");
+  const broadcast = wanted("broadcast") && env.broadcast !== undefined;
+  const bank = wanted("bank") && env.txn !== undefined;
   const workloads = await Promise.all([
-    runLockWorkload(env),
-    runRegisterWorkload(env),
-    runCounterWorkload(env),
-    ...(env.broadcast ? [runBroadcastWorkload(env)] : []),
-    ...(env.txn ? [runBankWorkload(env)] : []),
+    ...(locks ? [runLockWorkload(env)] : []),
+    ...(register ? [runRegisterWorkload(env)] : []),
+    ...(counter ? [runCounterWorkload(env)] : []),
+    ...(broadcast ? [runBroadcastWorkload(env)] : []),
+    ...(bank ? [runBankWorkload(env)] : []),
   ]);
 
   counts.clear();
@@ -79,12 +90,11 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
   const controlEnv = { ...env, durationMs: controlMs };
   const controls = (
     await Promise.all([
-      runLockWorkload(controlEnv, { fencing: "off", pauseChance: 0.3 }),
-      runLockWorkload(controlEnv, { grant: "unconditional" }),
-      runRegisterWorkload(controlEnv, { condition: "skipped" }),
-      runCounterWorkload(controlEnv, { atomic: false }),
-      ...(env.broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" })] : []),
-      ...(env.txn ? [runBankWorkload(controlEnv, { coordinator: "commit-before-log" })] : []),
+      ...(locks ? [runLockWorkload(controlEnv, { fencing: "off", pauseChance: 0.3 }), runLockWorkload(controlEnv, { grant: "unconditional" })] : []),
+      ...(register ? [runRegisterWorkload(controlEnv, { condition: "skipped" })] : []),
+      ...(counter ? [runCounterWorkload(controlEnv, { atomic: false })] : []),
+      ...(broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" })] : []),
+      ...(bank ? [runBankWorkload(controlEnv, { coordinator: "commit-before-log" })] : []),
     ])
   ).map((result) => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") }));
 

@@ -69,6 +69,9 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain("needs --token");
     expect(cli("lock", "frobnicate").status).toBe(2);
+    const badWorkload = cli("verify", "--only", "bank,nope");
+    expect(badWorkload.status).toBe(2);
+    expect(badWorkload.stderr).toContain("unknown workload 'nope'");
   });
 
   it("lists a transaction in doubt, shows it, aborts it with an audit entry, and recovers", async () => {
