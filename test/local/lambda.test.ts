@@ -24,7 +24,9 @@ function extendedTemplate(): CloudFormationTemplate {
   const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
   const stack = new Stack(app, "Extended");
   const fencepost = new Fencepost(stack, "Fencepost");
-  const queue = new sqs.Queue(stack, "Inbox", { fifo: true, contentBasedDeduplication: true, visibilityTimeout: Duration.seconds(1) });
+  // Short enough that a failed message comes back within the test, long enough that a slow
+  // invocation on a loaded machine is not redelivered while it runs.
+  const queue = new sqs.Queue(stack, "Inbox", { fifo: true, contentBasedDeduplication: true, visibilityTimeout: Duration.seconds(3) });
   const fn = new NodejsFunction(stack, "Recorder", {
     entry: "test/fixtures/recording-handler.ts",
     runtime: lambda.Runtime.NODEJS_22_X,
