@@ -10,6 +10,7 @@
  */
 import type { LockState } from "../locks/client.js";
 import type { Leader } from "../locks/election.js";
+import { action, text } from "./validate.js";
 
 export type LockKind = "lock" | "election";
 
@@ -53,7 +54,6 @@ export interface LockResponses {
   claimOwner: { owner: string | null };
 }
 
-const text = (maxLength: number) => ({ type: "string", minLength: 1, maxLength });
 const name = text(512);
 const owner = text(512);
 const waitMs = { type: "integer", minimum: 0, maximum: 900_000 };
@@ -61,10 +61,6 @@ const leaseMs = { type: "integer", minimum: 1, maximum: 86_400_000 };
 const data = { type: "string", maxLength: 4096 };
 const kind = { enum: ["lock", "election"] };
 const version = text(64);
-
-function action(name: string, properties: Record<string, object>, required: string[]) {
-  return { type: "object", properties: { action: { const: name }, ...properties }, required: ["action", ...required], additionalProperties: false };
-}
 
 /** JSON schema (draft 2020-12 subset, ajv with `discriminator: true`) of a LockRequest. */
 export const lockRequestSchema = {

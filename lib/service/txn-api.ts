@@ -10,6 +10,7 @@
 import type { TransactionRecord } from "../txn/log.js";
 import type { RecoveryReport } from "../txn/recovery.js";
 import type { TransactionResult } from "../txn/coordinator.js";
+import { action, text } from "./validate.js";
 
 export type TxnRequest =
   | { action: "run"; txId: string; branches: { participant: string; input: unknown }[]; timeoutMs?: number }
@@ -26,12 +27,7 @@ export interface TxnResponses {
   override: TransactionRecord;
 }
 
-const text = (maxLength: number) => ({ type: "string", minLength: 1, maxLength });
 const txId = text(512);
-
-function action(name: string, properties: Record<string, object>, required: string[]) {
-  return { type: "object", properties: { action: { const: name }, ...properties }, required: ["action", ...required], additionalProperties: false };
-}
 
 /** JSON schema (ajv with `discriminator: true`) of a TxnRequest. */
 export const txnRequestSchema = {

@@ -38,3 +38,11 @@ function toInvalidArgument(error: ErrorObject | undefined, input: unknown, tags:
       return new InvalidArgumentError(path || "(request)", error.message ?? "is not valid");
   }
 }
+
+/** A non-empty string of at most `maxLength` characters (schema fragment). */
+export const text = (maxLength: number) => ({ type: "string", minLength: 1, maxLength });
+
+/** One branch of a request union dispatched on `action`: exactly these fields, `required` among them. */
+export function action(name: string, properties: Record<string, object>, required: string[]) {
+  return { type: "object", properties: { action: { const: name }, ...properties }, required: ["action", ...required], additionalProperties: false };
+}

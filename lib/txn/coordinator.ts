@@ -48,6 +48,7 @@ import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type 
 import { outboxParticipant } from "./outbox.js";
 import type { Branch, Participant, TxContext, Vote } from "./participant.js";
 import { override, recover, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
+import { persistently } from "./retry.js";
 
 /** Where a coordinator can be made to "die" in tests: before a step, or before message i of a phase. */
 export type CrashPoint = "begin" | `prepare:${number}` | "decide" | `phase2:${number}` | "complete";
@@ -109,7 +110,15 @@ export interface TransactionResult {
 /** Largest logged branch list, as JSON (the record must fit a DynamoDB item). */
 export const MAX_BRANCHES_BYTES = 300 * 1024;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** A transaction id names one transaction: a second run of it must ask for the same work. */
+function sameTransaction(record: TransactionRecord, branches: readonly BranchRecord[]): void {
+  if (JSON.stringify(record.branches) !== JSON.stringify(branches)) {
+    throw new InvalidArgumentError("txId", `'${record.txId}' was already used for a different transaction; transaction ids must be unique`);
+  }
+}
+
+/** A phase-two call still running when the phase ended. */
+class PhaseTwoHung extends Error {}
 
 /** Waits for `work` until epoch ms `until`; "timeout" if it has not settled by then. */
 async function raceUntil(work: Promise<unknown>, until: number): Promise<"done" | "timeout"> {
@@ -149,7 +158,7 @@ export class Coordinator {
     const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
     const { created, record } = await this.#step(txId, "begin", () => this.log.begin(txId, records, deadline));
     if (!created) {
-      if (JSON.stringify(record.branches) !== JSON.stringify(records)) throw new InvalidArgumentError("txId", `'${txId}' was already used for a different transaction; transaction ids must be unique`);
+      sameTransaction(record, records);
       if (record.status !== "preparing") return this.#finish(record, record.status, true);
     }
     const tx = this.#context(txId, record.deadline);
@@ -285,24 +294,21 @@ export class Coordinator {
   }
 
   async #deliver(tx: TxContext, b: BranchRecord, decision: Decision, until: number): Promise<string | undefined> {
-    let participant: Participant;
     try {
-      participant = this.participant(b.participant, tx.txId);
+      const participant = this.participant(b.participant, tx.txId);
+      await persistently(
+        async () => {
+          // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
+          const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
+          attempt.catch(() => undefined);
+          if ((await raceUntil(attempt, until)) === "timeout") throw new PhaseTwoHung();
+        },
+        // A protocol violation or a hang will not go away by asking again; anything else may.
+        { until, retryIf: (err) => !(err instanceof ProtocolViolationError || err instanceof PhaseTwoHung) },
+      );
+      return undefined;
     } catch {
       return b.participant;
-    }
-    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
-      try {
-        // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
-        const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
-        attempt.catch(() => undefined);
-        if ((await raceUntil(attempt, until)) === "timeout") return b.participant;
-        return undefined;
-      } catch (err) {
-        // A protocol violation will not go away by asking again; anything else may.
-        if (err instanceof ProtocolViolationError || Date.now() + backoff > until) return b.participant;
-        await sleep(backoff * (0.5 + Math.random() / 2));
-      }
     }
   }
 
@@ -325,7 +331,7 @@ export class Coordinator {
     const existing = async (): Promise<TransactionResult | undefined> => {
       const record = await this.log.get(txId);
       if (!record || record.status === "preparing") return undefined;
-      if (JSON.stringify(record.branches) !== JSON.stringify(records)) throw new InvalidArgumentError("txId", `'${txId}' was already used for a different transaction; transaction ids must be unique`);
+      sameTransaction(record, records);
       return { ...base, path: record.path, outcome: record.status, duplicate: true, ...(record.reason ? { reason: record.reason } : {}) };
     };
     let reason: string;

@@ -40,6 +40,7 @@ import {
 import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
+import type { TransactionStatus } from "./log.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
 import { persistently } from "./retry.js";
 
@@ -216,13 +217,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       // A lock may have landed although we got an error. If the transaction is aborted
       // already, its abort came and went: release here (else the coming abort will). If it
       // committed, the lock may be the one its commit is on the way to apply: leave it.
-      const decisions = tx.decisions;
-      if (decisions) {
-        await persistently(async () => {
-          const status = await decisions.status(tx.txId);
-          if (status === "aborted" || status === undefined) await this.abort(tx, writes);
-        }).catch(() => undefined);
-      }
+      await this.#releaseUnless(tx, writes, (status) => status === "preparing" || status === "committed").catch(() => undefined);
       throw err;
     }
   }
@@ -238,13 +233,21 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * item would, from the log).
    */
   async #confirm(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
+    const status = await this.#releaseUnless(tx, writes, (s) => s === "preparing");
+    return status === "preparing" || status === "no log" ? YES : no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
+  }
+
+  /**
+   * Reads this transaction's status from the log and releases our locks unless `keep`
+   * says otherwise, through transient errors. Without a log at hand, keeps them.
+   */
+  async #releaseUnless(tx: TxContext, writes: DynamoWrite[], keep: (status: TransactionStatus | undefined) => boolean): Promise<TransactionStatus | undefined | "no log"> {
     const decisions = tx.decisions;
-    if (!decisions) return YES;
+    if (!decisions) return "no log";
     return persistently(async () => {
       const status = await decisions.status(tx.txId);
-      if (status === "preparing") return YES;
-      await this.abort(tx, writes);
-      return no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
+      if (!keep(status)) await this.abort(tx, writes);
+      return status;
     });
   }
 
@@ -336,17 +339,16 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
 
   /** Applies a prepared write and unlocks the item; nothing if it is no longer locked by `txId`. */
   async #apply(txId: string, write: DynamoWrite): Promise<void> {
-    const held = { ConditionExpression: "#fptx = :fptx" };
+    // Only while the item is still held by this transaction: a repeat finds it unlocked.
+    const held = { ConditionExpression: "#fptx = :fptx", ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx }, ExpressionAttributeValues: { ":fptx": { S: txId } } };
     const Key = m(write.key);
     try {
       switch (write.type) {
         case "put":
-          await this.dynamodb.send(
-            new PutItemCommand({ TableName: this.tableName, Item: m({ ...write.item, ...write.key, [LOCK_ATTRIBUTES.last]: txId }), ...held, ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx }, ExpressionAttributeValues: { ":fptx": { S: txId } } }),
-          );
+          await this.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: m({ ...write.item, ...write.key, [LOCK_ATTRIBUTES.last]: txId }), ...held }));
           return;
         case "delete":
-          await this.dynamodb.send(new DeleteItemCommand({ TableName: this.tableName, Key, ...held, ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx }, ExpressionAttributeValues: { ":fptx": { S: txId } } }));
+          await this.dynamodb.send(new DeleteItemCommand({ TableName: this.tableName, Key, ...held }));
           return;
         case "check":
           return await this.#release(txId, write.key);
@@ -359,9 +361,9 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
               TableName: this.tableName,
               Key,
               UpdateExpression: updateExpression(c),
-              ...held,
+              ConditionExpression: held.ConditionExpression,
               ExpressionAttributeNames: { ...LOCK_NAMES, ...c.names },
-              ExpressionAttributeValues: { ":fptx": { S: txId }, ...c.values },
+              ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ...c.values },
             }),
           );
           return;

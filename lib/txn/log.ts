@@ -147,13 +147,23 @@ export class DecisionLog {
     }
   }
 
+  /** The whole record (a consistent read). */
   async get(txId: string): Promise<TransactionRecord | undefined> {
-    const { Item } = await this.#send<{ Item?: Item }>(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true }));
-    return parseRecord(Item);
+    return parseRecord(await this.#read(txId));
+  }
+
+  /**
+   * The item, or only the attributes named (participants ask on their hot path, and the
+   * branches can be hundreds of kilobytes they have no use for).
+   */
+  async #read(txId: string, attributes?: readonly string[]): Promise<Item | undefined> {
+    const projection = attributes ? { ProjectionExpression: attributes.map((_, i) => `#a${i}`).join(", "), ExpressionAttributeNames: Object.fromEntries(attributes.map((a, i) => [`#a${i}`, a])) } : {};
+    const { Item } = await this.#send<{ Item?: Item }>(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true, ...projection }));
+    return Item;
   }
 
   async status(txId: string): Promise<TransactionStatus | undefined> {
-    return (await this.get(txId))?.status;
+    return (await this.#read(txId, ["status"]))?.["status"]?.S as TransactionStatus | undefined;
   }
 
   /**
@@ -231,7 +241,7 @@ export class DecisionLog {
    * (presumed abort) or past its deadline; otherwise `preparing` (ask again later).
    */
   async settle(txId: string): Promise<{ status: TransactionStatus; done: boolean }> {
-    const record = await this.get(txId);
+    const record = parseRecord(await this.#read(txId, ["pk", "status", "done", "deadline"]));
     if (record && record.status !== "preparing") return { status: record.status, done: record.done };
     if (record && this.now() <= record.deadline) return { status: "preparing", done: false };
     const status = await this.decide(txId, "aborted", record ? "deadline passed with the decision pending" : "no record of the transaction (presumed abort)");

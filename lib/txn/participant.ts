@@ -17,7 +17,7 @@
  * only reserve, apply and release. They must be idempotent per transaction id (each may
  * run more than once) and your abort must tolerate having nothing to release.
  */
-import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { validateName } from "../locks/client.js";
 import { ProtocolViolationError } from "./errors.js";
 import { persistently } from "./retry.js";
@@ -147,16 +147,21 @@ class DefinedParticipant<I> implements Participant<I> {
     return Item?.["state"]?.S;
   }
 
-  /** Writes the vote record's state under `condition`; returns undefined, or the state found if the condition failed. */
+  /**
+   * Writes the vote record's state under `condition` (in which `#state` is the state and
+   * a placeholder `:x` stands for the state x). Returns undefined, or the state found if
+   * the condition failed.
+   */
   async #put(txId: string, state: string, condition: string): Promise<string | undefined> {
+    const placeholders = [...new Set(condition.match(/:\w+/g) ?? [])];
     try {
       await this.#dynamodb.send(
         new PutItemCommand({
           TableName: this.definition.tableName,
           Item: { ...this.#key(txId), state: s(state), ttl: this.#ttl() },
           ConditionExpression: condition,
-          ...(condition.includes("#state") ? { ExpressionAttributeNames: { "#state": "state" } } : {}),
-          ...(condition.includes(":") ? { ExpressionAttributeValues: Object.fromEntries(["preparing", "prepared"].filter((v) => condition.includes(`:${v}`)).map((v) => [`:${v}`, s(v)])) } : {}),
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: Object.fromEntries(placeholders.map((p) => [p, s(p.slice(1))])),
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
@@ -172,16 +177,7 @@ class DefinedParticipant<I> implements Participant<I> {
     if (state === "committed") return;
     if (state !== "prepared") throw new ProtocolViolationError(tx.txId, this.id, state === "aborted" ? "commit after abort" : "commit without a yes vote on record");
     await this.definition.commit(tx, input);
-    await this.#dynamodb.send(
-      new UpdateItemCommand({
-        TableName: this.definition.tableName,
-        Key: this.#key(tx.txId),
-        UpdateExpression: "SET #state = :committed",
-        ConditionExpression: "#state IN (:prepared, :committed)",
-        ExpressionAttributeNames: { "#state": "state" },
-        ExpressionAttributeValues: { ":prepared": s("prepared"), ":committed": s("committed") },
-      }),
-    );
+    if ((await this.#put(tx.txId, "committed", "#state IN (:prepared, :committed)")) !== undefined) throw new ProtocolViolationError(tx.txId, this.id, "aborted while committing");
   }
 
   async abort(tx: TxContext, input: I): Promise<void> {
@@ -191,19 +187,6 @@ class DefinedParticipant<I> implements Participant<I> {
 
   /** Records the abort (unless committed, which would be a violation). */
   async #tombstone(txId: string): Promise<void> {
-    try {
-      await this.#dynamodb.send(
-        new PutItemCommand({
-          TableName: this.definition.tableName,
-          Item: { ...this.#key(txId), state: s("aborted"), ttl: this.#ttl() },
-          ConditionExpression: "attribute_not_exists(pk) OR #state <> :committed",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":committed": s("committed") },
-        }),
-      );
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw new ProtocolViolationError(txId, this.id, "abort after commit");
-      throw err;
-    }
+    if ((await this.#put(txId, "aborted", "attribute_not_exists(pk) OR #state <> :committed")) !== undefined) throw new ProtocolViolationError(txId, this.id, "abort after commit");
   }
 }

@@ -1,18 +1,26 @@
 /**
- * Retrying cleanup that nobody else would do: a participant that finds it reserved
- * something for a transaction already decided must release it itself, through
- * transient errors, because the coordinator has moved on.
+ * Retrying work that nobody else would finish: phase two driving a decision to a
+ * participant, and a participant releasing what it reserved for a transaction already
+ * decided (the coordinator has moved on).
  */
+import { setTimeout as sleep } from "node:timers/promises";
 
-/** Runs `attempt` until it succeeds, backing off 25 ms doubling to 1 s; rethrows once `budgetMs` is spent. */
-export async function persistently<T>(attempt: () => Promise<T>, budgetMs = 5000): Promise<T> {
-  const until = Date.now() + budgetMs;
+export interface PersistOptions {
+  /** Epoch ms after which the last error is rethrown instead of retried. Default: 5 s from now. */
+  readonly until?: number;
+  /** Errors that asking again will not cure are rethrown at once. Default: retry everything. */
+  readonly retryIf?: (err: unknown) => boolean;
+}
+
+/** Runs `attempt` until it succeeds, backing off 25 ms doubling to 1 s with jitter. */
+export async function persistently<T>(attempt: () => Promise<T>, options: PersistOptions = {}): Promise<T> {
+  const until = options.until ?? Date.now() + 5000;
   for (let backoff = 25; ; backoff = Math.min(backoff * 2, 1000)) {
     try {
       return await attempt();
     } catch (err) {
-      if (Date.now() + backoff > until) throw err;
-      await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random() / 2)));
+      if (options.retryIf?.(err) === false || Date.now() + backoff > until) throw err;
+      await sleep(backoff * (0.5 + Math.random() / 2));
     }
   }
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../lib/index.js";
 import { invokeJson } from "../../lib/locks/remote.js";
 import type { TxnRequest, TxnResponses } from "../../lib/service/txn-api.js";
-import { dynamoDbClient, lambdaClient, lockTable, sharedCloud, sqsClient, txnFunction, txnTable } from "../support/cloud.js";
+import { dynamoDbClient, lambdaClient, lockTable, sqsClient, txnFunction, txnRecoveryFunction, txnTable } from "../support/cloud.js";
 import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
 import { queueHostEndpoint } from "../../lib/local/lambda.js";
 import { Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
@@ -89,7 +89,7 @@ describe("recovery function", () => {
     const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "decide", timeoutMs: 1 });
     const txId = `svc-stuck-${run}`;
     await expect(dying.run(txId, [branch(accounts, [{ type: "put", key: { pk: `svc-stuck-${run}` }, item: { v: 1 } }])])).rejects.toThrow(/crashed/);
-    const recovery = sharedCloud().functions["txn-recovery"]!;
+    const recovery = txnRecoveryFunction();
     type Report = { stillInDoubt: number; transactions: { txId: string; action: string }[] };
     const early = (await invokeJson(lambda, recovery, { source: "schedule" })) as Report;
     expect(early.transactions.map((t) => t.txId)).not.toContain(txId); // within the 10 s grace: left alone

@@ -1,4 +1,4 @@
-/** Clients for the shared local cloud the global setup started. */
+/** Clients for the shared local cloud the global setup started, and its resources by role. */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
@@ -8,60 +8,43 @@ export function sharedCloud() {
   return inject("cloud");
 }
 
-export function dynamoDbClient(config: Partial<DynamoDBClientConfig> = {}): DynamoDBClient {
+/** Endpoint, region and credentials of one service on the shared cloud. */
+function configFor(endpoint: string | undefined) {
   const cloud = sharedCloud();
-  return new DynamoDBClient({ endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: cloud.credentials, ...config });
+  if (!endpoint) throw new Error("the shared cloud serves no Lambda functions");
+  return { endpoint, region: cloud.region, credentials: cloud.credentials };
+}
+
+export function dynamoDbClient(config: Partial<DynamoDBClientConfig> = {}): DynamoDBClient {
+  return new DynamoDBClient({ ...configFor(sharedCloud().endpoints.dynamodb), ...config });
 }
 
 export function sqsClient(): SQSClient {
-  const cloud = sharedCloud();
-  return new SQSClient({ endpoint: cloud.endpoints.sqs, region: cloud.region, credentials: cloud.credentials });
-}
-
-/** The lock table's name on the shared cloud. */
-export function lockTable(): string {
-  const name = sharedCloud().tables["locks"];
-  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=locks");
-  return name;
+  return new SQSClient(configFor(sharedCloud().endpoints.sqs));
 }
 
 export function lambdaClient(): LambdaClient {
-  const cloud = sharedCloud();
-  if (!cloud.endpoints.lambda) throw new Error("the shared cloud serves no Lambda functions");
-  return new LambdaClient({ endpoint: cloud.endpoints.lambda, region: cloud.region, credentials: cloud.credentials });
+  return new LambdaClient(configFor(sharedCloud().endpoints.lambda));
 }
 
+/** The name (or, for queues, the URL) of the resource tagged `fencepost:resource=<role>`. */
+function byRole(kind: "tables" | "functions" | "queues", role: string): string {
+  const found = kind === "queues" ? sharedCloud().queues[role]?.url : sharedCloud()[kind][role];
+  if (!found) throw new Error(`the synthesized template has no ${kind.slice(0, -1)} tagged fencepost:resource=${role}`);
+  return found;
+}
+
+/** The lock table's name on the shared cloud. */
+export const lockTable = () => byRole("tables", "locks");
 /** The lock function's name on the shared cloud. */
-export function lockFunction(): string {
-  const name = sharedCloud().functions["locks-function"];
-  if (!name) throw new Error("the synthesized template has no function tagged fencepost:resource=locks-function");
-  return name;
-}
-
+export const lockFunction = () => byRole("functions", "locks-function");
 /** The broadcast log table's name on the shared cloud. */
-export function logTable(): string {
-  const name = sharedCloud().tables["log"];
-  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=log");
-  return name;
-}
-
+export const logTable = () => byRole("tables", "log");
 /** The broadcast FIFO queue's URL on the shared cloud. */
-export function broadcastQueueUrl(): string {
-  const queue = sharedCloud().queues["broadcast"];
-  if (!queue) throw new Error("the synthesized template has no queue tagged fencepost:resource=broadcast");
-  return queue.url;
-}
-
+export const broadcastQueueUrl = () => byRole("queues", "broadcast");
 /** The two-phase commit decision log's name on the shared cloud. */
-export function txnTable(): string {
-  const name = sharedCloud().tables["txn"];
-  if (!name) throw new Error("the synthesized template has no table tagged fencepost:resource=txn");
-  return name;
-}
-
+export const txnTable = () => byRole("tables", "txn");
 /** The coordinator function's name on the shared cloud. */
-export function txnFunction(): string {
-  const name = sharedCloud().functions["txn-function"];
-  if (!name) throw new Error("the synthesized template has no function tagged fencepost:resource=txn-function");
-  return name;
-}
+export const txnFunction = () => byRole("functions", "txn-function");
+/** The scheduled recovery function's name on the shared cloud. */
+export const txnRecoveryFunction = () => byRole("functions", "txn-recovery");

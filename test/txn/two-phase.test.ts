@@ -62,6 +62,21 @@ const credit = (key: string, amount: number): DynamoWrite => ({ type: "update", 
 /** A participant made with defineParticipant: a ledger that reserves by writing a hold item per transaction. */
 function ledger(id: string): Participant<{ account: string; amount: number }> {
   const holdKey = (txId: string) => ({ pk: { S: `hold#${id}#${txId}` } });
+  /** Moves the hold from one state to another, once (a repeat finds it moved: idempotent). */
+  const moveHold = async (txId: string, from: string, to: string): Promise<void> => {
+    await db
+      .send(
+        new UpdateItemCommand({
+          TableName: lockTable(),
+          Key: holdKey(txId),
+          UpdateExpression: "SET #state = :to",
+          ConditionExpression: "#state = :from",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: { ":to": { S: to }, ":from": { S: from } },
+        }),
+      )
+      .catch(() => undefined);
+  };
   return defineParticipant({
     id,
     tableName: txnTable(),
@@ -70,31 +85,8 @@ function ledger(id: string): Participant<{ account: string; amount: number }> {
       await db.send(new PutItemCommand({ TableName: lockTable(), Item: { ...holdKey(tx.txId), account: { S: input.account }, amount: { N: String(input.amount) }, state: { S: "held" } } }));
       return true;
     },
-    async commit(tx, input) {
-      await db.send(
-        new UpdateItemCommand({
-          TableName: lockTable(),
-          Key: holdKey(tx.txId),
-          UpdateExpression: "SET #state = :applied",
-          ConditionExpression: "#state = :held",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":applied": { S: "applied" }, ":held": { S: "held" } },
-        }),
-      ).catch(() => undefined);
-      void input;
-    },
-    async abort(tx) {
-      await db.send(
-        new UpdateItemCommand({
-          TableName: lockTable(),
-          Key: holdKey(tx.txId),
-          UpdateExpression: "SET #state = :released",
-          ConditionExpression: "#state = :held",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":released": { S: "released" }, ":held": { S: "held" } },
-        }),
-      ).catch(() => undefined);
-    },
+    commit: (tx) => moveHold(tx.txId, "held", "applied"),
+    abort: (tx) => moveHold(tx.txId, "held", "released"),
   });
 }
 

@@ -29,7 +29,7 @@
  * Negative control `coordinator: "commit-before-log"`: commit is sent before the decision
  * is logged, so a crash in phase two leaves committed participants behind an abort.
  */
-import { DynamoDBClient, PutItemCommand, QueryCommand, ScanCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { Coordinator, crashPoints, type CrashPoint, type TransactionResult } from "../../txn/coordinator.js";
 import { DynamoDbParticipant, type DynamoWrite } from "../../txn/dynamodb.js";
@@ -290,12 +290,9 @@ interface Observed {
 
 async function scanAll(db: DynamoDBClient, table: string, prefix: string): Promise<Record<string, AttributeValue>[]> {
   const items: Record<string, AttributeValue>[] = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await db.send(new ScanCommand({ TableName: table, FilterExpression: "begins_with(pk, :p)", ExpressionAttributeValues: { ":p": s(prefix) }, ExclusiveStartKey: start, ConsistentRead: true }));
-    items.push(...(out.Items ?? []));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  for await (const page of paginateScan({ client: db }, { TableName: table, FilterExpression: "begins_with(pk, :p)", ExpressionAttributeValues: { ":p": s(prefix) }, ConsistentRead: true })) {
+    items.push(...(page.Items ?? []));
+  }
   return items;
 }
 

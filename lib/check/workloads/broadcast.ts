@@ -24,11 +24,11 @@
  * Negative control `cursor: "unchecked"`: consumers move the cursor without its condition
  * (three per group, with handlers that take 5–30 ms, so the race it loses happens often).
  */
-import { QueryCommand, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
+import { paginateQuery, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { Broadcast, deduplicationId } from "../../ordering/broadcast.js";
 import { ConsumerGroup } from "../../ordering/consumer.js";
-import { StreamLog, type Slot } from "../../ordering/log.js";
+import { parseSlot, StreamLog, type Slot } from "../../ordering/log.js";
 import type { Anomaly } from "../invariants.js";
 import type { Operation } from "../history.js";
 import { pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
@@ -178,7 +178,7 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
   const cursors = new Map(await Promise.all(GROUPS.map(async (g) => [g, await finalConsumers[0]!.log.cursor(stream, g)] as const)));
   return run.finish({
     control,
-    invariants: (history) => broadcastAnomalies({ stream, head, slots: slots.map(toSlot), effects, cursors, history, handled }),
+    invariants: (history) => broadcastAnomalies({ stream, head, slots: slots.flatMap((item) => parseSlot(item) ?? []), effects, cursors, history, handled }),
     stats: (history) => ({
       "publishes ok": history.filter((op) => op.f === "publish" && op.outcome === "ok").length,
       "log head": head,
@@ -188,21 +188,11 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
   });
 }
 
-function toSlot(item: Record<string, { S?: string; N?: string }>): Slot {
-  const seq = Number(item["sk"]?.N);
-  return item["kind"]?.S === "noop"
-    ? { seq, kind: "noop" }
-    : { seq, kind: "message", payload: item["payload"]?.S ?? "", writer: item["writer"]?.S ?? "", ...(item["dedupId"]?.S ? { dedupId: item["dedupId"].S } : {}) };
-}
-
 async function readAll(dynamodb: DynamoDBClient, tableName: string, pk: string) {
-  const items: Record<string, { S?: string; N?: string }>[] = [];
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const out = await dynamodb.send(new QueryCommand({ TableName: tableName, KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": { S: pk } }, ConsistentRead: true, ExclusiveStartKey: start }));
-    items.push(...((out.Items ?? []) as typeof items));
-    start = out.LastEvaluatedKey;
-  } while (start);
+  const items: Record<string, AttributeValue>[] = [];
+  for await (const page of paginateQuery({ client: dynamodb }, { TableName: tableName, KeyConditionExpression: "pk = :pk", ExpressionAttributeValues: { ":pk": { S: pk } }, ConsistentRead: true })) {
+    items.push(...(page.Items ?? []));
+  }
   return items;
 }
 
