@@ -2,6 +2,8 @@
  * The runtime inside one local Lambda function's worker thread: imports the handler
  * module once (its init code runs with the function's own environment, as in a Lambda
  * cold start), then runs each invocation the parent posts, with a Lambda-like context.
+ * It tells the parent when an invocation starts, after init, so the function's timeout
+ * does not count a cold start (Lambda gives init a separate budget).
  * Results and errors go back in the shape Lambda reports them.
  * Assumes: `*.localhost` names are the emulators' (they resolve to loopback here).
  */
@@ -19,7 +21,8 @@ interface WorkerConfig {
 interface Invocation {
   id: string;
   payload: unknown;
-  deadline: number;
+  /** The function's timeout; its clock starts once init is over, as on Lambda. */
+  timeoutMs: number;
 }
 
 type Handler = (event: unknown, context: object) => Promise<unknown>;
@@ -47,7 +50,17 @@ const loaded: Promise<Handler> = import(pathToFileURL(config.file).href).then((m
 // An init error is reported by every invocation, as Lambda does; it must not crash the thread.
 loaded.catch(() => undefined);
 
-parentPort!.on("message", async ({ id, payload, deadline }: Invocation) => {
+parentPort!.on("message", async ({ id, payload, timeoutMs }: Invocation) => {
+  let handler: Handler;
+  try {
+    handler = await loaded;
+  } catch (err) {
+    parentPort!.postMessage({ id, ok: false, error: failure(err) });
+    return;
+  }
+  // Init is over: the invocation's own clock starts now (Lambda gives init a budget of its own).
+  const deadline = Date.now() + timeoutMs;
+  parentPort!.postMessage({ id, started: true });
   const context = {
     awsRequestId: id,
     functionName: config.functionName,
@@ -60,7 +73,6 @@ parentPort!.on("message", async ({ id, payload, deadline }: Invocation) => {
     getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
   };
   try {
-    const handler = await loaded;
     const result = await handler(payload, context);
     parentPort!.postMessage({ id, ok: true, result: result === undefined ? null : result });
   } catch (err) {

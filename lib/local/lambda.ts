@@ -9,7 +9,8 @@
  *   writes on each function (a path relative to the package root).
  * - Invoke: RequestResponse (200; a thrown error comes back as `{ errorType,
  *   errorMessage }` with X-Amz-Function-Error), Event (202, run in the background) and
- *   DryRun (204). Timeouts are enforced (`Sandbox.Timedout`).
+ *   DryRun (204). Timeouts are enforced (`Sandbox.Timedout`), counted from the end of
+ *   init as on Lambda, so a cold start does not time out the invocation that caused it.
  * - SQS event source mappings are polled and delivered in Lambda's batch shape. Up to
  *   BatchSize (at most 10) messages per batch. With ReportBatchItemFailures, the reported
  *   messages are left for redelivery and the rest deleted; on a FIFO queue the messages
@@ -61,6 +62,12 @@ interface LocalFunction {
   invoke(payload: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: { errorType: string; errorMessage: string; trace: string[] } }>;
   terminate(): Promise<void>;
 }
+
+/**
+ * How long a cold start may take before invocations waiting on it fail. Lambda allows 10 s
+ * of init; locally a handler may be compiled from TypeScript on a loaded machine, so more.
+ */
+const INIT_TIMEOUT_MS = 60_000;
 
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -203,13 +210,17 @@ function startFunction(spec: { name: string; arn: string; file: string; exportNa
     });
   }
   const pending = new Map<string, (outcome: Outcome) => void>();
+  const started = new Map<string, () => void>();
   // Once the runtime dies, every invocation fails at once, as a broken Lambda runtime would.
   let dead: Outcome | undefined;
   const die = (message: string) => {
     dead = { ok: false, error: { errorType: "Runtime.ExitError", errorMessage: `the local runtime of ${spec.name} stopped: ${message}`, trace: [] } };
     for (const done of [...pending.values()]) done(dead);
   };
-  worker.on("message", (m: { id: string } & Outcome) => pending.get(m.id)?.(m));
+  worker.on("message", (m: ({ id: string; started: true }) | ({ id: string; started?: undefined } & Outcome)) => {
+    if (m.started) started.get(m.id)?.();
+    else pending.get(m.id)?.(m);
+  });
   worker.on("error", (err) => {
     spec.log(spec.name, `runtime error: ${err.stack ?? err.message}`);
     die(err.message);
@@ -223,16 +234,24 @@ function startFunction(spec: { name: string; arn: string; file: string; exportNa
       if (dead) return Promise.resolve(dead);
       const id = randomUUID();
       return new Promise((done) => {
-        const timer = setTimeout(() => {
+        const fail = (errorType: string, errorMessage: string) => () => {
           pending.delete(id);
-          done({ ok: false, error: { errorType: "Sandbox.Timedout", errorMessage: `Task timed out after ${(spec.timeoutMs / 1000).toFixed(2)} seconds`, trace: [] } });
-        }, spec.timeoutMs);
+          started.delete(id);
+          done({ ok: false, error: { errorType, errorMessage, trace: [] } });
+        };
+        // Init has its own budget; the function's timeout starts when the handler does.
+        let timer = setTimeout(fail("Runtime.InitTimeout", `init did not finish within ${INIT_TIMEOUT_MS / 1000} seconds`), INIT_TIMEOUT_MS + spec.timeoutMs);
+        started.set(id, () => {
+          clearTimeout(timer);
+          timer = setTimeout(fail("Sandbox.Timedout", `Task timed out after ${(spec.timeoutMs / 1000).toFixed(2)} seconds`), spec.timeoutMs);
+        });
         pending.set(id, (outcome) => {
           clearTimeout(timer);
           pending.delete(id);
+          started.delete(id);
           done(outcome);
         });
-        worker.postMessage({ id, payload, deadline: Date.now() + spec.timeoutMs });
+        worker.postMessage({ id, payload, timeoutMs: spec.timeoutMs });
       });
     },
     async terminate() {

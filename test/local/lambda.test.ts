@@ -25,11 +25,13 @@ function extendedTemplate(): CloudFormationTemplate {
   const stack = new Stack(app, "Extended");
   const fencepost = new Fencepost(stack, "Fencepost");
   // Short enough that a failed message comes back within the test, long enough that a slow
-  // invocation on a loaded machine is not redelivered while it runs.
-  const queue = new sqs.Queue(stack, "Inbox", { fifo: true, contentBasedDeduplication: true, visibilityTimeout: Duration.seconds(3) });
+  // invocation on a loaded machine is not redelivered while it runs: as on AWS, the queue's
+  // visibility timeout is at least the function's timeout, and a cold start counts for neither.
+  const queue = new sqs.Queue(stack, "Inbox", { fifo: true, contentBasedDeduplication: true, visibilityTimeout: Duration.seconds(8) });
   const fn = new NodejsFunction(stack, "Recorder", {
     entry: "test/fixtures/recording-handler.ts",
     runtime: lambda.Runtime.NODEJS_22_X,
+    timeout: Duration.seconds(8),
     environment: { TABLE_NAME: fencepost.lockTable.tableName },
   });
   (fn.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA, "test/fixtures/recording-handler.ts");
@@ -79,14 +81,14 @@ describe("local Lambda event sources and schedules", () => {
     const url = Object.entries(cloud.queues).find(([key]) => key.startsWith("Inbox"))![1].url;
     for (const body of ["a-1", "a-2", "fail-a-3", "a-4"]) await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageGroupId: "a" }));
     for (const body of ["b-1", "b-2"]) await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: body, MessageGroupId: "b" }));
-    expect(await until(async () => (await deliveries("b-2")).deliveries > 0 && (await deliveries("fail-a-3")).deliveries >= 2)).toBe(true);
+    expect(await until(async () => (await deliveries("b-2")).deliveries > 0 && (await deliveries("fail-a-3")).deliveries >= 2, 60_000)).toBe(true);
     for (const body of ["a-1", "a-2", "b-1", "b-2"]) expect((await deliveries(body)).deliveries, body).toBe(1);
     expect((await deliveries("a-1")).attributes).toMatchObject({ eventSource: "aws:sqs", group: "a" });
     expect(Number((await deliveries("a-1")).attributes["sequenceNumber"])).toBeGreaterThan(0);
     // The failed message is redelivered after its visibility timeout; the one behind it in its group never overtakes it.
     expect((await deliveries("a-4")).deliveries).toBe(0);
     client.destroy();
-  });
+  }, 90_000);
 
   it("runs rate schedules with the rule's input", async () => {
     expect(await until(async () => (await deliveries("schedule")).deliveries >= 2, 5000)).toBe(true);
