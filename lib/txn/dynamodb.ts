@@ -2,29 +2,46 @@
  * DynamoDbParticipant: DynamoDB writes that take part in two-phase commit, on one table.
  *
  * Its input is a list of writes (`put`, `update`, `delete`, `check`), each on its own item.
- * - prepare locks every item with one conditional write (a TransactWriteItems when there
- *   are several): `fp_tx` = the transaction, under the write's own condition and
- *   `attribute_not_exists(fp_tx)`. The lock is the durable yes vote; the condition is
- *   checked once, and holds until the decision because every Fencepost write respects
- *   the lock (your other writers add `notLockedByTransaction()`).
- * - commit applies each write under `fp_tx = <this transaction>` and removes the lock in
- *   the same request; abort removes the lock (deleting an item the prepare had to create).
- *   A condition failure means it was already done: both are idempotent.
- * - A prepare that placed its locks reads the decision log once more: if the transaction
- *   was decided meanwhile (the prepare landed late, after an abort that found nothing to
- *   release; or a stale duplicate after the commit), it releases them and votes no.
- *   `fp_last` (the last transaction that finished on an existing item) also refuses a
- *   stale duplicate prepare when no log is at hand.
- * - A prepare that meets another transaction's lock asks the decision log about it. An
- *   aborted one (or one past its deadline, which this aborts) is released right there;
- *   so is one that committed and finished phase two, because every participant then
- *   acknowledged its commit and any lock it still holds is a stale prepare's. A committed
- *   one still in phase two is left to its coordinator or recovery, which apply it. Then
- *   the prepare tries once more. Locks of crashed coordinators never block an item for good.
- * The fast path: when every participant of a transaction is a DynamoDbParticipant on the
- * coordinator's client, the coordinator writes all of them, plus the decision record, in
+ * Its state is a lock on each item (`fp_tx` = the transaction; `fp_fresh` if the prepare
+ * created the item) and one *ledger* item per participant and transaction in the
+ * transaction table, `part#<participant id>#<txId>`, whose `state` is `prepared`,
+ * `committed` or `aborted`.
+ * - prepare is one TransactWriteItems: create the ledger as `prepared` (only if it does
+ *   not exist yet) and lock every item under the write's own condition and
+ *   `attribute_not_exists(fp_tx)`. The locks are the durable yes vote.
+ * - commit is one TransactWriteItems: the ledger from `prepared` to `committed`, and every
+ *   write applied under `fp_tx = <this transaction>`, which removes the lock.
+ * - abort writes the ledger as `aborted` (refused if committed), then releases the locks
+ *   if the ledger's previous state says there may be some (deleting items the prepare
+ *   created).
+ *
+ * Why duplicate runs, duplicate messages and late requests are harmless:
+ * 1. The ledger only moves forward: absent → prepared → committed, absent | prepared →
+ *   aborted. Locks are placed only in the same atomic write that creates the ledger, and
+ *   removed only in the write that moves it to committed (applied) or after it moved to
+ *   aborted (released). So a prepare that lands late (after the abort or the commit
+ *   reached this participant), or the prepare of a second run of the same transaction
+ *   id, meets the ledger and changes nothing: no lock can appear once this participant
+ *   has heard the decision, however late the request, and however many later
+ *   transactions wrote the item meanwhile.
+ * 2. Hence, while the ledger says `prepared`, every item holds this transaction's lock,
+ *   placed by the prepare that created the ledger, whichever run sent it. A prepare that
+ *   meets a `prepared` ledger and sees its locks votes yes on them: it is the same vote.
+ * 3. commit applies and records in one atomic write, so "already applied" is proven by
+ *   the ledger saying `committed`, never guessed from a missing lock. A commit that finds
+ *   anything else throws ProtocolViolationError; it never reports a lost write as done.
+ * 4. abort records `aborted` first, so nothing can be locked after it (1), then releases
+ *   what the previous state says may be locked. A crash in between leaves locks that the
+ *   next delivery of the abort (recovery re-drives it) or the next transaction needing
+ *   the item (which asks the decision log) releases.
+ * 5. A lock of another transaction is released by a prepare only if the decision log says
+ *   that transaction aborted; a committed one is left for its phase two (or recovery).
+ * The fast path: when every participant of a transaction is a DynamoDbParticipant in the
+ * coordinator's database, the coordinator writes all of them, plus the decision record, in
  * one TransactWriteItems (`directWrite` gives each write with its lock check).
- * Assumes: each item is written by at most one write per transaction.
+ * Assumes: the transaction table is in the same account and region as this table (one
+ * TransactWriteItems spans both); each item is written by at most one write per
+ * transaction; your other writers respect the locks (`notLockedByTransaction()`).
  */
 import {
   ConditionalCheckFailedException,
@@ -38,11 +55,12 @@ import {
   type TransactWriteItem,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
+import { setTimeout as sleep } from "node:timers/promises";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
-import type { TransactionStatus } from "./log.js";
+import { ProtocolViolationError } from "./errors.js";
+import { DEFAULT_RETAIN_MS } from "./log.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
-import { persistently } from "./retry.js";
 
 type Item = Record<string, AttributeValue>;
 export type Key = Record<string, NativeAttributeValue>;
@@ -62,7 +80,7 @@ export type DynamoWrite =
   | { readonly type: "check"; readonly key: Key; readonly condition: Condition };
 
 /** Attributes the protocol keeps on a locked item. */
-export const LOCK_ATTRIBUTES = { tx: "fp_tx", fresh: "fp_fresh", last: "fp_last" } as const;
+export const LOCK_ATTRIBUTES = { tx: "fp_tx", fresh: "fp_fresh" } as const;
 
 /** A condition fragment for writes made outside transactions: do not touch an item a transaction holds. */
 export function notLockedByTransaction(): Condition {
@@ -71,13 +89,22 @@ export function notLockedByTransaction(): Condition {
 
 export interface DynamoDbParticipantOptions {
   readonly tableName: string;
-  /** Share the coordinator's client to make transactions over these participants eligible for the fast path. */
+  /** Its DynamoDB client. Transactions whose participants are all in the coordinator's database (same endpoint, region and credentials) take the fast path. */
   readonly dynamodb?: DynamoDBClient;
   /** Distinguishes several participants on one table (the id becomes `dynamodb:<table>#<label>`). */
   readonly label?: string;
+  /**
+   * The transaction table that holds this participant's ledger items. Default: the
+   * decision log's table, from the coordinator (`TxContext.decisions`). Needed only
+   * where the participant is driven without one (for example behind a Lambda handler).
+   * It must be in the same account and region as `tableName`.
+   */
+  readonly transactionTable?: string;
+  /** How long ledger items are kept after their last change. Default 7 days (as decision records). */
+  readonly retainMs?: number;
 }
 
-const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last };
+const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh };
 const m = (v: Record<string, NativeAttributeValue>): Item => marshall(v, { removeUndefinedValues: true, convertClassInstanceToMap: false });
 
 /** An expression with its placeholders, ready to merge. */
@@ -156,16 +183,36 @@ export function validateWrites(field: string, writes: unknown): asserts writes i
   });
 }
 
+/** A ledger's state, as this participant records it (absent: never prepared here). */
+type LedgerState = "prepared" | "committed" | "aborted";
+
+/** The items a failed TransactWriteItems saw: undefined = that item's condition held; {} = it does not exist. */
+type Found = (Item | undefined)[];
+
+/** How many times a prepare retries a TransactionConflict (a concurrent transaction on the same items) before voting no. */
+const CONFLICT_RETRIES = 3;
+
+function cancelled(err: unknown): { conflict: boolean; found: Found } | undefined {
+  if (!(err instanceof TransactionCanceledException)) return undefined;
+  const reasons = err.CancellationReasons ?? [];
+  return { conflict: reasons.some((r) => r.Code === "TransactionConflict"), found: reasons.map((r) => (r.Code === "ConditionalCheckFailed" ? (r.Item ?? {}) : undefined)) };
+}
+
 export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   readonly id: string;
   readonly tableName: string;
   readonly dynamodb: DynamoDBClient;
+  readonly #transactionTable: string | undefined;
+  readonly #retainMs: number;
 
   constructor(options: DynamoDbParticipantOptions) {
     validateName("tableName", options.tableName);
+    if (options.transactionTable !== undefined) validateName("transactionTable", options.transactionTable);
     this.tableName = options.tableName;
     this.dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.id = `dynamodb:${options.tableName}${options.label ? `#${options.label}` : ""}`;
+    this.#transactionTable = options.transactionTable;
+    this.#retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
   }
 
   /** The write as one TransactWriteItems entry that applies it now, if the item is not locked (the fast path). */
@@ -203,60 +250,99 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
 
   async prepare(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
     if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
-    try {
-      const first = await this.#lock(tx, writes);
-      if (first.kind === "locked") return await this.#confirm(tx, writes);
-      if (first.kind !== "conflict") return first.vote;
-      // Another transaction holds an item: settle it if it is decided or stale, then try once more.
-      const settled = await this.#settleForeign(tx, first.locks);
-      if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', still undecided`);
-      const second = await this.#lock(tx, writes);
-      if (second.kind === "locked") return await this.#confirm(tx, writes);
-      return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
-    } catch (err) {
-      // A lock may have landed although we got an error. If the transaction is aborted
-      // already, its abort came and went: release here (else the coming abort will). If it
-      // committed, the lock may be the one its commit is on the way to apply: leave it.
-      await this.#releaseUnless(tx, writes, (status) => status === "preparing" || status === "committed").catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /**
-   * After placing locks, make sure the transaction is still undecided. A prepare can land
-   * late (a slow or retried request) after the coordinator gave up on it, decided abort
-   * and delivered the abort, which found nothing to release; or a stale duplicate can land
-   * after the commit was applied. The log is read after the lock is written, so if it
-   * still says `preparing`, any decision (and its delivery) comes after the lock and will
-   * find it; otherwise this prepare releases its own locks and votes no. Retried through
-   * transient errors: nobody else would release these locks (the next transaction on an
-   * item would, from the log).
-   */
-  async #confirm(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
-    const status = await this.#releaseUnless(tx, writes, (s) => s === "preparing");
-    return status === "preparing" || status === "no log" ? YES : no(`${this.id}: the transaction was already ${status ?? "forgotten"} when this prepare landed`);
-  }
-
-  /**
-   * Reads this transaction's status from the log and releases our locks unless `keep`
-   * says otherwise, through transient errors. Without a log at hand, keeps them.
-   */
-  async #releaseUnless(tx: TxContext, writes: DynamoWrite[], keep: (status: TransactionStatus | undefined) => boolean): Promise<TransactionStatus | undefined | "no log"> {
-    const decisions = tx.decisions;
-    if (!decisions) return "no log";
-    return persistently(async () => {
-      const status = await decisions.status(tx.txId);
-      if (!keep(status)) await this.abort(tx, writes);
-      return status;
-    });
+    const first = await this.#lock(tx, writes);
+    if (first.kind !== "conflict") return first.vote;
+    // Another transaction holds an item: release its locks if it aborted, then try once more.
+    const settled = await this.#settleForeign(tx, first.locks);
+    if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', not yet finished`);
+    const second = await this.#lock(tx, writes);
+    return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
   }
 
   async commit(tx: TxContext, writes: DynamoWrite[]): Promise<void> {
-    await Promise.all(writes.map((w) => this.#apply(tx.txId, w)));
+    // `check` writes on items the prepare had to create are deleted; the first attempt assumes they were not created.
+    const fresh = writes.map(() => false);
+    for (let flips = 0; ; flips++) {
+      try {
+        await this.#explained(this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [{ Update: this.#ledgerMove(tx, "committed", ["prepared"]) }, ...writes.map((w, i) => this.#applyItem(tx.txId, w, fresh[i]!))] })));
+        return;
+      } catch (err) {
+        const c = cancelled(err);
+        if (!c || c.conflict) throw err; // transient: phase two asks again
+        const ledger = c.found[0];
+        if (ledger) {
+          const state = ledger["state"]?.S;
+          if (state === "committed") return; // applied: the ledger moved in the same write
+          throw new ProtocolViolationError(tx.txId, this.id, state === "aborted" ? "commit after abort" : "commit without a yes vote on record");
+        }
+        const wrongGuess = c.found.slice(1).map((item, i) => writes[i]!.type === "check" && item?.[LOCK_ATTRIBUTES.tx]?.S === tx.txId && item[LOCK_ATTRIBUTES.fresh]?.BOOL === !fresh[i]);
+        if (flips > 0 || !wrongGuess.some(Boolean)) throw new ProtocolViolationError(tx.txId, this.id, "an item lost this transaction's lock although the yes vote is on record (a writer that ignores locks?)");
+        wrongGuess.forEach((w, i) => w && (fresh[i] = !fresh[i]));
+      }
+    }
   }
 
   async abort(tx: TxContext, writes: DynamoWrite[]): Promise<void> {
+    // Recorded first, so that no prepare of this transaction can lock anything here afterwards.
+    let previous: LedgerState | undefined;
+    try {
+      const out = await this.#explained(
+        this.dynamodb.send(new PutItemCommand({
+          TableName: this.#ledgerTable(tx),
+          Item: this.#ledgerItem(tx.txId, "aborted"),
+          ConditionExpression: "attribute_not_exists(pk) OR #state <> :committed",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: { ":committed": { S: "committed" } },
+          ReturnValues: "ALL_OLD",
+        })),
+      );
+      previous = out.Attributes?.["state"]?.S as LedgerState | undefined;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) throw new ProtocolViolationError(tx.txId, this.id, "abort after commit");
+      throw err;
+    }
+    // Never prepared here: nothing is locked, and now nothing can be.
+    if (previous === undefined) return;
     await Promise.all(writes.map((w) => this.#release(tx.txId, w.key)));
+  }
+
+  #ledgerTable(tx: TxContext): string {
+    const table = tx.decisions?.tableName ?? this.#transactionTable;
+    if (!table) throw new InvalidArgumentError("transactionTable", `${this.id} needs the transaction table for its ledger: run it through a Coordinator, or pass 'transactionTable'`);
+    return table;
+  }
+
+  #ledgerKey(txId: string): Item {
+    return { pk: { S: `part#${this.id}#${txId}` } };
+  }
+
+  #ledgerItem(txId: string, state: LedgerState): Item {
+    return { ...this.#ledgerKey(txId), state: { S: state }, ttl: { N: String(Math.ceil((Date.now() + this.#retainMs) / 1000)) } };
+  }
+
+  /** The ledger's move to `state`, allowed only from one of `from`; reports what it found if not. */
+  #ledgerMove(tx: TxContext, state: LedgerState, from: LedgerState[]) {
+    return {
+      TableName: this.#ledgerTable(tx),
+      Key: this.#ledgerKey(tx.txId),
+      UpdateExpression: "SET #state = :to, #ttl = :ttl",
+      ConditionExpression: `#state IN (${from.map((_, i) => `:from${i}`).join(", ")})`,
+      ExpressionAttributeNames: { "#state": "state", "#ttl": "ttl" },
+      ExpressionAttributeValues: { ":to": { S: state }, ":ttl": this.#ledgerItem(tx.txId, state)["ttl"]!, ...Object.fromEntries(from.map((f, i) => [`:from${i}`, { S: f }])) },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
+    };
+  }
+
+  /** Awaits a request, naming the likely cause when the transaction table is out of this client's reach. */
+  async #explained<O>(request: Promise<O>): Promise<O> {
+    try {
+      return await request;
+    } catch (err) {
+      if ((err as Error).name === "ResourceNotFoundException") {
+        throw new InvalidArgumentError("transactionTable", `${this.id}: a table was not found (${(err as Error).message}). The participant's table and the transaction table must both exist in the account and region of its DynamoDB client`);
+      }
+      throw err;
+    }
   }
 
   /**
@@ -269,7 +355,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       TableName: this.tableName,
       Key: m(write.key),
       UpdateExpression: "SET #fptx = :fptx, #fpfresh = :fpfresh",
-      ConditionExpression: `${fresh ? "attribute_not_exists" : "attribute_exists"}(#fppk) AND attribute_not_exists(#fptx) AND (attribute_not_exists(#fplast) OR #fplast <> :fptx)${cond ? ` AND ${cond.expression}` : ""}`,
+      ConditionExpression: `${fresh ? "attribute_not_exists" : "attribute_exists"}(#fppk) AND attribute_not_exists(#fptx)${cond ? ` AND ${cond.expression}` : ""}`,
       ExpressionAttributeNames: { ...LOCK_NAMES, "#fppk": Object.keys(write.key)[0]!, ...cond?.names },
       ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfresh": { BOOL: fresh }, ...cond?.values },
       ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
@@ -277,104 +363,117 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   }
 
   /**
-   * Locks all items in one request (two if some item must be created: the first attempt
-   * assumes items exist, and learns from the failure which do not). A condition failure
-   * is read from the items as they were.
+   * Creates the ledger and locks every item, in one TransactWriteItems (two if some item
+   * must be created: the first attempt assumes items exist, and learns from the failure
+   * which do not). A failure is judged from the ledger and the items as they were.
    */
-  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "locked" } | { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] }> {
+  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] }> {
     const fresh = writes.map((w) => w.type === "put" && w.ifAbsent === true);
     const flipped = writes.map(() => false);
-    for (;;) {
-      let found: (Item | undefined)[];
+    for (let conflicts = 0; ; ) {
+      let found: Found;
       try {
-        if (writes.length === 1) await this.dynamodb.send(new UpdateItemCommand(this.#lockUpdate(tx.txId, writes[0]!, fresh[0]!)));
-        else await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, w, fresh[i]!) })) }));
-        return { kind: "locked" };
+        await this.#explained(this.dynamodb.send(
+          new TransactWriteItemsCommand({
+            TransactItems: [
+              { Put: { TableName: this.#ledgerTable(tx), Item: this.#ledgerItem(tx.txId, "prepared"), ConditionExpression: "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" } },
+              ...writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, w, fresh[i]!) })),
+            ],
+          }),
+        ));
+        return { kind: "vote", vote: YES };
       } catch (err) {
-        if (err instanceof ConditionalCheckFailedException) found = [err.Item ?? {}];
-        else if (err instanceof TransactionCanceledException) {
-          const reasons = err.CancellationReasons ?? [];
-          if (reasons.some((r) => r.Code === "TransactionConflict")) return { kind: "vote", vote: no(`${this.id}: a concurrent transaction touched the same items`) };
-          found = reasons.map((r) => (r.Code === "ConditionalCheckFailed" ? (r.Item ?? {}) : undefined));
-          if (found.every((f) => f === undefined)) throw err;
-        } else throw err;
+        const c = cancelled(err);
+        if (!c) throw err;
+        if (c.conflict) {
+          if (++conflicts > CONFLICT_RETRIES || Date.now() > tx.deadline) return { kind: "vote", vote: no(`${this.id}: concurrent transactions kept touching the same items`) };
+          await sleep(10 * 2 ** conflicts * (0.5 + Math.random() / 2));
+          continue;
+        }
+        if (c.found.every((f) => f === undefined)) throw err;
+        found = c.found;
       }
-      // found[i]: undefined = write i did not fail; {} = failed, the item does not exist; else the item as it was.
-      // A wrong guess about existence is fixed once per write, then the lock is tried again.
-      const wrong = found.map((item, i) => item !== undefined && Object.keys(item).length > 0 === fresh[i] && !flipped[i] && !(writes[i]!.type === "put" && writes[i]!.ifAbsent));
-      if (!wrong.some(Boolean)) return this.#judge(tx, writes, found);
+      // The ledger exists: this transaction was prepared, committed or aborted here before.
+      if (found[0]) return { kind: "vote", vote: this.#judgeRepeat(tx, found[0], found.slice(1)) };
+      const items = found.slice(1);
+      // A wrong guess about an item's existence is fixed once per write, then the lock is tried again.
+      const wrong = items.map((item, i) => item !== undefined && Object.keys(item).length > 0 === fresh[i] && !flipped[i] && !(writes[i]!.type === "put" && writes[i]!.ifAbsent));
+      if (!wrong.some(Boolean)) return this.#judge(writes, items);
       wrong.forEach((w, i) => {
         if (w) [fresh[i], flipped[i]] = [!fresh[i], true];
       });
     }
   }
 
+  /** A prepare that met this transaction's ledger: the vote on record, if it still stands. */
+  #judgeRepeat(tx: TxContext, ledger: Item, items: Found): Vote {
+    const state = ledger["state"]?.S as LedgerState | undefined;
+    if (state === "committed") return no(`${this.id}: this transaction already committed here (a stale prepare)`);
+    if (state === "aborted") return no(`${this.id}: this transaction was already aborted here`);
+    // Prepared: the yes stands if every item still holds our lock (an aborted transaction's locks may have been released).
+    const held = items.every((item) => item?.[LOCK_ATTRIBUTES.tx]?.S === tx.txId);
+    return held ? YES : no(`${this.id}: this transaction's locks here were released (it was aborted)`);
+  }
+
   /** What a failed lock attempt means, from the items as they were. */
-  #judge(tx: TxContext, writes: DynamoWrite[], found: (Item | undefined)[]): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] } {
-    const failed = found.filter((i): i is Item => i !== undefined);
-    // Our own lock: an earlier attempt of this prepare applied (all-or-nothing), so the yes stands.
-    if (failed.some((i) => i[LOCK_ATTRIBUTES.tx]?.S === tx.txId)) return { kind: "vote", vote: YES };
-    const locks = found.flatMap((item, i) => {
+  #judge(writes: DynamoWrite[], items: Found): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] } {
+    const locks = items.flatMap((item, i) => {
       const holder = item?.[LOCK_ATTRIBUTES.tx]?.S;
       return holder ? [{ txId: holder, key: writes[i]!.key }] : [];
     });
     if (locks.length > 0) return { kind: "conflict", locks };
-    if (failed.some((i) => i[LOCK_ATTRIBUTES.last]?.S === tx.txId)) return { kind: "vote", vote: no(`${this.id}: this transaction already finished here (a stale prepare)`) };
     return { kind: "vote", vote: no(`${this.id}: a write's condition does not hold`) };
   }
 
   /**
-   * Releases other transactions' locks that the log shows are finished with (see the
-   * module comment); false if one must stay (undecided, or committed and still in phase two).
+   * Releases other transactions' locks that the decision log shows aborted (aborting those
+   * past their deadline); false if one must stay (undecided, or committed and waiting for
+   * its phase two to apply it).
    */
   async #settleForeign(tx: TxContext, locks: { txId: string; key: Key }[]): Promise<boolean> {
     if (!tx.decisions) return false;
     for (const { txId, key } of locks) {
-      const { status, done } = await tx.decisions.settle(txId);
-      if (status === "preparing" || (status === "committed" && !done)) return false;
+      const { status } = await tx.decisions.settle(txId);
+      if (status !== "aborted") return false;
       await this.#release(txId, key);
     }
     return true;
   }
 
-  /** Applies a prepared write and unlocks the item; nothing if it is no longer locked by `txId`. */
-  async #apply(txId: string, write: DynamoWrite): Promise<void> {
-    // Only while the item is still held by this transaction: a repeat finds it unlocked.
+  /** One write of the commit: applied under this transaction's lock, which it removes. */
+  #applyItem(txId: string, write: DynamoWrite, fresh: boolean): TransactWriteItem {
     const held = { ConditionExpression: "#fptx = :fptx", ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx }, ExpressionAttributeValues: { ":fptx": { S: txId } } };
     const Key = m(write.key);
-    try {
-      switch (write.type) {
-        case "put":
-          await this.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: m({ ...write.item, ...write.key, [LOCK_ATTRIBUTES.last]: txId }), ...held }));
-          return;
-        case "delete":
-          await this.dynamodb.send(new DeleteItemCommand({ TableName: this.tableName, Key, ...held }));
-          return;
-        case "check":
-          return await this.#release(txId, write.key);
-        case "update": {
-          const c = changeClauses(write);
-          c.set.push("#fplast = :fptx");
-          c.remove.push("#fptx", "#fpfresh");
-          await this.dynamodb.send(
-            new UpdateItemCommand({
-              TableName: this.tableName,
-              Key,
-              UpdateExpression: updateExpression(c),
-              ConditionExpression: held.ConditionExpression,
-              ExpressionAttributeNames: { ...LOCK_NAMES, ...c.names },
-              ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ...c.values },
-            }),
-          );
-          return;
-        }
+    switch (write.type) {
+      case "put":
+        return { Put: { TableName: this.tableName, Item: m({ ...write.item, ...write.key }), ...held, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } };
+      case "delete":
+        return { Delete: { TableName: this.tableName, Key, ...held, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } };
+      case "check": {
+        // A check changes nothing: the lock goes, and so does an item the prepare created.
+        const exact = { ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfresh", ExpressionAttributeNames: LOCK_NAMES, ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ":fpfresh": { BOOL: fresh } }, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const };
+        if (fresh) return { Delete: { TableName: this.tableName, Key, ...exact } };
+        return { Update: { TableName: this.tableName, Key, UpdateExpression: "REMOVE #fptx, #fpfresh", ...exact } };
       }
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err; // else: already applied
+      case "update": {
+        const c = changeClauses(write);
+        c.remove.push("#fptx", "#fpfresh");
+        return {
+          Update: {
+            TableName: this.tableName,
+            Key,
+            UpdateExpression: updateExpression(c),
+            ConditionExpression: held.ConditionExpression,
+            ExpressionAttributeNames: { ...LOCK_NAMES, ...c.names },
+            ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ...c.values },
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          },
+        };
+      }
     }
   }
 
-  /** Unlocks an item held by `txId`; deletes it if the prepare created it. */
+  /** Unlocks an item held by `txId`; deletes it if the prepare created it. Nothing if it is not held by `txId`. */
   async #release(txId: string, key: Key): Promise<void> {
     const Key = m(key);
     try {
@@ -382,23 +481,23 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key,
-          UpdateExpression: "SET #fplast = :fptx REMOVE #fptx, #fpfresh",
+          UpdateExpression: "REMOVE #fptx, #fpfresh",
           ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfalse",
-          ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh, "#fplast": LOCK_ATTRIBUTES.last },
+          ExpressionAttributeNames: LOCK_NAMES,
           ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfalse": { BOOL: false } },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      if (err.Item?.[LOCK_ATTRIBUTES.tx]?.S !== txId) return; // already released or applied
+      if (err.Item?.[LOCK_ATTRIBUTES.tx]?.S !== txId) return; // not ours (released, applied, or never locked)
       await this.dynamodb
         .send(
           new DeleteItemCommand({
             TableName: this.tableName,
             Key,
             ConditionExpression: "#fptx = :fptx AND #fpfresh = :fptrue",
-            ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh },
+            ExpressionAttributeNames: LOCK_NAMES,
             ExpressionAttributeValues: { ":fptx": { S: txId }, ":fptrue": { BOOL: true } },
           }),
         )

@@ -40,6 +40,8 @@ export interface TxContext {
 
 /** The part of the decision log a participant may use. */
 export interface DecisionLookup {
+  /** The transaction table, where participants may keep their own records (in the same account and region). */
+  readonly tableName: string;
   /**
    * The decision and whether phase two finished (every participant acknowledged); an
    * abort decided now if the transaction is unknown or past its deadline; else `preparing`.

@@ -1,0 +1,158 @@
+/**
+ * Two-phase commit under the faults production adds on its own, as scripted interleavings
+ * against DynamoDB Local: a transaction id run by two coordinators at once, a prepare whose
+ * response is slow, a request that reaches DynamoDB after the client gave up on it (a
+ * "ghost"), and phase-two messages delivered again. Every case ends with the effect applied
+ * exactly as often as the logged decision says, and no lock left behind.
+ */
+import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Coordinator, CoordinatorCrashedError, DynamoDbParticipant, branch, defineParticipant, outboxParticipant, type DynamoWrite, type TxContext } from "../../lib/index.js";
+import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
+import { ghost, holdResponse, touches } from "../support/intercept.js";
+
+const run = Date.now().toString(36);
+let n = 0;
+const fresh = (what: string) => `d${run}-${what}-${n++}`;
+const mine = { prefix: `d${run}-` };
+let db: DynamoDBClient;
+let sqs: SQSClient;
+const clients: DynamoDBClient[] = [];
+/** A client of its own, so faults scripted on it touch one coordinator only. */
+const ownClient = () => {
+  const c = dynamoDbClient();
+  clients.push(c);
+  return c;
+};
+
+beforeAll(() => {
+  db = dynamoDbClient();
+  sqs = sqsClient();
+});
+afterAll(() => {
+  for (const c of [db, ...clients]) c.destroy();
+  sqs.destroy();
+});
+
+async function account(key: string): Promise<{ balance: number | undefined; locked: string | undefined }> {
+  const { Item } = await db.send(new GetItemCommand({ TableName: lockTable(), Key: { pk: { S: key } }, ConsistentRead: true }));
+  return { balance: Item?.["balance"]?.N === undefined ? undefined : Number(Item["balance"].N), locked: Item?.["fp_tx"]?.S };
+}
+const open = async (key: string, amount: number) => void (await db.send(new PutItemCommand({ TableName: lockTable(), Item: { pk: { S: key }, balance: { N: String(amount) } } })));
+const credit = (key: string, amount: number): DynamoWrite => ({ type: "update", key: { pk: key }, add: { balance: amount } });
+const protocol = (client: DynamoDBClient, extra: Partial<ConstructorParameters<typeof Coordinator>[0]> = {}) => new Coordinator({ tableName: txnTable(), dynamodb: client, fastPath: false, timeoutMs: 5000, ...extra });
+const accountsOn = (client: DynamoDBClient) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client });
+
+describe("two-phase commit with duplicate runs and late requests", () => {
+  it("bug A: a slow prepare of one run does not undo the lock a second run of the same id committed on", async () => {
+    const a = fresh("acct");
+    await open(a, 100);
+    const txId = fresh("tx");
+    const slowClient = ownClient();
+    // Run 1's lock lands, but its response is slow.
+    const slow = holdResponse(slowClient, touches(lockTable()));
+    const first = protocol(slowClient).run(txId, [branch(accountsOn(slowClient), [credit(a, 5)])]);
+    await slow.held;
+    // Run 2 of the same id prepares (meeting run 1's lock), logs commit, and dies before phase two.
+    const second = protocol(ownClient(), { crashAt: (p) => p === "phase2:0" });
+    await expect(second.run(txId, [branch(accountsOn(db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    slow.release();
+    expect(await first).toMatchObject({ outcome: "committed", acknowledged: true });
+    expect(await account(a)).toEqual({ balance: 105, locked: undefined });
+  });
+
+  it("bug B: a prepare delivered after its commit, and after later transactions on the item, locks nothing and a repeated commit applies nothing", async () => {
+    const a = fresh("acct");
+    await open(a, 0);
+    const txId = fresh("tx");
+    const lateClient = ownClient();
+    // Run 1's first lock request is held in the network; the SDK retries and the retry lands.
+    const late = ghost(lateClient, touches(lockTable()));
+    const participant = accountsOn(lateClient);
+    const coordinator = protocol(lateClient);
+    expect(await coordinator.run(txId, [branch(participant, [credit(a, 30)])])).toMatchObject({ outcome: "committed" });
+    await late.lost;
+    // Another transaction finishes on the item.
+    expect(await protocol(db).run(fresh("tx"), [branch(accountsOn(db), [credit(a, 41)])])).toMatchObject({ outcome: "committed" });
+    // The delayed request arrives now: it must lock nothing.
+    await late.deliver().catch(() => undefined);
+    expect((await account(a)).locked).toBeUndefined();
+    // A repeated commit delivery (an old phase-two retry) must apply nothing.
+    const tx: TxContext = { txId, deadline: Date.now() + 5000, decisions: coordinator.log };
+    await participant.commit(tx, [credit(a, 30)]);
+    expect(await participant.prepare(tx, [credit(a, 30)])).toMatchObject({ vote: "no" });
+    await participant.commit(tx, [credit(a, 30)]);
+    expect(await account(a)).toEqual({ balance: 71, locked: undefined });
+  });
+
+  it("a prepare delivered after its abort locks nothing, even when no one is left to release it", async () => {
+    const a = fresh("acct");
+    await open(a, 10);
+    const txId = fresh("tx");
+    const lateClient = ownClient();
+    const late = ghost(lateClient, touches(lockTable()));
+    // Every attempt but the ghost fails fast: the prepare errs, the coordinator votes no and aborts.
+    const participant = accountsOn(lateClient);
+    const failing = { ...participant, id: participant.id, prepare: async (tx: TxContext, w: DynamoWrite[]) => participant.prepare(tx, w).then(() => { throw new Error("the coordinator gave up on this prepare"); }), commit: participant.commit.bind(participant), abort: participant.abort.bind(participant) };
+    expect(await protocol(lateClient).run(txId, [branch(failing, [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
+    await late.lost;
+    await late.deliver().catch(() => undefined);
+    expect(await account(a)).toEqual({ balance: 10, locked: undefined });
+  });
+
+  it("two runs of one id at once, over every kind of participant, agree and apply once", async () => {
+    const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `dup-${run}.fifo`, Attributes: { FifoQueue: "true" } }))).QueueUrl!;
+    const holds = new Map<string, number>();
+    const book = (client: DynamoDBClient) =>
+      defineParticipant<{ amount: number }>({
+        id: `book-${run}`,
+        tableName: txnTable(),
+        dynamodb: client,
+        prepare: async () => true,
+        commit: async (tx) => void holds.set(tx.txId, (holds.get(tx.txId) ?? 0) + 1),
+        abort: async () => undefined,
+      });
+    const a = fresh("acct");
+    await open(a, 0);
+    const rounds = 12;
+    for (let i = 0; i < rounds; i++) {
+      const txId = fresh("tx");
+      const branchesOn = (client: DynamoDBClient) => [branch(accountsOn(client), [credit(a, 1)]), branch(book(client), { amount: 1 }), branch(outboxParticipant({ queueUrl, sqs, tableName: txnTable(), dynamodb: client }), { body: { txId } })];
+      const [c1, c2] = [ownClient(), ownClient()];
+      const [r1, r2] = await Promise.all([protocol(c1).run(txId, branchesOn(c1)), new Promise((r) => setTimeout(r, i % 4)).then(() => protocol(c2).run(txId, branchesOn(c2)))]);
+      expect(r1.outcome, txId).toBe(r2.outcome);
+      expect(r1.outcome, txId).toBe("committed");
+      // The defined participant's commit may run more than once (it must be idempotent), never for an aborted transaction.
+      expect(holds.get(txId), txId).toBeGreaterThanOrEqual(1);
+    }
+    expect(await account(a)).toEqual({ balance: rounds, locked: undefined });
+    const bodies: string[] = [];
+    for (let empty = 0; empty < 2; ) {
+      const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
+      if (!out.Messages?.length) empty++;
+      else {
+        bodies.push(...out.Messages.map((m) => m.Body ?? ""));
+        // One message group: the next is delivered once this one is gone.
+        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: out.Messages.map((m, k) => ({ Id: String(k), ReceiptHandle: m.ReceiptHandle! })) }));
+      }
+    }
+    expect(bodies.length).toBe(rounds);
+    expect(new Set(bodies).size).toBe(rounds);
+  });
+
+  it("two fast-path runs of one id at once agree and apply once", async () => {
+    const a = fresh("acct");
+    await open(a, 0);
+    for (let i = 0; i < 10; i++) {
+      const txId = fresh("tx");
+      const [c1, c2] = [ownClient(), ownClient()];
+      const fast = (c: DynamoDBClient) => new Coordinator({ tableName: txnTable(), dynamodb: c });
+      const [r1, r2] = await Promise.all([fast(c1).run(txId, [branch(accountsOn(c1), [credit(a, 1)])]), fast(c2).run(txId, [branch(accountsOn(c2), [credit(a, 1)])])]);
+      expect([r1.outcome, r2.outcome], txId).toEqual(["committed", "committed"]);
+      expect([r1.path, r2.path]).toEqual(["fast", "fast"]);
+    }
+    expect(await account(a)).toEqual({ balance: 10, locked: undefined });
+    expect((await protocol(db).recover(mine)).stillInDoubt).toBe(0);
+  });
+});
