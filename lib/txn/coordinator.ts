@@ -39,10 +39,12 @@ import {
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { validateName } from "../locks/client.js";
-import { InvalidArgumentError } from "../locks/errors.js";
+import { FencepostError, InvalidArgumentError } from "../locks/errors.js";
 import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
 import { CoordinatorCrashedError, ProtocolViolationError, TransactionTimeoutError, UnknownParticipantError } from "./errors.js";
+import { sameDatabase } from "./database.js";
 import { LambdaParticipant } from "./lambda-participant.js";
 import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type TransactionRecord } from "./log.js";
 import { outboxParticipant } from "./outbox.js";
@@ -73,8 +75,14 @@ export interface CoordinatorOptions {
   readonly timeoutMs?: number;
   /** How long run drives phase two before leaving the rest to recovery. Default 30 000 ms. */
   readonly phaseTwoTimeoutMs?: number;
-  /** Use one TransactWriteItems when every branch is a DynamoDbParticipant on this client. Default true. */
-  readonly fastPath?: boolean;
+  /**
+   * The fast path: one TransactWriteItems instead of the protocol. `"auto"` takes it when
+   * every branch is a DynamoDbParticipant whose client reaches the same database as the
+   * coordinator's (same region, endpoint and access key id; see database.ts) and the writes
+   * fit one request (at most 99); `false` never takes it. Both paths give the same outcome.
+   * @default "auto"
+   */
+  readonly fastPath?: "auto" | boolean;
   /** How long finished records are kept (and run stays idempotent by id). Default 7 days. */
   readonly retainMs?: number;
   /** Each request to the decision log (begin, decide, complete), retries included, gives up after this long. Default 5 000 ms. */
@@ -117,6 +125,20 @@ function sameTransaction(record: TransactionRecord, branches: readonly BranchRec
   }
 }
 
+/**
+ * Whether an error from a request leaves its outcome open: a timeout, a dropped
+ * connection, throttling or a server error after the SDK's retries (an earlier attempt may
+ * have applied). A definite refusal (bad input, a missing table, access denied) and the
+ * library's own errors are not.
+ */
+export function outcomeUnknown(err: unknown): boolean {
+  if (err instanceof FencepostError) return false;
+  const e = err as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
+  if (e?.name === "AbortError" || e?.name === "TimeoutError") return true;
+  if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionInProgress/.test(e?.name ?? "")) return true;
+  return e?.$fault !== "client";
+}
+
 /** A phase-two call still running when the phase ended. */
 class PhaseTwoHung extends Error {}
 
@@ -152,7 +174,7 @@ export class Coordinator {
   /** Runs transaction `txId` over `branches` to a decision; see the module comment. */
   async run(txId: string, branches: readonly Branch[], options: RunOptions = {}): Promise<TransactionResult> {
     const records = this.#validate(txId, branches);
-    if (this.#fastPathApplies(branches, records)) return this.#fastPath(txId, branches as Branch<DynamoWrite[]>[], records);
+    if (await this.#fastPathApplies(branches, records)) return this.#fastPath(txId, branches as Branch<DynamoWrite[]>[], records);
 
     this.#crash("begin", txId);
     const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
@@ -251,12 +273,12 @@ export class Coordinator {
     return records;
   }
 
-  /** A decision-log step, its timeout reported as TransactionTimeoutError. */
+  /** A step's request; an answer that does not settle its outcome is reported as TransactionTimeoutError. */
   async #step<T>(txId: string, step: TransactionTimeoutError["step"], body: () => Promise<T>): Promise<T> {
     try {
       return await body();
     } catch (err) {
-      if ((err as Error).name === "AbortError" || (err as Error).name === "TimeoutError") throw new TransactionTimeoutError(txId, step, this.log.requestTimeoutMs);
+      if (outcomeUnknown(err)) throw new TransactionTimeoutError(txId, step, this.log.requestTimeoutMs, { cause: err });
       throw err;
     }
   }
@@ -318,13 +340,19 @@ export class Coordinator {
     return { ...base, ...(await this.drive(record, decision)) };
   }
 
-  #fastPathApplies(branches: readonly Branch[], records: BranchRecord[]): boolean {
+  async #fastPathApplies(branches: readonly Branch[], records: BranchRecord[]): Promise<boolean> {
     if (this.#options.fastPath === false || this.#options.unsafeCommitBeforeDecision) return false;
-    if (!branches.every((b) => b.participant instanceof DynamoDbParticipant && b.participant.dynamodb === this.dynamodb)) return false;
-    return records.reduce((sum, r) => sum + (r.input as unknown[]).length, 0) < 100;
+    if (!branches.every((b) => b.participant instanceof DynamoDbParticipant)) return false;
+    if (records.reduce((sum, r) => sum + (r.input as unknown[]).length, 0) >= 100) return false;
+    return sameDatabase(this.dynamodb, branches.map((b) => (b.participant as DynamoDbParticipant).dynamodb));
   }
 
-  /** One TransactWriteItems: every write under its lock check, plus the decided-and-done record. */
+  /**
+   * One TransactWriteItems: every write under its lock check, plus the decided-and-done
+   * record, whose `attribute_not_exists` condition makes it apply at most once per id
+   * however often it is sent (SDK retries, a second run, a late delivery). The client
+   * request token lets a retry of the same request learn that it applied.
+   */
   async #fastPath(txId: string, branches: readonly Branch<DynamoWrite[]>[], records: BranchRecord[]): Promise<TransactionResult> {
     const writes = branches.flatMap((b) => b.input.map((w) => (b.participant as DynamoDbParticipant).directWrite(w)));
     const base = { txId, path: "fast" as const, acknowledged: true, pending: [] };
@@ -334,38 +362,47 @@ export class Coordinator {
       sameTransaction(record, records);
       return { ...base, path: record.path, outcome: record.status, duplicate: true, ...(record.reason ? { reason: record.reason } : {}) };
     };
-    let reason: string;
-    try {
-      await this.dynamodb.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [...writes, { Put: this.log.fastPathPut(txId, records, "committed") }],
-          ClientRequestToken: createHash("sha256").update(txId).digest("hex").slice(0, 36),
-        }),
-      );
-      return { ...base, outcome: "committed", duplicate: false };
-    } catch (err) {
-      if (err instanceof IdempotentParameterMismatchException) {
+    return this.#step(txId, "fast path", async () => {
+      const transactItems = [...writes, { Put: this.log.fastPathPut(txId, records, "committed") }];
+      let token: string | undefined = createHash("sha256").update(txId).digest("hex").slice(0, 36);
+      let reason = "the transaction was cancelled";
+      for (let conflicts = 0; ; ) {
+        try {
+          await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: transactItems, ...(token ? { ClientRequestToken: token } : {}) }));
+          return { ...base, outcome: "committed" as const, duplicate: false };
+        } catch (err) {
+          if (err instanceof IdempotentParameterMismatchException || (err as Error).name === "TransactionInProgressException") {
+            // Another run of this id sent its own request under the same token.
+            const found = await existing();
+            if (found) return found;
+            token = undefined; // without it, the record's condition still applies the writes at most once
+            await sleep(50);
+            continue;
+          }
+          if (!(err instanceof TransactionCanceledException)) throw err;
+          const reasons = err.CancellationReasons ?? [];
+          if (reasons[writes.length]?.Code === "ConditionalCheckFailed") {
+            const found = await existing(); // this id ran before
+            if (found) return found;
+          }
+          if (reasons.some((r) => r.Code === "TransactionConflict") && ++conflicts <= 3) {
+            await sleep(10 * 2 ** conflicts * (0.5 + Math.random() / 2));
+            continue;
+          }
+          const failed = reasons.findIndex((r, i) => i < writes.length && r.Code && r.Code !== "None");
+          if (failed >= 0) reason = `write ${failed} failed: ${reasons[failed]!.Code === "ConditionalCheckFailed" ? "its condition does not hold, or a transaction holds the item" : reasons[failed]!.Code}`;
+          break;
+        }
+      }
+      // Record the abort, so this id keeps its outcome (unless a concurrent run of it committed).
+      try {
+        await this.dynamodb.send(new PutItemCommand(this.log.fastPathPut(txId, records, "aborted", reason)));
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
         const found = await existing();
         if (found) return found;
-        throw err;
       }
-      if (!(err instanceof TransactionCanceledException)) throw err;
-      const reasons = err.CancellationReasons ?? [];
-      if (reasons[writes.length]?.Code === "ConditionalCheckFailed") {
-        const found = await existing(); // this id ran before
-        if (found) return found;
-      }
-      const failed = reasons.findIndex((r, i) => i < writes.length && r.Code && r.Code !== "None");
-      reason = failed >= 0 ? `write ${failed} failed: ${reasons[failed]!.Code === "ConditionalCheckFailed" ? "its condition does not hold, or a transaction holds the item" : reasons[failed]!.Code}` : "the transaction was cancelled";
-    }
-    // Record the abort, so this id keeps its outcome (unless a concurrent run of it committed).
-    try {
-      await this.dynamodb.send(new PutItemCommand(this.log.fastPathPut(txId, records, "aborted", reason)));
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const found = await existing();
-      if (found) return found;
-    }
-    return { ...base, outcome: "aborted", reason, duplicate: false };
+      return { ...base, outcome: "aborted" as const, reason, duplicate: false };
+    });
   }
 }

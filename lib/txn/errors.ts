@@ -33,16 +33,23 @@ export class DecisionConflictError extends FencepostError {
   }
 }
 
-/** A step's request to the decision log got no answer in time; this call cannot know the outcome. */
+/**
+ * A step's request got no definite answer (a timeout, a dropped connection, throttling or
+ * a server error after retries): it may or may not have applied, so this call cannot tell
+ * the outcome. Every path of `run` reports an unknown outcome with this one error: run
+ * again with the same id, which is idempotent.
+ */
 export class TransactionTimeoutError extends FencepostError {
   override name = "TransactionTimeoutError";
   constructor(
     readonly txId: string,
-    readonly step: "begin" | "decide" | "complete",
+    readonly step: "begin" | "decide" | "complete" | "fast path",
     readonly timeoutMs: number,
+    options?: ErrorOptions,
   ) {
     super(
-      `Transaction '${txId}': the decision log did not answer '${step}' within ${timeoutMs} ms, so this call cannot tell the outcome. Run it again with the same id (run is idempotent), or look with 'fencepost tx show ${txId}'; recovery finishes it either way.`,
+      `Transaction '${txId}': the '${step}' request got no definite answer (within ${timeoutMs} ms${options?.cause instanceof Error ? `: ${options.cause.name}: ${options.cause.message}` : ""}), so this call cannot tell the outcome. Run it again with the same id (run is idempotent), or look with 'fencepost tx show ${txId}'; recovery finishes it either way.`,
+      options,
     );
   }
 }

@@ -14,6 +14,7 @@ import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createHash } from "node:crypto";
 import { validateName } from "../locks/client.js";
+import { InvalidArgumentError } from "../locks/errors.js";
 import { defineParticipant, type Participant } from "./participant.js";
 
 /** Largest message body, as UTF-8 JSON. */
@@ -34,6 +35,30 @@ export interface OutboxParticipantOptions {
   readonly dynamodb?: DynamoDBClient;
 }
 
+/**
+ * One spelling per queue, so the participant id (written to the decision log and used to
+ * find the participant again) does not depend on how the URL was typed: lower-case scheme
+ * and host, no default port, no trailing slash, and SQS's legacy hosts
+ * (`queue.amazonaws.com`, `<region>.queue.amazonaws.com`) as `sqs.<region>.amazonaws.com`.
+ * The path (account and queue name) is case-sensitive and kept as it is.
+ */
+export function canonicalQueueUrl(queueUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(queueUrl.trim());
+  } catch {
+    throw new InvalidArgumentError("queueUrl", `'${queueUrl}' is not a URL; pass the queue URL that CreateQueue or GetQueueUrl returns`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new InvalidArgumentError("queueUrl", `must be an http(s) URL, got '${queueUrl}'`);
+  let host = url.hostname.toLowerCase();
+  if (host === "queue.amazonaws.com") host = "sqs.us-east-1.amazonaws.com";
+  const legacy = /^([a-z0-9-]+)\.queue\.amazonaws\.com$/.exec(host);
+  if (legacy) host = `sqs.${legacy[1]}.amazonaws.com`;
+  const port = url.port && url.port !== (url.protocol === "https:" ? "443" : "80") ? `:${url.port}` : "";
+  const path = url.pathname.replace(/\/+$/, "");
+  return `${url.protocol}//${host}${port}${path}`;
+}
+
 /** The deduplication id of a transaction's outbox message: the same on every resend. */
 export function outboxDeduplicationId(txId: string, participant: string): string {
   return createHash("sha256").update(`${participant}\n${txId}`).digest("hex");
@@ -41,9 +66,10 @@ export function outboxDeduplicationId(txId: string, participant: string): string
 
 export function outboxParticipant(options: OutboxParticipantOptions): Participant<OutboxMessage> {
   validateName("queueUrl", options.queueUrl);
+  const queueUrl = canonicalQueueUrl(options.queueUrl);
   const sqs = options.sqs ?? new SQSClient({});
-  const fifo = options.queueUrl.endsWith(".fifo");
-  const id = `outbox:${options.queueUrl}`;
+  const fifo = queueUrl.endsWith(".fifo");
+  const id = `outbox:${queueUrl}`;
   return defineParticipant<OutboxMessage>({
     id,
     tableName: options.tableName,
@@ -55,7 +81,7 @@ export function outboxParticipant(options: OutboxParticipantOptions): Participan
     async commit(tx, message) {
       await sqs.send(
         new SendMessageCommand({
-          QueueUrl: options.queueUrl,
+          QueueUrl: queueUrl,
           MessageBody: JSON.stringify(message.body ?? null),
           MessageAttributes: { "fencepost-tx": { DataType: "String", StringValue: tx.txId } },
           ...(fifo ? { MessageGroupId: message.groupId ?? "fencepost", MessageDeduplicationId: outboxDeduplicationId(tx.txId, id) } : {}),

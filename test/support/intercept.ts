@@ -13,7 +13,7 @@ type Match = (commandName: string, input: Record<string, unknown>) => boolean;
 
 function install(client: DynamoDBClient, match: Match, body: (next: Next, args: unknown) => Promise<unknown>): void {
   let armed = true;
-  client.middlewareStack.add(
+  (client.middlewareStack as unknown as { add(middleware: unknown, options: object): void }).add(
     (next: Next, context: { commandName?: string }) => async (args: unknown) => {
       const input = (args as { input?: Record<string, unknown> }).input ?? {};
       if (!armed || !match(context.commandName ?? "", input)) return next(args);

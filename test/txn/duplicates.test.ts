@@ -8,7 +8,21 @@
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Coordinator, CoordinatorCrashedError, DynamoDbParticipant, branch, defineParticipant, outboxParticipant, type DynamoWrite, type TxContext } from "../../lib/index.js";
+import { injectFaults } from "../../lib/check/middleware.js";
+import {
+  Coordinator,
+  CoordinatorCrashedError,
+  DynamoDbParticipant,
+  InvalidArgumentError,
+  TransactionTimeoutError,
+  branch,
+  canonicalQueueUrl,
+  defineParticipant,
+  outboxParticipant,
+  type DynamoWrite,
+  type TxContext,
+} from "../../lib/index.js";
+import { databaseOf, sameDatabase } from "../../lib/txn/database.js";
 import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
 import { ghost, holdResponse, touches } from "../support/intercept.js";
 
@@ -154,5 +168,43 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     }
     expect(await account(a)).toEqual({ balance: 10, locked: undefined });
     expect((await protocol(db).recover(mine)).stillInDoubt).toBe(0);
+  });
+});
+
+describe("how run reports and chooses", () => {
+  it("reports an unknown fast-path outcome as TransactionTimeoutError, and a run of the same id settles it", async () => {
+    const a = fresh("acct");
+    await open(a, 0);
+    const txId = fresh("tx");
+    const lossy = ownClient();
+    // Every attempt of the fast path's TransactWriteItems is lost on the way (the SDK retries, then gives up).
+    injectFaults(lossy, (r) => (r.commandName === "TransactWriteItemsCommand" ? { kind: "lose-request" } : undefined));
+    const err = await new Coordinator({ tableName: txnTable(), dynamodb: lossy }).run(txId, [branch(accountsOn(lossy), [credit(a, 3)])]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionTimeoutError);
+    expect(err).toMatchObject({ txId, step: "fast path" });
+    expect(await new Coordinator({ tableName: txnTable(), dynamodb: db }).run(txId, [branch(accountsOn(db), [credit(a, 3)])])).toMatchObject({ outcome: "committed", path: "fast" });
+    expect(await account(a)).toEqual({ balance: 3, locked: undefined });
+  });
+
+  it("takes the fast path by the database a client reaches, not by client identity", async () => {
+    const [c1, c2] = [ownClient(), ownClient()];
+    expect(await databaseOf(c1)).toBe(await databaseOf(c2));
+    const elsewhere = dynamoDbClient({ region: "eu-west-3" });
+    clients.push(elsewhere);
+    expect(await databaseOf(elsewhere)).not.toBe(await databaseOf(c1));
+    expect(await sameDatabase(c1, [c2])).toBe(true);
+    expect(await sameDatabase(c1, [c2, elsewhere])).toBe(false);
+  });
+
+  it("names an outbox participant by one spelling of its queue URL", () => {
+    const ids = [
+      "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo",
+      "HTTPS://SQS.eu-west-1.AMAZONAWS.com:443/123456789012/orders.fifo/",
+      "https://eu-west-1.queue.amazonaws.com/123456789012/orders.fifo",
+    ].map((queueUrl) => outboxParticipant({ queueUrl, sqs, tableName: txnTable(), dynamodb: db }).id);
+    expect(new Set(ids)).toEqual(new Set(["outbox:https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"]));
+    expect(canonicalQueueUrl("https://queue.amazonaws.com/1/q")).toBe("https://sqs.us-east-1.amazonaws.com/1/q");
+    expect(canonicalQueueUrl("http://127.0.0.1:4566/000000000000/Q")).toBe("http://127.0.0.1:4566/000000000000/Q");
+    expect(() => canonicalQueueUrl("orders")).toThrow(InvalidArgumentError);
   });
 });
