@@ -6,11 +6,13 @@
  * Faults: `lose-request` (never reaches the service), `lose-response` (the service applied
  * it, the caller hears a timeout), `throttle` (a 400 ThrottlingException, not applied),
  * `server-error` (a 500 before the service applied it), `delay` (the response arrives
- * `delayMs` late).
+ * `delayMs` late), `late-delivery` (the caller hears a timeout at once and the SDK
+ * retries, but the request itself is only delayed: it reaches the service `delayMs`
+ * later, a "ghost" write that lands after the client gave up on it).
  * Assumes: an AWS SDK v3 client (anything with a middlewareStack).
  */
 
-export type FaultKind = "lose-request" | "lose-response" | "throttle" | "server-error" | "delay";
+export type FaultKind = "lose-request" | "lose-response" | "throttle" | "server-error" | "delay" | "late-delivery";
 
 export interface RequestInfo {
   /** e.g. "UpdateItemCommand" */
@@ -67,8 +69,12 @@ export class RequestCounter {
   }
 }
 
-/** Injects the faults `plan` chooses into `client`'s requests; returns a function that removes them. */
-export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?: (kind: FaultKind, request: RequestInfo) => void): () => void {
+/**
+ * Injects the faults `plan` chooses into `client`'s requests; returns a function that
+ * removes them. `onLate` receives each late delivery still on its way (it settles once
+ * the request reached the service, or failed to), so a run can wait for them to land.
+ */
+export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?: (kind: FaultKind, request: RequestInfo) => void, onLate?: (delivery: Promise<void>) => void): () => void {
   const name = `fencepostFaults${Math.random().toString(36).slice(2)}`;
   client.middlewareStack.add(
     (next: Handler, context: Context) => async (args: unknown) => {
@@ -91,6 +97,16 @@ export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?
           const result = await next(args);
           await new Promise((r) => setTimeout(r, fault.delayMs ?? 100));
           return result;
+        }
+        case "late-delivery": {
+          const delivery = new Promise((r) => setTimeout(r, fault.delayMs ?? 500)).then(
+            () => next(args),
+          ).then(
+            () => undefined,
+            () => undefined,
+          );
+          onLate?.(delivery);
+          throw faultError("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
         }
       }
     },

@@ -15,11 +15,14 @@ const FAULT_LABELS: [keyof FaultCounts, string][] = [
   ["throttle", "throttle"],
   ["server-error", "5xx"],
   ["delay", "slow"],
+  ["late-delivery", "late"],
   ["pause", "pause"],
+  ["duplicate-run", "dup runs"],
+  ["sigkill", "SIGKILL"],
 ];
 
 function faultsText(f: FaultCounts): string {
-  return FAULT_LABELS.map(([k, label]) => `${label} ${f[k]}`).join(", ");
+  return FAULT_LABELS.filter(([k]) => f[k] > 0 || !["duplicate-run", "sigkill"].includes(k)).map(([k, label]) => `${label} ${f[k]}`).join(", ");
 }
 
 function anomaliesText(w: WorkloadResult): string {

@@ -9,7 +9,7 @@
  */
 import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { FaultRates } from "./faults.js";
-import { runBankWorkload } from "./workloads/bank.js";
+import { BANK_CONTROLS, runBankWorkload } from "./workloads/bank.js";
 import { runBroadcastWorkload } from "./workloads/broadcast.js";
 import { runCounterWorkload } from "./workloads/counter.js";
 import { runLockWorkload } from "./workloads/locks.js";
@@ -93,8 +93,8 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
       ...(locks ? [runLockWorkload(controlEnv, { fencing: "off", pauseChance: 0.3 }), runLockWorkload(controlEnv, { grant: "unconditional" })] : []),
       ...(register ? [runRegisterWorkload(controlEnv, { condition: "skipped" })] : []),
       ...(counter ? [runCounterWorkload(controlEnv, { atomic: false })] : []),
-      ...(broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" })] : []),
-      ...(bank ? [runBankWorkload(controlEnv, { coordinator: "commit-before-log" })] : []),
+      ...(broadcast ? [runBroadcastWorkload(controlEnv, { cursor: "unchecked" }), runBroadcastWorkload(controlEnv, { dedup: "check-then-act" })] : []),
+      ...(bank ? BANK_CONTROLS.map((control) => runBankWorkload(controlEnv, { control })) : []),
     ])
   ).map((result) => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") }));
 

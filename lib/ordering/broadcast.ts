@@ -65,6 +65,12 @@ export interface BroadcastOptions {
   sqs?: SQSClient;
   /** Attempts when slots are lost to hole filling. Default 3. */
   maxAttempts?: number;
+  /**
+   * NEGATIVE CONTROL, never in production: deduplicate by reading first and then writing
+   * the dedup record unconditionally (check-then-act). Exists so verification can prove
+   * that concurrent publishes of one dedup id expose it.
+   */
+  unsafeDedupCheckThenAct?: boolean;
 }
 
 export interface PublishOptions {
@@ -94,6 +100,7 @@ export class Broadcast {
   readonly #queueUrl: string | undefined;
   readonly #sqs: SQSClient | undefined;
   readonly #maxAttempts: number;
+  readonly #checkThenAct: boolean;
 
   constructor(options: BroadcastOptions) {
     validateName("tableName", options.tableName);
@@ -101,6 +108,7 @@ export class Broadcast {
     this.#queueUrl = options.queueUrl;
     this.#sqs = options.queueUrl ? (options.sqs ?? new SQSClient({})) : undefined;
     this.#maxAttempts = options.maxAttempts ?? 3;
+    this.#checkThenAct = options.unsafeDedupCheckThenAct ?? false;
   }
 
   /** Publishes one message; resolves once it is durable in the log. */
@@ -132,13 +140,18 @@ export class Broadcast {
   async #publishChunk(stream: string, chunk: Pending[], results: PublishResult[]): Promise<void> {
     const lost: number[] = [];
     let todo = chunk;
+    if (this.#checkThenAct) {
+      const found = await Promise.all(todo.map((m) => (m.dedupId ? this.log.dedupSeq(stream, m.dedupId) : undefined)));
+      todo.forEach((m, i) => found[i] !== undefined && (results[m.index] = { seq: found[i], duplicate: true, lostSlots: [], queued: false }));
+      todo = todo.filter((_, i) => found[i] === undefined);
+    }
     for (let attempt = 1; todo.length > 0; attempt++) {
       if (attempt > this.#maxAttempts) throw new SlotLostError(stream, lost);
       const first = await this.log.allocate(stream, todo.length);
       const writer = randomUUID();
       const items: TransactWriteItem[] = todo.flatMap((m, i) => [
         { Put: this.log.messagePut(stream, first + i, m.payload, writer, m.dedupId) },
-        ...(m.dedupId ? [{ Put: this.log.dedupPut(stream, m.dedupId, first + i) }] : []),
+        ...(m.dedupId ? [{ Put: this.log.dedupPut(stream, m.dedupId, first + i, !this.#checkThenAct) }] : []),
       ]);
       const outcome = await this.#write(items, writer, stream, first);
       if (outcome === "written") {

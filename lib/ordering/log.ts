@@ -83,8 +83,8 @@ export class StreamLog {
   }
 
   /** The put that records `dedupId` as published at `seq`, only if it was not already. */
-  dedupPut(stream: string, dedupId: string, seq: number) {
-    return { TableName: this.tableName, Item: { pk: s(`dedup#${stream}#${dedupId}`), sk: n(0), seq: n(seq) }, ConditionExpression: "attribute_not_exists(pk)" };
+  dedupPut(stream: string, dedupId: string, seq: number, conditional = true) {
+    return { TableName: this.tableName, Item: { pk: s(`dedup#${stream}#${dedupId}`), sk: n(0), seq: n(seq) }, ...(conditional ? { ConditionExpression: "attribute_not_exists(pk)" } : {}) };
   }
 
   /** The sequence number `dedupId` was published at, if it was. */

@@ -94,6 +94,12 @@ export interface CoordinatorOptions {
    * Exists so verification can prove it catches the bug.
    */
   readonly unsafeCommitBeforeDecision?: boolean;
+  /**
+   * NEGATIVE CONTROL, never in production: log this run's own decision unconditionally,
+   * overwriting another run's. Exists so verification can prove that duplicate runs of one
+   * id expose a decision that is not a single conditional write.
+   */
+  readonly unsafeBlindDecision?: boolean;
 }
 
 export interface RunOptions {
@@ -191,7 +197,7 @@ export class Coordinator {
     if (this.#options.unsafeCommitBeforeDecision && wanted === "committed") {
       await this.#phaseTwo(tx, record.branches, "committed"); // the bug the negative control must expose
     }
-    const decided = await this.#step(txId, "decide", () => this.log.decide(txId, wanted, no?.reason));
+    const decided = await this.#step(txId, "decide", () => (this.#options.unsafeBlindDecision ? this.log.unsafeOverwriteDecision(txId, wanted, no?.reason) : this.log.decide(txId, wanted, no?.reason)));
     return this.#finish({ ...record, status: decided, ...(decided === "aborted" ? { reason: no?.reason ?? "decided by another party before this coordinator" } : {}) }, decided, !created);
   }
 
@@ -341,7 +347,7 @@ export class Coordinator {
   }
 
   async #fastPathApplies(branches: readonly Branch[], records: BranchRecord[]): Promise<boolean> {
-    if (this.#options.fastPath === false || this.#options.unsafeCommitBeforeDecision) return false;
+    if (this.#options.fastPath === false || this.#options.unsafeCommitBeforeDecision || this.#options.unsafeBlindDecision) return false;
     if (!branches.every((b) => b.participant instanceof DynamoDbParticipant)) return false;
     if (records.reduce((sum, r) => sum + (r.input as unknown[]).length, 0) >= 100) return false;
     return sameDatabase(this.dynamodb, branches.map((b) => (b.participant as DynamoDbParticipant).dynamodb));

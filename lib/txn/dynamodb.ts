@@ -102,6 +102,12 @@ export interface DynamoDbParticipantOptions {
   readonly transactionTable?: string;
   /** How long ledger items are kept after their last change. Default 7 days (as decision records). */
   readonly retainMs?: number;
+  /**
+   * NEGATIVE CONTROL, never in production: create the ledger on prepare without checking
+   * that none exists, so a late prepare can lock again after the decision reached this
+   * participant. Exists so verification can prove that late delivery exposes it.
+   */
+  readonly unsafeUnconditionalLedger?: boolean;
 }
 
 const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh };
@@ -204,6 +210,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   readonly dynamodb: DynamoDBClient;
   readonly #transactionTable: string | undefined;
   readonly #retainMs: number;
+  readonly #ledgerCondition: string | undefined;
 
   constructor(options: DynamoDbParticipantOptions) {
     validateName("tableName", options.tableName);
@@ -213,6 +220,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
     this.id = `dynamodb:${options.tableName}${options.label ? `#${options.label}` : ""}`;
     this.#transactionTable = options.transactionTable;
     this.#retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
+    this.#ledgerCondition = options.unsafeUnconditionalLedger ? undefined : "attribute_not_exists(pk)";
   }
 
   /** The write as one TransactWriteItems entry that applies it now, if the item is not locked (the fast path). */
@@ -376,7 +384,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         await this.#explained(this.dynamodb.send(
           new TransactWriteItemsCommand({
             TransactItems: [
-              { Put: { TableName: this.#ledgerTable(tx), Item: this.#ledgerItem(tx.txId, "prepared"), ConditionExpression: "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" } },
+              { Put: { TableName: this.#ledgerTable(tx), Item: this.#ledgerItem(tx.txId, "prepared"), ...(this.#ledgerCondition ? { ConditionExpression: this.#ledgerCondition, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const } : {}) } },
               ...writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, w, fresh[i]!) })),
             ],
           }),

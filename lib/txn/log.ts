@@ -209,6 +209,21 @@ export class DecisionLog {
     }
   }
 
+  /** NEGATIVE CONTROL, never in production: writes `decision` whatever is logged (see CoordinatorOptions.unsafeBlindDecision). */
+  async unsafeOverwriteDecision(txId: string, decision: Decision, reason?: string): Promise<Decision> {
+    await this.#send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: keyOf(txId),
+        UpdateExpression: "SET #status = :decision, decidedAt = :now" + (reason ? ", reason = :reason" : ""),
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":decision": s(decision), ":now": n(this.now()), ...(reason ? { ":reason": s(reason.slice(0, 1000)) } : {}) },
+      }),
+    );
+    return decision;
+  }
+
   /** Marks phase two finished: removes the record from the in-doubt index and starts its retention clock. */
   async complete(txId: string, audit?: AuditEntry): Promise<void> {
     const now = this.now();

@@ -105,14 +105,26 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     await open(a, 10);
     const txId = fresh("tx");
     const lateClient = ownClient();
-    const late = ghost(lateClient, touches(lockTable()));
-    // Every attempt but the ghost fails fast: the prepare errs, the coordinator votes no and aborts.
-    const participant = accountsOn(lateClient);
-    const failing = { ...participant, id: participant.id, prepare: async (tx: TxContext, w: DynamoWrite[]) => participant.prepare(tx, w).then(() => { throw new Error("the coordinator gave up on this prepare"); }), commit: participant.commit.bind(participant), abort: participant.abort.bind(participant) };
-    expect(await protocol(lateClient).run(txId, [branch(failing, [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
+    // The prepare's first request is held in the network and its retries are lost: the
+    // coordinator gives up (a no vote) and aborts; the held request is the only one to land.
+    const late = ghost(lateClient, touches(lockTable()), 10);
+    expect(await protocol(lateClient).run(txId, [branch(accountsOn(lateClient), [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
     await late.lost;
     await late.deliver().catch(() => undefined);
     expect(await account(a)).toEqual({ balance: 10, locked: undefined });
+  });
+
+  it("negative control: without the ledger's condition, the same late prepare locks the item again after its abort", async () => {
+    const a = fresh("acct");
+    await open(a, 10);
+    const txId = fresh("tx");
+    const lateClient = ownClient();
+    const late = ghost(lateClient, touches(lockTable()), 10);
+    const participant = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: lateClient, unsafeUnconditionalLedger: true });
+    expect(await protocol(lateClient).run(txId, [branch(participant, [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
+    await late.lost;
+    await late.deliver().catch(() => undefined);
+    expect((await account(a)).locked).toBe(txId);
   });
 
   it("two runs of one id at once, over every kind of participant, agree and apply once", async () => {

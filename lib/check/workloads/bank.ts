@@ -13,8 +13,12 @@
  * `crashPoints(b)[k mod (2b + 6)]` or not at all, cycling through every point
  * deterministically; participants "crash" after voting yes (the vote is lost); every
  * DynamoDB and SQS client injects lost requests, lost responses after the write applied,
- * throttling and slow responses; phase-two messages are delivered again after a
- * transaction finished, and stale prepares arrive late. A recovery loop runs alongside.
+ * throttling, slow responses and requests delivered late (after the client gave up and
+ * retried); phase-two messages are delivered again after a transaction finished, and
+ * stale prepares arrive late. A third of the protocol transfers are run by two
+ * coordinators at once under one id (the second starting up to a deadline later, as a
+ * Lambda retry would). One lane runs its coordinators in child processes and kills them
+ * with SIGKILL at random moments. A recovery loop runs alongside.
  *
  * After the run (faults off), recovery finishes everything, and then:
  * - `in-doubt`: a transaction of this run is undecided or unfinished;
@@ -26,36 +30,56 @@
  * - `outcome-mismatch`: run reported an outcome the log does not hold;
  * - `path-disagreement`: the same transfers, sequentially, give different outcomes or
  *   balances on the fast path and through the protocol.
- * Negative control `coordinator: "commit-before-log"`: commit is sent before the decision
- * is logged, so a crash in phase two leaves committed participants behind an abort.
+ * Negative controls, each a broken variant and the fault that exposes it:
+ * - `commit-before-log`: commit is sent before the decision is logged, so a crash seam in
+ *   phase two leaves committed participants behind an abort;
+ * - `ledger-unchecked`: the DynamoDB participant creates its ledger without checking for
+ *   one, so a prepare delivered late locks again after the commit (stale prepares sent by
+ *   the workload itself are off: only late delivery exposes it);
+ * - `blind-decision`: coordinators overwrite the logged decision, so two runs of one id
+ *   carry out different decisions (exposed by the duplicate runs);
+ * - `killed-before-log`: the child processes commit before logging, and only SIGKILL
+ *   interrupts them (their coordinators have no crash seams).
  */
-import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
-import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
+import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, extname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Coordinator, crashPoints, type CrashPoint, type TransactionResult } from "../../txn/coordinator.js";
-import { DynamoDbParticipant, type DynamoWrite } from "../../txn/dynamodb.js";
+import { DynamoDbParticipant, type DynamoDbParticipantOptions, type DynamoWrite } from "../../txn/dynamodb.js";
 import { CoordinatorCrashedError } from "../../txn/errors.js";
-import { outboxParticipant } from "../../txn/outbox.js";
+import { outboxParticipant, type OutboxMessage } from "../../txn/outbox.js";
 import { branch, defineParticipant, type Branch, type Participant } from "../../txn/participant.js";
+import type { FaultRates } from "../faults.js";
 import type { Anomaly } from "../invariants.js";
 import type { Operation } from "../history.js";
 import { pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
+/** A deliberately broken variant (see the module comment). */
+export type BankControl = "commit-before-log" | "ledger-unchecked" | "blind-decision" | "killed-before-log";
+export const BANK_CONTROLS: readonly BankControl[] = ["commit-before-log", "ledger-unchecked", "blind-decision", "killed-before-log"];
+
 export interface BankWorkloadOptions {
   workers?: number;
-  /** "commit-before-log": the negative control. */
-  coordinator?: "correct" | "commit-before-log";
+  /** Run a negative control instead of the correct system. */
+  control?: BankControl;
 }
 
 const ACCOUNTS_PER_PARTICIPANT = 4;
 const OPENING_BALANCE = 100;
 const TIMEOUT_MS = 400;
+/** Share of protocol transfers run by a second coordinator at once. */
+const DUPLICATE_RUNS = 0.35;
 
 type Holder = "accounts" | "ledger";
-interface Account {
+export interface Account {
   readonly holder: Holder;
   readonly key: string;
 }
-interface Transfer {
+export interface Transfer {
   readonly txId: string;
   readonly from: Account;
   readonly to: Account;
@@ -63,16 +87,83 @@ interface Transfer {
   readonly announce: boolean;
   readonly crash?: CrashPoint;
 }
-type LedgerInput = { account: string; delta: number };
+export type LedgerInput = { account: string; delta: number };
+
+/** What a coordinator in a child process needs to build the bank's participants (JSON). */
+export interface BankProcessConfig {
+  readonly dynamodb: DynamoDBClientConfig;
+  readonly sqs: SQSClientConfig;
+  readonly tableName: string;
+  readonly txnTable: string;
+  readonly queueUrl: string;
+  readonly ledgerId: string;
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  readonly unsafeCommitBeforeDecision: boolean;
+}
+
+/** The bank's three participants, on the given clients. */
+export interface BankParticipants {
+  readonly accounts: DynamoDbParticipant;
+  readonly ledger: Participant<LedgerInput>;
+  readonly outbox: Participant<OutboxMessage>;
+}
+
+export function bankParticipants(db: DynamoDBClient, sqs: SQSClient, c: Pick<BankProcessConfig, "tableName" | "txnTable" | "queueUrl" | "ledgerId">, accounts: Partial<DynamoDbParticipantOptions> = {}): BankParticipants {
+  return {
+    accounts: new DynamoDbParticipant({ tableName: c.tableName, dynamodb: db, ...accounts }),
+    ledger: ledgerParticipant(db, c.tableName, c.txnTable, c.ledgerId),
+    outbox: outboxParticipant({ queueUrl: c.queueUrl, sqs, tableName: c.txnTable, dynamodb: db }),
+  };
+}
+
+const writesOf = (t: Transfer, holder: Holder, prefix: string): DynamoWrite[] => [
+  ...(t.from.holder === holder ? [{ type: "update" as const, key: { pk: t.from.key }, add: { balance: -t.amount }, condition: { expression: "balance >= :amount", values: { ":amount": t.amount } } }] : []),
+  ...(t.to.holder === holder ? [{ type: "update" as const, key: { pk: t.to.key }, add: { balance: t.amount } }] : []),
+  { type: "put" as const, key: { pk: `${prefix}#receipt#${t.txId}` }, item: { amount: t.amount }, ifAbsent: true },
+];
+
+const ledgerInputs = (t: Transfer): LedgerInput[] => [
+  ...(t.from.holder === "ledger" ? [{ account: t.from.key, delta: -t.amount }] : []),
+  ...(t.to.holder === "ledger" ? [{ account: t.to.key, delta: t.amount }] : []),
+];
+
+/** A transfer's branches: the same for every coordinator that runs it (the participants' ids and inputs). */
+export function bankBranches(t: Transfer, p: BankParticipants, prefix: string): Branch[] {
+  const out: Branch[] = [];
+  if (t.from.holder === "accounts" || t.to.holder === "accounts") out.push(branch(p.accounts, writesOf(t, "accounts", prefix)));
+  // A same-ledger transfer is one branch with a net delta of zero: model it as one debit-and-credit entry.
+  const entries = ledgerInputs(t);
+  if (entries.length === 2) out.push(branch(p.ledger, { account: entries[0]!.account, delta: 0 }));
+  else if (entries.length === 1) out.push(branch(p.ledger, entries[0]!));
+  if (t.announce) out.push(branch(p.outbox, { body: { txId: t.txId, amount: t.amount }, groupId: "bank" }));
+  return out;
+}
 
 const s = (v: string): AttributeValue => ({ S: v });
 const n = (v: number): AttributeValue => ({ N: String(v) });
 
-/** The ledger: an escrow participant. prepare moves a debit out of `available` into `pending.<tx>`. */
+/**
+ * The ledger: an escrow participant. prepare moves a debit out of `available` into
+ * `pending.<tx>`; commit applies it; abort gives it back. `done.<tx>` marks a transaction
+ * finished here (written by commit, and by abort before it releases), and a reservation
+ * requires its absence: so a reservation request that reaches the item late, after the
+ * decision, reserves nothing. That is the rule for any participant whose reservation can
+ * be delivered late.
+ */
 function ledgerParticipant(db: DynamoDBClient, table: string, txnTable: string, id: string): Participant<LedgerInput> {
-  const update = async (key: string, expression: string, condition: string, values: Record<string, AttributeValue>, tx: string) =>
+  const update = async (key: string, expression: string, condition: string | undefined, values: Record<string, AttributeValue>, tx: string) =>
     db
-      .send(new UpdateItemCommand({ TableName: table, Key: { pk: s(key) }, UpdateExpression: expression, ConditionExpression: condition, ExpressionAttributeNames: { "#tx": tx }, ExpressionAttributeValues: values }))
+      .send(
+        new UpdateItemCommand({
+          TableName: table,
+          Key: { pk: s(key) },
+          UpdateExpression: expression,
+          ...(condition ? { ConditionExpression: condition } : {}),
+          ExpressionAttributeNames: { "#tx": tx },
+          ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+        }),
+      )
       .then(() => true)
       .catch((err: unknown) => {
         if ((err as Error).name === "ConditionalCheckFailedException") return false;
@@ -84,74 +175,100 @@ function ledgerParticipant(db: DynamoDBClient, table: string, txnTable: string, 
     dynamodb: db,
     async prepare(tx, { account, delta }) {
       const need = Math.max(0, -delta);
-      const reserved = await update(account, "SET pending.#tx = :delta, available = available - :need", "attribute_not_exists(pending.#tx) AND available >= :need", { ":delta": n(delta), ":need": n(need) }, tx.txId);
+      const reserved = await update(account, "SET pending.#tx = :delta, available = available - :need", "attribute_not_exists(pending.#tx) AND attribute_not_exists(done.#tx) AND available >= :need", { ":delta": n(delta), ":need": n(need) }, tx.txId);
       if (reserved) return true;
-      return (await update(account, "SET pending.#tx = pending.#tx", "attribute_exists(pending.#tx)", {}, tx.txId)) || "insufficient funds";
+      return (await update(account, "SET pending.#tx = pending.#tx", "attribute_exists(pending.#tx)", {}, tx.txId)) || "insufficient funds (or the transaction already finished here)";
     },
     async commit(tx, { account, delta }) {
-      await update(account, "SET balance = balance + :delta, available = available + :credit, applied = list_append(applied, :tx) REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":delta": n(delta), ":credit": n(Math.max(0, delta)), ":tx": { L: [s(tx.txId)] } }, tx.txId);
+      await update(account, "SET balance = balance + :delta, available = available + :credit, applied = list_append(applied, :tx), done.#tx = :c REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":delta": n(delta), ":credit": n(Math.max(0, delta)), ":tx": { L: [s(tx.txId)] }, ":c": s("committed") }, tx.txId);
     },
     async abort(tx, { account, delta }) {
+      await update(account, "SET done.#tx = if_not_exists(done.#tx, :a)", undefined, { ":a": s("aborted") }, tx.txId);
       await update(account, "SET available = available + :need REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":need": n(Math.max(0, -delta)) }, tx.txId);
     },
   });
 }
 
+/** Which faults a run injects beyond the SDK faults (and, for controls, which one exposes the bug). */
+interface FaultPlan {
+  readonly processLanes: number;
+  /** Crash seams of in-process coordinators: the points used. */
+  readonly crashAt: (point: CrashPoint) => boolean;
+  /** Crash at every protocol transfer instead of every other one. */
+  readonly alwaysCrash?: boolean;
+  readonly duplicates: { readonly share: number; readonly maxDelayMs: number; readonly lostVotes: number };
+  /** Phase-two messages and prepares sent again after a transaction finished. */
+  readonly staleMessages: boolean;
+  readonly faults?: FaultRates;
+  /** Prepare deadline of a transfer: short in the full run (deadlines are a fault too), longer in controls so their bug's precondition (all yes votes) is common. */
+  readonly timeoutMs: number;
+}
+
+const FULL_PLAN: FaultPlan = { processLanes: 1, crashAt: () => true, duplicates: { share: DUPLICATE_RUNS, maxDelayMs: TIMEOUT_MS + 300, lostVotes: 0.05 }, staleMessages: true, timeoutMs: TIMEOUT_MS };
+const CONTROL_TIMEOUT_MS = 2000;
+const NO_DUPLICATES = { share: 0, maxDelayMs: 0, lostVotes: 0.05 };
+/** Each control: its bug's fault, the others off (they would only mask it or slow it down). */
+const CONTROL_PLANS: Record<BankControl, FaultPlan> = {
+  "commit-before-log": { processLanes: 0, crashAt: (p) => /^phase2:[1-9]/.test(p), alwaysCrash: true, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
+  "ledger-unchecked": { processLanes: 0, crashAt: () => false, duplicates: { ...NO_DUPLICATES, lostVotes: 0.3 }, staleMessages: false, faults: { rate: 0.8, kinds: ["late-delivery"], maxLateMs: 5000, requests: (r) => r.commandName === "TransactWriteItemsCommand" }, timeoutMs: CONTROL_TIMEOUT_MS },
+  "blind-decision": { processLanes: 0, crashAt: () => false, duplicates: { share: 0.8, maxDelayMs: 50, lostVotes: 0.5 }, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
+  "killed-before-log": { processLanes: 4, crashAt: () => false, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
+};
+
+const CONTROL_NAMES: Record<BankControl, string> = {
+  "commit-before-log": "bank, commit before log",
+  "ledger-unchecked": "bank, ledger unchecked (late delivery)",
+  "blind-decision": "bank, blind decision (duplicate runs)",
+  "killed-before-log": "bank, commit before log (SIGKILL)",
+};
+
 export async function runBankWorkload(env: WorkloadEnvironment, options: BankWorkloadOptions = {}): Promise<WorkloadResult> {
   const setup = env.txn;
   if (!setup) throw new TypeError("the bank workload needs env.txn (transaction table, SQS configuration)");
-  const control = options.coordinator === "commit-before-log";
-  const name = control ? "bank, commit before log" : "bank";
-  const run = startWorkload(env, name, (options.workers ?? 4) + 1);
-  const prefix = `bank#${env.runId}${control ? "#control" : ""}`;
+  const control = options.control;
+  const name = control ? CONTROL_NAMES[control] : "bank";
+  const tag = control ? `#${control}` : "";
+  const plan = control ? CONTROL_PLANS[control] : FULL_PLAN;
+  // Lanes: recovery, the child-process coordinators, then the in-process coordinators.
+  const processLanes = plan.processLanes;
+  const run = startWorkload(plan.faults ? { ...env, faults: { ...env.faults, ...plan.faults } } : env, name, (options.workers ?? 4) + 1 + processLanes);
+  const duplicates = plan.duplicates;
+  const prefix = `bank#${env.runId}${tag}`;
   const { recorder } = run;
   const admin = new DynamoDBClient(env.dynamodb); // no faults: set-up and the final observation
   const sqsAdmin = new SQSClient(setup.sqs);
-  const queueUrl = (await sqsAdmin.send(new CreateQueueCommand({ QueueName: `bank-${env.runId}${control ? "-control" : ""}.fifo`.replace(/[^A-Za-z0-9_.-]/g, "-"), Attributes: { FifoQueue: "true" } }))).QueueUrl!;
-  const ledgerId = `ledger-${env.runId}${control ? "-control" : ""}`;
+  const queueUrl = (await sqsAdmin.send(new CreateQueueCommand({ QueueName: `bank-${env.runId}${control ? `-${control}` : ""}.fifo`.replace(/[^A-Za-z0-9_.-]/g, "-").slice(-80), Attributes: { FifoQueue: "true" } }))).QueueUrl!;
+  const ledgerId = `ledger-${env.runId}${control ? `-${control}` : ""}`;
   const accounts: Account[] = (["accounts", "ledger"] as const).flatMap((holder) => Array.from({ length: ACCOUNTS_PER_PARTICIPANT }, (_, i) => ({ holder, key: `${prefix}#${holder}#${i}` })));
   for (const a of accounts) {
     await admin.send(
-      new PutItemCommand({ TableName: env.tableName, Item: { pk: s(a.key), balance: n(OPENING_BALANCE), ...(a.holder === "ledger" ? { available: n(OPENING_BALANCE), pending: { M: {} }, applied: { L: [] } } : {}) } }),
+      new PutItemCommand({ TableName: env.tableName, Item: { pk: s(a.key), balance: n(OPENING_BALANCE), ...(a.holder === "ledger" ? { available: n(OPENING_BALANCE), pending: { M: {} }, done: { M: {} }, applied: { L: [] } } : {}) } }),
     );
   }
+  const processConfig: BankProcessConfig = {
+    dynamodb: env.dynamodb,
+    sqs: setup.sqs,
+    tableName: env.tableName,
+    txnTable: setup.tableName,
+    queueUrl,
+    ledgerId,
+    prefix,
+    timeoutMs: plan.timeoutMs,
+    unsafeCommitBeforeDecision: control === "killed-before-log",
+  };
 
   /** A worker's participants, on its own faulty clients. */
   const participantsOf = (w: Worker) => {
     const sqs = new SQSClient(setup.sqs);
     w.schedule.attach(sqs);
-    return {
-      accounts: new DynamoDbParticipant({ tableName: env.tableName, dynamodb: w.dynamodb }),
-      ledger: ledgerParticipant(w.dynamodb, env.tableName, setup.tableName, ledgerId),
-      outbox: outboxParticipant({ queueUrl, sqs, tableName: setup.tableName, dynamodb: w.dynamodb }),
-      sqs,
-    };
-  };
-  const writesOf = (t: Transfer, holder: Holder): DynamoWrite[] => [
-    ...(t.from.holder === holder ? [{ type: "update" as const, key: { pk: t.from.key }, add: { balance: -t.amount }, condition: { expression: "balance >= :amount", values: { ":amount": t.amount } } }] : []),
-    ...(t.to.holder === holder ? [{ type: "update" as const, key: { pk: t.to.key }, add: { balance: t.amount } }] : []),
-    { type: "put" as const, key: { pk: `${prefix}#receipt#${t.txId}` }, item: { amount: t.amount }, ifAbsent: true },
-  ];
-  const ledgerInputs = (t: Transfer): LedgerInput[] => [
-    ...(t.from.holder === "ledger" ? [{ account: t.from.key, delta: -t.amount }] : []),
-    ...(t.to.holder === "ledger" ? [{ account: t.to.key, delta: t.amount }] : []),
-  ];
-  const branchesOf = (t: Transfer, p: ReturnType<typeof participantsOf>, lossy: Participant<LedgerInput>): Branch[] => {
-    const out: Branch[] = [];
-    if (t.from.holder === "accounts" || t.to.holder === "accounts") out.push(branch(p.accounts, writesOf(t, "accounts")));
-    // A same-ledger transfer is one branch with a net delta of zero: model it as one debit-and-credit entry.
-    const entries = ledgerInputs(t);
-    if (entries.length === 2) out.push(branch(lossy, { account: entries[0]!.account, delta: 0 }));
-    else if (entries.length === 1) out.push(branch(lossy, entries[0]!));
-    if (t.announce) out.push(branch(p.outbox, { body: { txId: t.txId, amount: t.amount }, groupId: "bank" }));
-    return out;
+    return { ...bankParticipants(w.dynamodb, sqs, processConfig, { unsafeUnconditionalLedger: control === "ledger-unchecked" }), sqs };
   };
   /** The ledger as seen through a flaky network: sometimes a yes vote is lost on its way back. */
   const lossyLedger = (w: Worker, ledger: Participant<LedgerInput>): Participant<LedgerInput> => ({
     id: ledger.id,
     prepare: async (tx, input) => {
       const vote = await ledger.prepare(tx, input);
-      if (vote.vote === "yes" && w.random.chance(0.05)) {
+      if (vote.vote === "yes" && w.random.chance(duplicates.lostVotes)) {
         stats.lostVotes++;
         throw new Error("participant crashed after voting yes");
       }
@@ -167,57 +284,93 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const crashedAt = new Set<string>();
   let counter = 0;
   const cycle = new Map<number, number>();
-  const stats = { crashed: 0, duplicatePhaseTwo: 0, stalePrepares: 0, lostVotes: 0, recoveredAborted: 0, recoveredRedriven: 0 };
+  const crashTurn = new Map<number, number>();
+  const stats = { crashed: 0, duplicatePhaseTwo: 0, stalePrepares: 0, lostVotes: 0, recoveredAborted: 0, recoveredRedriven: 0, childTransfers: 0, killedInFlight: 0 };
   const recoveryWorker = run.workers[0]!;
+  const processWorkers = new Set(run.workers.slice(1, 1 + processLanes));
+  const lanes = run.workers.slice(1 + processLanes);
   const recoveryCoordinator = (db: DynamoDBClient, p: ReturnType<typeof participantsOf>) => new Coordinator({ tableName: setup.tableName, dynamodb: db, sqs: p.sqs, participants: [p.ledger, p.outbox, p.accounts], phaseTwoTimeoutMs: 2000 });
 
   const roles = new Map(
     run.workers.map((w) => {
       const p = participantsOf(w);
-      const ledger = lossyLedger(w, p.ledger);
-      const coordinator = new Coordinator({
-        tableName: setup.tableName,
-        dynamodb: w.dynamodb,
-        sqs: p.sqs,
-        participants: [p.ledger, p.outbox],
-        timeoutMs: TIMEOUT_MS,
-        phaseTwoTimeoutMs: 2000,
-        crashAt: (point, txId) => crashPlan.get(txId) === point,
-        unsafeCommitBeforeDecision: control,
-      });
-      return [w.id, { p, ledger, coordinator }] as const;
+      const common = { tableName: setup.tableName, dynamodb: w.dynamodb, sqs: p.sqs, participants: [p.ledger, p.outbox, p.accounts], timeoutMs: plan.timeoutMs, phaseTwoTimeoutMs: 2000, unsafeBlindDecision: control === "blind-decision" };
+      const coordinator = new Coordinator({ ...common, crashAt: (point, txId) => crashPlan.get(txId) === point, unsafeCommitBeforeDecision: control === "commit-before-log" });
+      /** Runs a transfer a second time, at once, as Lambda's at-least-once invoke may. */
+      const duplicate = new Coordinator(common);
+      return [w.id, { p, ledger: lossyLedger(w, p.ledger), coordinator, duplicate }] as const;
     }),
   );
 
+  const draft = (w: Worker): Transfer => {
+    const from = w.random.pick(accounts);
+    let to = w.random.pick(accounts);
+    while (to === from) to = w.random.pick(accounts);
+    return { txId: `${prefix}#tx${counter++}`, from, to, amount: w.random.int(1, 40), announce: w.random.chance(0.5) };
+  };
+  const transferSpec = (w: Worker, t: Transfer, lane = w.id) => ({ process: lane, key: "bank", f: "transfer", input: { txId: t.txId, from: t.from.key, to: t.to.key, amount: t.amount, crash: t.crash } });
+
+  /** One child process: transfers fed to it one at a time until it is killed at a random moment. */
+  const childLifecycle = async (w: Worker) => {
+    const child = startBankProcess(processConfig);
+    const started = await child.ready;
+    if (!started) return;
+    const killer = setTimeout(() => {
+      if (child.kill()) run.faults.sigkill++;
+    }, w.random.int(50, 1200));
+    while (child.alive) {
+      const t = draft(w);
+      transfers.set(t.txId, t);
+      stats.childTransfers++;
+      const result = await recorder.record(transferSpec(w, t, `${w.id}/child`), () => child.run(t));
+      if (result.outcome !== "ok" && !child.alive) stats.killedInFlight++;
+    }
+    clearTimeout(killer);
+    await child.exited;
+  };
+
   await run.loop(async (w) => {
-    const { p, ledger, coordinator } = roles.get(w.id)!;
     if (w === recoveryWorker) {
       // Recovery alongside the live coordinators, as the scheduled function would.
+      const { p } = roles.get(w.id)!;
       const report = await recoveryCoordinator(w.dynamodb, p).recover({ prefix: `${prefix}#` }).catch(() => undefined);
       stats.recoveredAborted += report?.aborted ?? 0;
       stats.recoveredRedriven += report?.redriven ?? 0;
       await pauseFor(300);
       return;
     }
-    const from = w.random.pick(accounts);
-    let to = w.random.pick(accounts);
-    while (to === from) to = w.random.pick(accounts);
-    const txId = `${prefix}#tx${counter++}`;
-    const draft = { txId, from, to, amount: w.random.int(1, 40), announce: w.random.chance(0.5) };
-    const branches = branchesOf(draft, p, ledger);
+    if (processWorkers.has(w)) return childLifecycle(w);
+    const { p, ledger, coordinator } = roles.get(w.id)!;
+    const t0 = draft(w);
+    const branches = bankBranches(t0, { ...p, ledger }, prefix);
     const protocol = branches.some((b) => b.participant !== p.accounts);
     let crash: CrashPoint | undefined;
     if (protocol) {
-      // Cycle deterministically through "no crash" and every crash point for this many branches.
-      const points = crashPoints(branches.length);
+      // Cycle deterministically through every crash point for this many branches (in the
+      // commit-before-log control, the phase-two points, where its bug is).
+      // Two transfers in three crash (all of them in a control that needs crashes), each at the next point in turn.
+      const points = crashPoints(branches.length).filter(plan.crashAt);
       const k = cycle.get(branches.length) ?? 0;
       cycle.set(branches.length, k + 1);
-      crash = k % 2 === 0 ? undefined : points[((k - 1) / 2) % points.length];
-      if (crash) crashPlan.set(txId, crash);
+      if (points.length > 0 && (k % 3 !== 2 || plan.alwaysCrash)) {
+        const next = crashTurn.get(branches.length) ?? 0;
+        crashTurn.set(branches.length, next + 1);
+        crash = points[next % points.length];
+      }
+      if (crash) crashPlan.set(t0.txId, crash);
     }
-    const transfer: Transfer = { ...draft, ...(crash ? { crash } : {}) };
-    transfers.set(txId, transfer);
-    const result = await recorder.record({ process: w.id, key: "bank", f: "transfer", input: { txId, from: from.key, to: to.key, amount: transfer.amount, crash } }, () => coordinator.run(txId, branches));
+    const transfer: Transfer = { ...t0, ...(crash ? { crash } : {}) };
+    transfers.set(transfer.txId, transfer);
+    // The same id run by a second coordinator (another worker's), starting up to a deadline later.
+    const twin = protocol && w.random.chance(duplicates.share) ? w.random.pick(lanes.filter((l) => l !== w)) : undefined;
+    const duplicateRun = async () => {
+      if (!twin) return;
+      run.faults["duplicate-run"]++;
+      await pauseFor(w.random.int(0, duplicates.maxDelayMs));
+      const other = roles.get(twin.id)!;
+      await recorder.record({ ...transferSpec(w, transfer, `${twin.id}/dup`), f: "transfer-duplicate" }, () => other.duplicate.run(transfer.txId, bankBranches(transfer, other.p, prefix)));
+    };
+    const [result] = await Promise.all([recorder.record(transferSpec(w, transfer), () => coordinator.run(transfer.txId, branches)), duplicateRun()]);
     if (result.outcome !== "ok") {
       if (result.error instanceof CoordinatorCrashedError) {
         stats.crashed++;
@@ -226,11 +379,12 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       return;
     }
     const outcome = (result.output as TransactionResult).outcome;
-    // Duplicate and late messages after the fact: they must change nothing.
-    if (protocol && w.random.chance(0.15)) {
+    // Duplicate and late messages after the fact: they must change nothing. (Off in the
+    // ledger control, which late delivery alone must expose.)
+    if (protocol && plan.staleMessages && w.random.chance(0.15)) {
       const b = w.random.pick(branches);
       // As the coordinator would send them: with the decision log at hand.
-      const tx = { txId, deadline: Date.now() + TIMEOUT_MS, decisions: coordinator.log };
+      const tx = { txId: transfer.txId, deadline: Date.now() + plan.timeoutMs, decisions: coordinator.log };
       stats.duplicatePhaseTwo++;
       await (outcome === "committed" ? b.participant.commit(tx, b.input) : b.participant.abort(tx, b.input)).catch(() => undefined);
       if (w.random.chance(0.3)) {
@@ -241,11 +395,10 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
     await pauseFor(w.random.int(0, 10));
   });
 
-  // Quiesce: faults off everywhere, then recover until nothing is in doubt.
-  for (const w of run.workers) w.schedule.disable();
+  // Quiesce (run.loop turned faults off and let late requests land), then recover until nothing is in doubt.
   const cleanup = recoveryCoordinator(admin, roles.get(recoveryWorker.id)!.p);
-  // Let prepares still in flight (SDK retries after a coordinator gave up on them) land and confirm.
-  await pauseFor(TIMEOUT_MS + 2000);
+  // Let prepares still in flight (SDK retries after a coordinator gave up on them) land.
+  await pauseFor(plan.timeoutMs + 2000);
   for (let round = 0; round < 5; round++) {
     const report = await cleanup.recover({ prefix: `${prefix}#` });
     stats.recoveredAborted += report.aborted;
@@ -259,7 +412,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   for (const r of roles.values()) r.p.sqs.destroy();
 
   return run.finish({
-    control,
+    control: control !== undefined,
     invariants: (history) => [...bankAnomalies(history, transfers, observed, accounts.length * OPENING_BALANCE), ...differential],
     stats: (history) => {
       const ok = history.filter((op) => op.outcome === "ok" && op.f === "transfer").map((op) => op.output as TransactionResult);
@@ -268,6 +421,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
         committed: ok.filter((r) => r.outcome === "committed").length,
         aborted: ok.filter((r) => r.outcome === "aborted").length,
         fastPath: ok.filter((r) => r.path === "fast").length,
+        duplicateRuns: history.filter((op) => op.f === "transfer-duplicate").length,
         ...stats,
         // Exhaustiveness: protocol transfers have 1 to 3 branches, with 2b + 5 crash points each.
         crashPointsHit: crashedAt.size,
@@ -275,6 +429,62 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       };
     },
   });
+}
+
+/** A coordinator in a child process (bank-process.ts), driven over its stdin and stdout. */
+interface BankProcess {
+  /** True once it is ready; false if it died first. */
+  readonly ready: Promise<boolean>;
+  readonly exited: Promise<void>;
+  readonly alive: boolean;
+  /** Runs one transfer in the child; rejects if the child dies first (the outcome is unknown). */
+  run(t: Transfer): Promise<TransactionResult>;
+  /** SIGKILL; false if it had already exited. */
+  kill(): boolean;
+}
+
+function startBankProcess(config: BankProcessConfig): BankProcess {
+  const self = fileURLToPath(import.meta.url);
+  const script = join(dirname(self), `bank-process${extname(self)}`);
+  // Running from TypeScript source: the child loads tsx's loader first.
+  const loader = extname(self) === ".ts" ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
+  const child = spawn(process.execPath, [...loader, script, JSON.stringify(config)], { stdio: ["pipe", "pipe", "inherit"] });
+  child.stdin.on("error", () => undefined); // writing to a killed child
+  let alive = true;
+  const waiting = new Map<string, { resolve: (r: TransactionResult) => void; reject: (e: Error) => void }>();
+  let onReady!: (ok: boolean) => void;
+  const ready = new Promise<boolean>((r) => (onReady = r));
+  const exited = new Promise<void>((resolve) =>
+    child.on("exit", () => {
+      alive = false;
+      onReady(false);
+      for (const w of waiting.values()) w.reject(Object.assign(new Error("the coordinator process was killed"), { name: "ProcessKilled" }));
+      waiting.clear();
+      resolve();
+    }),
+  );
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const m = JSON.parse(line) as { ready?: true; txId?: string; result?: TransactionResult; error?: { name: string; message: string } };
+    if (m.ready) return onReady(true);
+    const w = waiting.get(m.txId ?? "");
+    waiting.delete(m.txId ?? "");
+    if (m.result) w?.resolve(m.result);
+    else w?.reject(Object.assign(new Error(m.error?.message ?? "failed"), { name: m.error?.name ?? "Error" }));
+  });
+  return {
+    ready,
+    exited,
+    get alive() {
+      return alive;
+    },
+    run: (t) =>
+      new Promise((resolve, reject) => {
+        if (!alive) return reject(new Error("the coordinator process is gone"));
+        waiting.set(t.txId, { resolve, reject });
+        child.stdin.write(`${JSON.stringify(t)}\n`);
+      }),
+    kill: () => alive && child.kill("SIGKILL"),
+  };
 }
 
 interface Observed {
@@ -315,6 +525,10 @@ async function observe(db: DynamoDBClient, sqs: SQSClient, table: string, txnTab
   for (const item of await scanAll(db, txnTable, `vote#${ledgerId}#`)) {
     if (item["state"]?.S === "preparing" || item["state"]?.S === "prepared") reservations.push(`${item["pk"]!.S} is ${item["state"].S}`);
   }
+  // The DynamoDB participant's ledgers: after recovery, none may still be prepared.
+  for (const item of await scanAll(db, txnTable, `part#dynamodb:${table}#${prefix}#`)) {
+    if (item["state"]?.S === "prepared") reservations.push(`${item["pk"]!.S} is still prepared`);
+  }
   const messages = new Map<string, number>();
   for (let empty = 0; empty < 2; ) {
     const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }));
@@ -334,6 +548,11 @@ async function observe(db: DynamoDBClient, sqs: SQSClient, table: string, txnTab
 function bankAnomalies(history: readonly Operation[], transfers: Map<string, Transfer>, o: Observed, total: number): Anomaly[] {
   const anomalies: Anomaly[] = [];
   const opOf = new Map(history.filter((op) => op.f === "transfer").map((op) => [(op.input as { txId: string }).txId, op]));
+  const runsOf = new Map<string, Operation[]>();
+  for (const op of history) {
+    const txId = (op.input as { txId: string }).txId;
+    runsOf.set(txId, [...(runsOf.get(txId) ?? []), op]);
+  }
   const add = (kind: string, key: string, detail: string, txId?: string) => anomalies.push({ kind, key, detail, operations: txId && opOf.get(txId) ? [opOf.get(txId)!] : [] });
   for (const t of transfers.values()) {
     const record = o.decisions.get(t.txId);
@@ -347,8 +566,9 @@ function bankAnomalies(history: readonly Operation[], transfers: Map<string, Tra
     if (wrong.length > 0) add("atomicity", t.txId, `logged ${record?.status ?? "nothing (presumed abort)"}, but ${wrong.map(([p, a]) => `${p} ${a ? "applied" : "did not apply"}`).join(", ")}${t.crash ? ` (coordinator crashed at ${t.crash})` : ""}`, t.txId);
     if ((o.messages.get(t.txId) ?? 0) > 1) add("duplicate-effect", t.txId, `outbox sent ${o.messages.get(t.txId)} messages`, t.txId);
     if ((o.ledgerApplied.get(t.txId) ?? 0) > 1) add("duplicate-effect", t.txId, `ledger applied it ${o.ledgerApplied.get(t.txId)} times`, t.txId);
-    const op = opOf.get(t.txId);
-    if (op?.outcome === "ok" && (op.output as TransactionResult).outcome !== (record?.status ?? "aborted")) add("outcome-mismatch", t.txId, `run said ${(op.output as TransactionResult).outcome}, the log holds ${record?.status ?? "nothing"}`, t.txId);
+    for (const op of runsOf.get(t.txId) ?? []) {
+      if (op.outcome === "ok" && (op.output as TransactionResult).outcome !== (record?.status ?? "aborted")) add("outcome-mismatch", t.txId, `${op.f === "transfer" ? "run" : "a duplicate run"} said ${(op.output as TransactionResult).outcome}, the log holds ${record?.status ?? "nothing"}`, t.txId);
+    }
   }
   for (const r of o.reservations) add("reservation-left", r.split(" ")[0]!, r);
   const sum = [...o.balances.values()].reduce((a, b) => a + b, 0);

@@ -8,7 +8,9 @@
  * - a producer crashes after taking a number (the slot stays empty until filled);
  * - a producer crashes after writing and before sending (the message is only in the log);
  * - a message is sent to the queue twice (a duplicate delivery);
- * - a dedup id is published again (must not make a second message);
+ * - a dedup id is published again (must not make a second message), and a third of the
+ *   publishes with a dedup id are made by two producers at once (as a retried Lambda
+ *   would), which must yield one message at one seq for both;
  * - a consumer crashes mid-batch (its catch-up is aborted at a random moment).
  *
  * After the run (faults off) one catch-up per group finishes the stream; then:
@@ -21,8 +23,10 @@
  * - `duplicate-message`: one dedup id or one payload in two slots;
  * - `not-published`: a slot holds a payload nobody published (integrity);
  * - `out-of-order`: a consumer's handler went back to a lower seq than one it had seen committed.
- * Negative control `cursor: "unchecked"`: consumers move the cursor without its condition
- * (three per group, with handlers that take 5–30 ms, so the race it loses happens often).
+ * Negative controls: `cursor: "unchecked"`: consumers move the cursor without its condition
+ * (three per group, with handlers that take 5–30 ms, so the race it loses happens often);
+ * `dedup: "check-then-act"`: producers read the dedup record and then write it without a
+ * condition, which only concurrent duplicate publishes expose.
  */
 import { paginateQuery, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -35,8 +39,10 @@ import { pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type Wo
 
 export interface BroadcastWorkloadOptions {
   producers?: number;
-  /** "unchecked": the negative control. */
+  /** "unchecked": the negative control for consumers. */
   cursor?: "checked" | "unchecked";
+  /** "check-then-act": the negative control for concurrent duplicate publishes. */
+  dedup?: "conditional" | "check-then-act";
 }
 
 const GROUPS = ["queue", "log"] as const;
@@ -44,13 +50,16 @@ const GROUPS = ["queue", "log"] as const;
 export async function runBroadcastWorkload(env: WorkloadEnvironment, options: BroadcastWorkloadOptions = {}): Promise<WorkloadResult> {
   const setup = env.broadcast;
   if (!setup) throw new TypeError("the broadcast workload needs env.broadcast (log table, queue, SQS configuration)");
-  const control = options.cursor === "unchecked";
-  const name = control ? "broadcast, cursor unchecked" : "broadcast";
+  const checkThenAct = options.dedup === "check-then-act";
+  const control = options.cursor === "unchecked" || checkThenAct;
+  const name = options.cursor === "unchecked" ? "broadcast, cursor unchecked" : checkThenAct ? "broadcast, dedup check-then-act (duplicate publishes)" : "broadcast";
+  /** Share of dedup-id publishes made by two producers at once. */
+  const twinShare = checkThenAct ? 0.8 : 0.3;
   const producers = options.producers ?? 3;
   // The control widens the race it must lose: more consumers, and handlers that take a while.
   const consumersPerGroup = control ? 3 : 2;
   const run = startWorkload(env, name, producers + GROUPS.length * consumersPerGroup);
-  const stream = `verify-${env.runId}-${control ? "control" : "stream"}`;
+  const stream = `verify-${env.runId}-${control ? (checkThenAct ? "dedup-control" : "control") : "stream"}`;
   const { recorder } = run;
   /** Per consumer: the seqs its handler was called with, and the highest it knew committed. */
   const handled = new Map<string, { seq: number; committedBefore: number }[]>();
@@ -94,13 +103,14 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
 
   const producerWorkers = run.workers.slice(0, producers);
   const consumerWorkers = run.workers.slice(producers);
-  const roles = new Map<string, { kind: "producer"; broadcast: Broadcast; logOnly: Broadcast; sqs: SQSClient } | { kind: "consumer"; group: string; sqs: SQSClient; consumer: ReturnType<typeof consumerOf> }>();
+  type Role = { kind: "producer"; broadcast: Broadcast; logOnly: Broadcast; sqs: SQSClient } | { kind: "consumer"; group: string; sqs: SQSClient; consumer: ReturnType<typeof consumerOf> };
+  const roles = new Map<string, Role>();
   for (const w of producerWorkers) {
     const sqs = sqsOf(w);
     roles.set(w.id, {
       kind: "producer",
-      broadcast: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, queueUrl: setup.queueUrl, sqs }),
-      logOnly: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb }),
+      broadcast: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, queueUrl: setup.queueUrl, sqs, unsafeDedupCheckThenAct: checkThenAct }),
+      logOnly: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, unsafeDedupCheckThenAct: checkThenAct }),
       sqs,
     });
   }
@@ -125,10 +135,19 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
       dedupIds.set(w.id, mine);
       const again = roll < 0.15 && mine.length > 0 ? w.random.pick(mine) : undefined;
       const id = again?.id ?? `${w.id}-${published++}`;
-      const dedupId = again?.dedupId ?? (w.random.chance(0.5) ? `d-${id}` : undefined);
+      const dedupId = again?.dedupId ?? (w.random.chance(checkThenAct ? 0.9 : 0.5) ? `d-${id}` : undefined);
       if (dedupId && !again) mine.push({ id, dedupId });
       const logOnly = roll > 0.9; // crash after writing, before sending
-      const result = await recorder.record(spec("publish", { id, dedupId, logOnly }), () => (logOnly ? role.logOnly : role.broadcast).publish(stream, { id }, { dedupId }));
+      // The same publish by a second producer at once (an at-least-once retry of the same request).
+      const twin = dedupId && w.random.chance(twinShare) ? w.random.pick(producerWorkers.filter((p) => p !== w)) : undefined;
+      const twinPublish = async () => {
+        if (!twin) return;
+        run.faults["duplicate-run"]++;
+        await pauseFor(w.random.int(0, 5));
+        const other = roles.get(twin.id) as Extract<Role, { kind: "producer" }>;
+        await recorder.record({ ...spec("publish", { id, dedupId, logOnly: false }), process: `${twin.id}/dup` }, () => other.broadcast.publish(stream, { id }, { dedupId }));
+      };
+      const [result] = await Promise.all([recorder.record(spec("publish", { id, dedupId, logOnly }), () => (logOnly ? role.logOnly : role.broadcast).publish(stream, { id }, { dedupId })), twinPublish()]);
       if (result.outcome === "ok" && w.random.chance(0.05)) {
         // A duplicate delivery: the same message sent again under another deduplication id.
         const seq = (result.output as { seq: number }).seq;

@@ -71,7 +71,7 @@ export interface WorkloadRun {
   readonly workers: readonly Worker[];
   readonly pauses: Pause[];
   readonly started: number;
-  /** Runs `body` in every worker until the duration is over. */
+  /** Runs `body` in every worker until the duration is over; then turns faults off and waits for late requests to land. */
   loop(body: (worker: Worker) => Promise<void>): Promise<void>;
   /**
    * Ends the run: closes the clients, checks the history against `model` and the direct
@@ -120,6 +120,10 @@ export function startWorkload(env: WorkloadEnvironment, name: string, workers: n
         );
       } finally {
         clearInterval(progress);
+        // The run is over: no new faults, and every request still in the network lands
+        // before the workload looks at the final state.
+        for (const w of pool) w.schedule.disable();
+        await Promise.all(pool.map((w) => w.schedule.landed()));
       }
     },
     finish({ control, model, invariants, stats }) {
