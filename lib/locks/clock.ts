@@ -10,7 +10,12 @@ export interface MonotonicClock {
 
 export const systemClock: MonotonicClock = { now: () => performance.now() };
 
-/** Resolves after `ms`, or rejects with `signal.reason` once `signal` aborts. The timer never keeps the process alive. */
+/**
+ * Resolves after `ms`, or rejects with `signal.reason` once `signal` aborts. The timer keeps
+ * the process alive: whoever awaits a sleep is waiting for it (a script whose only work is
+ * `await locks.acquire(...)` must not exit mid-wait). Background work (heartbeats, lease
+ * deadlines) uses its own unref'd timers.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -22,7 +27,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, Math.max(0, ms));
-    timer.unref?.();
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -138,7 +138,7 @@ function sameTransaction(record: TransactionRecord, branches: readonly BranchRec
  * library's own errors are not.
  */
 export function outcomeUnknown(err: unknown): boolean {
-  if (err instanceof FencepostError) return false;
+  if (err instanceof FencepostError || err instanceof TypeError || err instanceof RangeError) return false;
   const e = err as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
   if (e?.name === "AbortError" || e?.name === "TimeoutError") return true;
   if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionInProgress/.test(e?.name ?? "")) return true;
@@ -181,7 +181,11 @@ export class Coordinator {
   async run(txId: string, branches: readonly Branch[], options: RunOptions = {}): Promise<TransactionResult> {
     const records = this.#validate(txId, branches);
     if (await this.#fastPathApplies(branches, records)) return this.#fastPath(txId, branches as Branch<DynamoWrite[]>[], records);
+    return this.#protocol(txId, branches, records, options);
+  }
 
+  /** The two-phase protocol (steps 1 to 4 of the module comment). */
+  async #protocol(txId: string, branches: readonly Branch[], records: BranchRecord[], options: RunOptions): Promise<TransactionResult> {
     this.#crash("begin", txId);
     const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
     const { created, record } = await this.#step(txId, "begin", () => this.log.begin(txId, records, deadline));
@@ -253,7 +257,8 @@ export class Coordinator {
     const [, kind, rest] = /^(dynamodb|outbox|lambda):(.+)$/.exec(id) ?? [];
     let made: Participant;
     if (kind === "dynamodb") {
-      const [tableName, label] = rest!.split("#", 2) as [string, string | undefined];
+      const cut = rest!.indexOf("#");
+      const [tableName, label] = cut < 0 ? [rest!, undefined] : [rest!.slice(0, cut), rest!.slice(cut + 1)];
       made = new DynamoDbParticipant({ tableName, dynamodb: this.dynamodb, ...(label ? { label } : {}) });
     } else if (kind === "outbox") made = outboxParticipant({ queueUrl: rest!, sqs: this.#sqs, tableName: this.log.tableName, dynamodb: this.dynamodb });
     else if (kind === "lambda") made = new LambdaParticipant(rest!, { lambda: this.#lambda });
@@ -362,10 +367,17 @@ export class Coordinator {
   async #fastPath(txId: string, branches: readonly Branch<DynamoWrite[]>[], records: BranchRecord[]): Promise<TransactionResult> {
     const writes = branches.flatMap((b) => b.input.map((w) => (b.participant as DynamoDbParticipant).directWrite(w)));
     const base = { txId, path: "fast" as const, acknowledged: true, pending: [] };
+    /**
+     * The outcome of an earlier run of this id, if it has one: decided (finished first if a
+     * protocol run left phase two open), or a protocol run still preparing, which this run
+     * then joins on the protocol path, so both report the one logged decision.
+     */
     const existing = async (): Promise<TransactionResult | undefined> => {
       const record = await this.log.get(txId);
-      if (!record || record.status === "preparing") return undefined;
+      if (!record) return undefined;
       sameTransaction(record, records);
+      if (record.status === "preparing") return this.#protocol(txId, branches, records, {});
+      if (!record.done) return this.#finish(record, record.status, true);
       return { ...base, path: record.path, outcome: record.status, duplicate: true, ...(record.reason ? { reason: record.reason } : {}) };
     };
     return this.#step(txId, "fast path", async () => {

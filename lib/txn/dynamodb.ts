@@ -34,8 +34,11 @@
  *   what the previous state says may be locked. A crash in between leaves locks that the
  *   next delivery of the abort (recovery re-drives it) or the next transaction needing
  *   the item (which asks the decision log) releases.
- * 5. A lock of another transaction is released by a prepare only if the decision log says
- *   that transaction aborted; a committed one is left for its phase two (or recovery).
+ * 5. A prepare that meets another transaction's lock asks that transaction's decision
+ *   log (the lock names it, `fp_log`): an aborted holder's lock is released; a committed
+ *   holder's commit is applied (idempotent, by 3), so a transaction whose coordinator died
+ *   or that an operator forgot never blocks an item for good. A lock placed under another
+ *   transaction table is never presumed aborted; it stays until its own log settles it.
  * The fast path: when every participant of a transaction is a DynamoDbParticipant in the
  * coordinator's database, the coordinator writes all of them, plus the decision record, in
  * one TransactWriteItems (`directWrite` gives each write with its lock check).
@@ -56,6 +59,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isDeepStrictEqual } from "node:util";
 import { validateName } from "../locks/client.js";
 import { InvalidArgumentError } from "../locks/errors.js";
 import { ProtocolViolationError } from "./errors.js";
@@ -80,7 +84,7 @@ export type DynamoWrite =
   | { readonly type: "check"; readonly key: Key; readonly condition: Condition };
 
 /** Attributes the protocol keeps on a locked item. */
-export const LOCK_ATTRIBUTES = { tx: "fp_tx", fresh: "fp_fresh" } as const;
+export const LOCK_ATTRIBUTES = { tx: "fp_tx", fresh: "fp_fresh", log: "fp_log" } as const;
 
 /** A condition fragment for writes made outside transactions: do not touch an item a transaction holds. */
 export function notLockedByTransaction(): Condition {
@@ -144,20 +148,20 @@ function changeClauses(write: Extract<DynamoWrite, { type: "update" }>): { set: 
   const values: Record<string, NativeAttributeValue> = {};
   let i = 0;
   for (const [attr, value] of Object.entries(write.set ?? {})) {
-    names[`#fa${i}`] = attr;
-    values[`:fa${i}`] = value;
-    set.push(`#fa${i} = :fa${i}`);
+    names[`#fpa${i}`] = attr;
+    values[`:fpa${i}`] = value;
+    set.push(`#fpa${i} = :fpa${i}`);
     i++;
   }
   for (const [attr, value] of Object.entries(write.add ?? {})) {
-    names[`#fa${i}`] = attr;
-    values[`:fa${i}`] = value;
-    add.push(`#fa${i} :fa${i}`);
+    names[`#fpa${i}`] = attr;
+    values[`:fpa${i}`] = value;
+    add.push(`#fpa${i} :fpa${i}`);
     i++;
   }
   for (const attr of write.remove ?? []) {
-    names[`#fa${i}`] = attr;
-    remove.push(`#fa${i}`);
+    names[`#fpa${i}`] = attr;
+    remove.push(`#fpa${i}`);
     i++;
   }
   return { set, add, remove, names, values: m(values) };
@@ -177,9 +181,14 @@ export function validateWrites(field: string, writes: unknown): asserts writes i
     const at = `${field}[${i}]`;
     if (!w || !["put", "update", "delete", "check"].includes(String(w.type))) throw new InvalidArgumentError(`${at}.type`, "must be put, update, delete or check");
     if (!w.key || typeof w.key !== "object" || Object.keys(w.key).length === 0) throw new InvalidArgumentError(`${at}.key`, "must name the item's key attributes");
-    const key = JSON.stringify(w.key);
+    // Inputs are logged as JSON and phase two applies them from the log: they must survive it unchanged.
+    if (!isDeepStrictEqual(JSON.parse(JSON.stringify(w)), w)) throw new InvalidArgumentError(at, "must be plain JSON (strings, finite numbers, booleans, null, lists and maps; no undefined, Sets, binary or class instances): it is logged and applied from the log");
+    const key = JSON.stringify(Object.entries(w.key).sort(([a], [b]) => (a < b ? -1 : 1)));
     if (seen.has(key)) throw new InvalidArgumentError(`${at}.key`, "is written twice in one participant; merge the writes");
     seen.add(key);
+    const placeholders = [...Object.keys(w.condition?.names ?? {}), ...Object.keys(w.condition?.values ?? {})];
+    const reserved = placeholders.find((p) => p.startsWith("#fp") || p.startsWith(":fp"));
+    if (reserved) throw new InvalidArgumentError(`${at}.condition`, `may not use the placeholder '${reserved}': names starting with #fp and :fp belong to the transaction protocol`);
     const touched = [...Object.keys((w as { set?: object }).set ?? {}), ...Object.keys((w as { add?: object }).add ?? {}), ...((w as { remove?: string[] }).remove ?? []), ...Object.keys((w as { item?: object }).item ?? {})];
     for (const attr of touched) {
       if (Object.values(LOCK_ATTRIBUTES).includes(attr as never)) throw new InvalidArgumentError(`${at}`, `may not write '${attr}': the transaction protocol owns it`);
@@ -187,6 +196,13 @@ export function validateWrites(field: string, writes: unknown): asserts writes i
     }
     if (w.type === "check" && !w.condition) throw new InvalidArgumentError(`${at}.condition`, "is required for a check");
   });
+}
+
+/** Another transaction's lock met by a prepare: its id, the transaction table it was placed under, the item. */
+interface ForeignLock {
+  readonly txId: string;
+  readonly log: string | undefined;
+  readonly key: Key;
 }
 
 /** A ledger's state, as this participant records it (absent: never prepared here). */
@@ -198,9 +214,15 @@ type Found = (Item | undefined)[];
 /** How many times a prepare retries a TransactionConflict (a concurrent transaction on the same items) before voting no. */
 const CONFLICT_RETRIES = 3;
 
+/**
+ * A cancelled TransactWriteItems, read: conflicts, and the items whose conditions failed.
+ * Undefined when it is no cancellation, or one for another reason (throttling, a
+ * validation error): that error is rethrown as it is, for the caller to retry or report.
+ */
 function cancelled(err: unknown): { conflict: boolean; found: Found } | undefined {
   if (!(err instanceof TransactionCanceledException)) return undefined;
   const reasons = err.CancellationReasons ?? [];
+  if (reasons.some((r) => r.Code && !["None", "ConditionalCheckFailed", "TransactionConflict"].includes(r.Code))) return undefined;
   return { conflict: reasons.some((r) => r.Code === "TransactionConflict"), found: reasons.map((r) => (r.Code === "ConditionalCheckFailed" ? (r.Item ?? {}) : undefined)) };
 }
 
@@ -320,12 +342,18 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
     return table;
   }
 
+  /** `part#<participant id, URI-encoded so it holds no '#'>#<txId>`: unambiguous for any id and txId. */
   #ledgerKey(txId: string): Item {
-    return { pk: { S: `part#${this.id}#${txId}` } };
+    return { pk: { S: `part#${encodeURIComponent(this.id)}#${txId}` } };
   }
 
+  /** A ledger item; only a final state expires (a prepared ledger is kept until the decision reaches it). */
   #ledgerItem(txId: string, state: LedgerState): Item {
-    return { ...this.#ledgerKey(txId), state: { S: state }, ttl: { N: String(Math.ceil((Date.now() + this.#retainMs) / 1000)) } };
+    return { ...this.#ledgerKey(txId), state: { S: state }, ...(state === "prepared" ? {} : { ttl: this.#expiry() }) };
+  }
+
+  #expiry(): AttributeValue {
+    return { N: String(Math.ceil((Date.now() + this.#retainMs) / 1000)) };
   }
 
   /** The ledger's move to `state`, allowed only from one of `from`; reports what it found if not. */
@@ -336,7 +364,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       UpdateExpression: "SET #state = :to, #ttl = :ttl",
       ConditionExpression: `#state IN (${from.map((_, i) => `:from${i}`).join(", ")})`,
       ExpressionAttributeNames: { "#state": "state", "#ttl": "ttl" },
-      ExpressionAttributeValues: { ":to": { S: state }, ":ttl": this.#ledgerItem(tx.txId, state)["ttl"]!, ...Object.fromEntries(from.map((f, i) => [`:from${i}`, { S: f }])) },
+      ExpressionAttributeValues: { ":to": { S: state }, ":ttl": this.#expiry(), ...Object.fromEntries(from.map((f, i) => [`:from${i}`, { S: f }])) },
       ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
     };
   }
@@ -357,15 +385,15 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * The prepare write of one item: the lock, under the write's condition and an explicit
    * assumption about whether the item exists (`fresh`: it does not, so an abort deletes it).
    */
-  #lockUpdate(txId: string, write: DynamoWrite, fresh: boolean) {
+  #lockUpdate(txId: string, log: string, write: DynamoWrite, fresh: boolean) {
     const cond = userCondition(write);
     return {
       TableName: this.tableName,
       Key: m(write.key),
-      UpdateExpression: "SET #fptx = :fptx, #fpfresh = :fpfresh",
+      UpdateExpression: "SET #fptx = :fptx, #fpfresh = :fpfresh, #fplog = :fplog",
       ConditionExpression: `${fresh ? "attribute_not_exists" : "attribute_exists"}(#fppk) AND attribute_not_exists(#fptx)${cond ? ` AND ${cond.expression}` : ""}`,
-      ExpressionAttributeNames: { ...LOCK_NAMES, "#fppk": Object.keys(write.key)[0]!, ...cond?.names },
-      ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfresh": { BOOL: fresh }, ...cond?.values },
+      ExpressionAttributeNames: { ...cond?.names, ...LOCK_NAMES, "#fplog": LOCK_ATTRIBUTES.log, "#fppk": Object.keys(write.key)[0]! },
+      ExpressionAttributeValues: { ...cond?.values, ":fptx": { S: txId }, ":fpfresh": { BOOL: fresh }, ":fplog": { S: log } },
       ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
     };
   }
@@ -375,7 +403,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
    * must be created: the first attempt assumes items exist, and learns from the failure
    * which do not). A failure is judged from the ledger and the items as they were.
    */
-  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] }> {
+  async #lock(tx: TxContext, writes: DynamoWrite[]): Promise<{ kind: "vote"; vote: Vote } | { kind: "conflict"; locks: ForeignLock[] }> {
     const fresh = writes.map((w) => w.type === "put" && w.ifAbsent === true);
     const flipped = writes.map(() => false);
     for (let conflicts = 0; ; ) {
@@ -385,7 +413,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
           new TransactWriteItemsCommand({
             TransactItems: [
               { Put: { TableName: this.#ledgerTable(tx), Item: this.#ledgerItem(tx.txId, "prepared"), ...(this.#ledgerCondition ? { ConditionExpression: this.#ledgerCondition, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const } : {}) } },
-              ...writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, w, fresh[i]!) })),
+              ...writes.map((w, i) => ({ Update: this.#lockUpdate(tx.txId, this.#ledgerTable(tx), w, fresh[i]!) })),
             ],
           }),
         ));
@@ -424,26 +452,37 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   }
 
   /** What a failed lock attempt means, from the items as they were. */
-  #judge(writes: DynamoWrite[], items: Found): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: { txId: string; key: Key }[] } {
+  #judge(writes: DynamoWrite[], items: Found): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: ForeignLock[] } {
     const locks = items.flatMap((item, i) => {
       const holder = item?.[LOCK_ATTRIBUTES.tx]?.S;
-      return holder ? [{ txId: holder, key: writes[i]!.key }] : [];
+      return holder ? [{ txId: holder, log: item[LOCK_ATTRIBUTES.log]?.S, key: writes[i]!.key }] : [];
     });
     if (locks.length > 0) return { kind: "conflict", locks };
     return { kind: "vote", vote: no(`${this.id}: a write's condition does not hold`) };
   }
 
   /**
-   * Releases other transactions' locks that the decision log shows aborted (aborting those
-   * past their deadline); false if one must stay (undecided, or committed and waiting for
-   * its phase two to apply it).
+   * Settles other transactions' locks from the decision log: an aborted holder's lock is
+   * released (one past its deadline is aborted first); a committed holder's commit is
+   * applied here and now (idempotent by its ledger; this also finishes a transaction an
+   * operator forgot). False if one must stay: undecided, held under another transaction
+   * table (whose log this one cannot ask), or committed by a participant that is not this one.
    */
-  async #settleForeign(tx: TxContext, locks: { txId: string; key: Key }[]): Promise<boolean> {
-    if (!tx.decisions) return false;
-    for (const { txId, key } of locks) {
-      const { status } = await tx.decisions.settle(txId);
-      if (status !== "aborted") return false;
-      await this.#release(txId, key);
+  async #settleForeign(tx: TxContext, locks: ForeignLock[]): Promise<boolean> {
+    const decisions = tx.decisions;
+    if (!decisions) return false;
+    for (const { txId, log, key } of locks) {
+      if (log !== undefined && log !== decisions.tableName) return false;
+      const { status } = await decisions.settle(txId);
+      if (status === "aborted") {
+        await this.#release(txId, key);
+        continue;
+      }
+      if (status !== "committed") return false;
+      const branch = (await decisions.get(txId))?.branches.find((b) => b.participant === this.id);
+      if (!branch) return false;
+      const holder: TxContext = { txId, deadline: 0, decisions };
+      await this.commit(holder, branch.input as DynamoWrite[]);
     }
     return true;
   }
@@ -461,19 +500,19 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         // A check changes nothing: the lock goes, and so does an item the prepare created.
         const exact = { ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfresh", ExpressionAttributeNames: LOCK_NAMES, ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ":fpfresh": { BOOL: fresh } }, ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const };
         if (fresh) return { Delete: { TableName: this.tableName, Key, ...exact } };
-        return { Update: { TableName: this.tableName, Key, UpdateExpression: "REMOVE #fptx, #fpfresh", ...exact } };
+        return { Update: { TableName: this.tableName, Key, UpdateExpression: "REMOVE #fptx, #fpfresh, #fplog", ...exact, ExpressionAttributeNames: { ...LOCK_NAMES, "#fplog": LOCK_ATTRIBUTES.log } } };
       }
       case "update": {
         const c = changeClauses(write);
-        c.remove.push("#fptx", "#fpfresh");
+        c.remove.push("#fptx", "#fpfresh", "#fplog");
         return {
           Update: {
             TableName: this.tableName,
             Key,
             UpdateExpression: updateExpression(c),
             ConditionExpression: held.ConditionExpression,
-            ExpressionAttributeNames: { ...LOCK_NAMES, ...c.names },
-            ExpressionAttributeValues: { ...held.ExpressionAttributeValues, ...c.values },
+            ExpressionAttributeNames: { ...c.names, ...LOCK_NAMES, "#fplog": LOCK_ATTRIBUTES.log },
+            ExpressionAttributeValues: { ...c.values, ...held.ExpressionAttributeValues },
             ReturnValuesOnConditionCheckFailure: "ALL_OLD",
           },
         };
@@ -489,9 +528,9 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key,
-          UpdateExpression: "REMOVE #fptx, #fpfresh",
+          UpdateExpression: "REMOVE #fptx, #fpfresh, #fplog",
           ConditionExpression: "#fptx = :fptx AND #fpfresh = :fpfalse",
-          ExpressionAttributeNames: LOCK_NAMES,
+          ExpressionAttributeNames: { ...LOCK_NAMES, "#fplog": LOCK_ATTRIBUTES.log },
           ExpressionAttributeValues: { ":fptx": { S: txId }, ":fpfalse": { BOOL: false } },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),

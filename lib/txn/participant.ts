@@ -16,12 +16,22 @@
  * prepare: begun, then the vote), so your three functions
  * only reserve, apply and release. They must be idempotent per transaction id (each may
  * run more than once) and your abort must tolerate having nothing to release.
+ * Duplicate runs: the `preparing` record names the one prepare attempt that runs your
+ * prepare; a second run of the same id waits for that attempt's vote (until the deadline)
+ * instead of reserving again, and a vote that finds the transaction already committed
+ * never releases anything.
+ * Late requests: your reservation request itself can reach its resource late, after the
+ * transaction's abort or commit was applied there. Make it conditional on a marker that
+ * your commit and abort write (for example `done.<txId>` on the item, written by commit
+ * and by abort before it releases), so that a late reservation reserves nothing.
  */
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { validateName } from "../locks/client.js";
 import { ProtocolViolationError } from "./errors.js";
 import { persistently } from "./retry.js";
-import { DEFAULT_RETAIN_MS, type TransactionStatus } from "./log.js";
+import { DEFAULT_RETAIN_MS, type TransactionRecord, type TransactionStatus } from "./log.js";
 
 /** A participant's answer to prepare. */
 export type Vote = { readonly vote: "yes" } | { readonly vote: "no"; readonly reason: string };
@@ -49,6 +59,8 @@ export interface DecisionLookup {
   settle(txId: string): Promise<{ status: TransactionStatus; done: boolean }>;
   /** The status as logged now (a consistent read, no side effects); undefined if there is no record. */
   status(txId: string): Promise<TransactionStatus | undefined>;
+  /** The whole record (branches included; a consistent read); undefined if there is no record. */
+  get(txId: string): Promise<TransactionRecord | undefined>;
 }
 
 /**
@@ -81,7 +93,11 @@ export interface ParticipantDefinition<I> {
   readonly dynamodb?: DynamoDBClient;
   /** How long vote records (and abort tombstones) are kept. Default 7 days. */
   readonly retainMs?: number;
-  /** Reserve what the change needs; return false (or a reason string) to vote no. Runs at least once. */
+  /**
+   * Reserve what the change needs; return false (or a reason string) to vote no. Runs at
+   * least once. Its requests may reach your resource after this transaction's commit or
+   * abort: refuse to reserve once your commit or abort has left its marker (see above).
+   */
   prepare(tx: TxContext, input: I): Promise<boolean | string>;
   /** Apply the reserved change. Runs at least once, only after a durable yes vote. */
   commit(tx: TxContext, input: I): Promise<void>;
@@ -118,11 +134,10 @@ class DefinedParticipant<I> implements Participant<I> {
 
   async prepare(tx: TxContext, input: I): Promise<Vote> {
     if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
-    // 1. Mark the prepare as begun, unless a vote or an abort is already on record.
-    const found = await this.#put(tx.txId, "preparing", "attribute_not_exists(pk) OR #state = :preparing");
-    if (found === "prepared") return YES; // a duplicate prepare: the yes on record stands
-    if (found === "aborted") return no(`${this.id}: the transaction was already aborted here`);
-    if (found === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
+    // 1. Claim the prepare (this attempt's nonce), unless a vote, an abort or another claim is on record.
+    const attempt = randomUUID();
+    const found = await this.#claim(tx.txId, attempt);
+    if (found !== undefined) return this.#answerFound(tx, found);
     // 2. Reserve; 3. record the vote, unless an abort overtook us meanwhile.
     try {
       const answer = await this.definition.prepare(tx, input);
@@ -130,7 +145,10 @@ class DefinedParticipant<I> implements Participant<I> {
         await this.#put(tx.txId, "aborted", "#state = :preparing");
         return no(typeof answer === "string" ? answer : `${this.id} voted no`);
       }
-      if ((await this.#put(tx.txId, "prepared", "#state IN (:preparing, :prepared)")) === undefined) return YES;
+      const after = await this.#put(tx.txId, "prepared", "(#state = :preparing AND #attempt = :attempt) OR #state = :prepared", attempt);
+      if (after === undefined || after === "prepared") return YES;
+      // Committed already: another run's vote carried it; our reservation is the same one (idempotent per id), nothing to release.
+      if (after === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
     } catch (err) {
       // The reservation may have landed. If the abort already came (and went), nobody else
       // will release it: do it here. Otherwise the abort that follows our failure will.
@@ -144,26 +162,49 @@ class DefinedParticipant<I> implements Participant<I> {
     return no(`${this.id}: the transaction was aborted here while it prepared`);
   }
 
+  /**
+   * Creates the vote record as `preparing`, owned by `attempt`. Returns undefined if it
+   * did (or our own earlier try did), else the state found. Only one attempt ever runs
+   * the user's prepare: a second run of the same id waits for the first one's vote.
+   */
+  async #claim(txId: string, attempt: string): Promise<string | undefined> {
+    const found = await this.#put(txId, "preparing", "attribute_not_exists(pk) OR (#state = :preparing AND #attempt = :attempt)", attempt);
+    return found;
+  }
+
+  /** A prepare that found a record: the vote on record, or (another attempt still preparing) wait for it until the deadline. */
+  async #answerFound(tx: TxContext, found: string): Promise<Vote> {
+    for (let state: string | undefined = found, backoff = 20; ; backoff = Math.min(backoff * 2, 250)) {
+      if (state === "prepared") return YES; // a duplicate prepare: the yes on record stands
+      if (state === "aborted") return no(`${this.id}: the transaction was already aborted here`);
+      if (state === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
+      if (Date.now() > tx.deadline) return no(`${this.id}: another prepare of this transaction is still running here at the deadline`);
+      await sleep(backoff);
+      state = await this.#state(tx.txId);
+    }
+  }
+
   async #state(txId: string): Promise<string | undefined> {
     const { Item } = await this.#dynamodb.send(new GetItemCommand({ TableName: this.definition.tableName, Key: this.#key(txId), ConsistentRead: true }));
     return Item?.["state"]?.S;
   }
 
   /**
-   * Writes the vote record's state under `condition` (in which `#state` is the state and
-   * a placeholder `:x` stands for the state x). Returns undefined, or the state found if
-   * the condition failed.
+   * Writes the vote record's state under `condition` (in which `#state` is the state, a
+   * placeholder `:x` stands for the state x, and `#attempt = :attempt` names the prepare
+   * attempt that owns a `preparing` record). Returns undefined, or the state found if the
+   * condition failed.
    */
-  async #put(txId: string, state: string, condition: string): Promise<string | undefined> {
-    const placeholders = [...new Set(condition.match(/:\w+/g) ?? [])];
+  async #put(txId: string, state: string, condition: string, attempt?: string): Promise<string | undefined> {
+    const placeholders = [...new Set(condition.match(/:\w+/g) ?? [])].filter((p) => p !== ":attempt");
     try {
       await this.#dynamodb.send(
         new PutItemCommand({
           TableName: this.definition.tableName,
-          Item: { ...this.#key(txId), state: s(state), ttl: this.#ttl() },
+          Item: { ...this.#key(txId), state: s(state), ttl: this.#ttl(), ...(attempt ? { attempt: s(attempt) } : {}) },
           ConditionExpression: condition,
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: Object.fromEntries(placeholders.map((p) => [p, s(p.slice(1))])),
+          ExpressionAttributeNames: { "#state": "state", ...(condition.includes("#attempt") ? { "#attempt": "attempt" } : {}) },
+          ExpressionAttributeValues: { ...Object.fromEntries(placeholders.map((p) => [p, s(p.slice(1))])), ...(condition.includes(":attempt") ? { ":attempt": s(attempt!) } : {}) },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
