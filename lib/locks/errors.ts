@@ -93,3 +93,20 @@ export class InvalidArgumentError extends FencepostError {
     super(`Invalid ${field}: ${problem}`);
   }
 }
+
+/**
+ * A release could not reach DynamoDB (every try lost, throttled or failed with 5xx): the
+ * item still names this holder. Nothing is lost: the lock ends by itself when its lease
+ * runs out, and calling `release()` again tries again.
+ */
+export class ReleaseIncompleteError extends FencepostError {
+  override name = "ReleaseIncompleteError";
+  constructor(
+    readonly lockName: string,
+    readonly fencingToken: number,
+    readonly tries: number,
+    options?: ErrorOptions,
+  ) {
+    super(`The release of lock '${lockName}' (token ${fencingToken}) could not be confirmed in ${tries} tries (DynamoDB unreachable); the lock stays held until its lease runs out. Call release() again to retry.`, options);
+  }
+}

@@ -28,8 +28,14 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import { ReleaseIncompleteError } from "./errors.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 type Item = Record<string, AttributeValue>;
+
+/** How many times a release is sent while the item shows it never arrived (about 5 s of backoff in all). */
+const RELEASE_TRIES = 8;
 
 /** The item of one lock, as last read or written. */
 export interface LeaseRecord {
@@ -168,7 +174,8 @@ export class LeaseStore {
       if (certainlyNotApplied(err)) throw err;
       const found = await this.read(key);
       if (found?.version === attempt) return { applied: true, record: found };
-      // Not applied, or applied and already superseded: either way it is not ours now.
+      // Not applied (the item may still be as we left it: callers check), or applied and
+      // already superseded.
       return { applied: false, found };
     }
   }
@@ -310,6 +317,25 @@ export class LeaseStore {
    * `owner` does not hold the lock with that token and never released it.
    */
   async release(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined }> {
+    // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
+    // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
+    for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
+      const last = tries >= RELEASE_TRIES;
+      let outcome: { released: boolean; found: LeaseRecord | undefined; stillOurs: boolean };
+      try {
+        outcome = await this.#releaseOnce(key, owner, fencingToken, tries === 1 ? attempt : randomUUID());
+      } catch (err) {
+        if (last) throw new ReleaseIncompleteError(key, fencingToken, tries, { cause: err });
+        await sleep(backoff * (0.5 + Math.random() / 2));
+        continue;
+      }
+      if (!outcome.stillOurs) return { released: outcome.released, found: outcome.found };
+      if (last) throw new ReleaseIncompleteError(key, fencingToken, tries);
+      await sleep(backoff * (0.5 + Math.random() / 2));
+    }
+  }
+
+  async #releaseOnce(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined; stillOurs: boolean }> {
     const result = await this.stamped(key, attempt, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
@@ -325,10 +351,11 @@ export class LeaseStore {
       );
       return out.Attributes;
     });
-    if (result.applied) return { released: true, found: result.record };
+    if (result.applied) return { released: true, found: result.record, stillOurs: false };
     const found = result.found;
     const alreadyReleasedByUs = found !== undefined && found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner;
-    return { released: alreadyReleasedByUs, found };
+    const stillOurs = found !== undefined && found.holder === owner && found.fencingToken === fencingToken;
+    return { released: alreadyReleasedByUs, found, stillOurs };
   }
 
   /** Appends `waiter` to the queue unless it is already there. Resolves to the record after. */

@@ -62,6 +62,8 @@ export class Lock {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #released = false;
+  /** The last release could not reach DynamoDB: a second release() sends it again. */
+  #releaseFailed = false;
   /** Heartbeats whose outcome we never learned, by version, with when each was sent. */
   readonly #unsettled = new Map<string, number>();
 
@@ -99,16 +101,28 @@ export class Lock {
   }
 
   /**
-   * Releases the lock: owner-only, idempotent, one request. Stops heartbeats first.
-   * Resolves to true if this call released it, false if it had already been released
-   * (by an earlier call) or taken over by another holder.
+   * Releases the lock: owner-only, idempotent, one request when DynamoDB answers. Stops
+   * heartbeats first. A release that does not reach the item is sent again (the item
+   * says whether it arrived); if DynamoDB stays unreachable it throws, and calling
+   * release again tries again. Resolves to true if this call released it, false if it had
+   * already been released (by an earlier call) or taken over by another holder.
    */
   async release(): Promise<boolean> {
-    if (this.#released) return false;
+    if (this.#released && !this.#releaseFailed) return false;
     this.#released = true;
+    this.#releaseFailed = false;
     this.#stopTimers();
     const { store, owner, key } = this.#params;
-    const outcome = await store.release(key, owner, this.fencingToken, randomUUID());
+    let outcome: Awaited<ReturnType<typeof store.release>>;
+    try {
+      // Sent again while the item shows it never arrived; settled from the item, never guessed.
+      outcome = await store.release(key, owner, this.fencingToken, randomUUID());
+    } catch (err) {
+      // Unreachable throughout: the lock is not believed held any more, but calling release again tries again.
+      this.#releaseFailed = true;
+      if (!this.signal.aborted) this.#controller.abort(new LockLostError(this.name, this.fencingToken, "it was being released"));
+      throw err;
+    }
     if (!this.signal.aborted) {
       this.#controller.abort(
         outcome.released
@@ -169,13 +183,24 @@ export class Lock {
       const unsettledAt = found && found.holder === owner ? this.#unsettled.get(found.version) : undefined;
       // An earlier heartbeat whose answer we never saw did land: the lease runs from its send.
       if (unsettledAt !== undefined) return this.#extended(found!.version, unsettledAt, 0);
+      // Still ours at the version we hold: this heartbeat never reached the item (its
+      // attempts failed in the network or with 5xx). Nothing was superseded; try again soon.
+      if (found && found.holder === owner && found.version === this.#version) return this.#retryHeartbeatSoon(next, sentAt);
       this.#lose(found?.holder ? `'${found.holder}' holds it now` : "its lease was taken over or released");
     } catch {
-      // Throttled or unreachable: remember this attempt (it may have landed) and try again
-      // soon; the deadline timer ends the lease if this keeps failing.
-      this.#unsettled.set(next, sentAt);
-      if (!this.#released && !this.signal.aborted) this.#scheduleHeartbeat(Math.min(leaseMs / 10, 250));
+      // Throttled or unreachable: remember this attempt (it may have landed) and try again soon.
+      this.#retryHeartbeatSoon(next, sentAt);
     }
+  }
+
+  /**
+   * A heartbeat that did not go through: remember it (it may still have landed) and try
+   * again soon. Only a write we know was superseded, or the deadline timer (the lease ran
+   * out on our clock), ends the lock.
+   */
+  #retryHeartbeatSoon(attempt: string, sentAt: number): void {
+    this.#unsettled.set(attempt, sentAt);
+    if (!this.#released && !this.signal.aborted) this.#scheduleHeartbeat(Math.min(this.#params.leaseMs / 10, 250));
   }
 
   #extended(version: string, sentAt: number, nextHeartbeatMs?: number): void {

@@ -1,0 +1,71 @@
+/**
+ * Locks report what happened, not what a failed request suggests: a heartbeat whose
+ * requests never reached DynamoDB does not end the lock, and a release whose requests
+ * were lost is sent again until the item says it arrived. Against DynamoDB Local, with
+ * faults injected into the holder's SDK client.
+ */
+import { expect, it } from "vitest";
+import { injectFaults } from "../../lib/check/middleware.js";
+import { ReleaseIncompleteError } from "../../lib/locks/index.js";
+import { newLockClient, uniqueName } from "../support/locks.js";
+
+/** Waits until `check` holds (polling), or fails after `ms`. */
+async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const isHeartbeat = (input: Record<string, unknown>) => String(input["UpdateExpression"] ?? "").startsWith("SET #version = :next");
+const isRelease = (input: Record<string, unknown>) => String(input["UpdateExpression"] ?? "").includes("REMOVE holder");
+
+it("keeps a lock whose heartbeats failed with 5xx before reaching DynamoDB, and heartbeats on", async () => {
+  const { client, dynamodb } = newLockClient();
+  let failing = true;
+  let failed = 0;
+  let landed = 0;
+  let settled = false;
+  injectFaults(dynamodb, (r) => (isHeartbeat(r.input) ? (failing ? { kind: "server-error" } : undefined) : undefined), () => failed++);
+  dynamodb.middlewareStack.add(
+    (next, context) => async (args) => {
+      // The SDK gave up on the heartbeat (every attempt a 5xx) once the lock reads its item.
+      if (failed > 0 && context.commandName === "GetItemCommand") settled = true;
+      const out = await next(args);
+      if (isHeartbeat((args as { input: Record<string, unknown> }).input) && !failing) landed++;
+      return out;
+    },
+    { step: "initialize", name: "count-heartbeats" },
+  );
+  const lock = await client.acquire(uniqueName(), { leaseMs: 3000 });
+  await until(() => settled);
+  failing = false;
+  await until(() => landed >= 1);
+  expect(lock.signal.aborted).toBe(false);
+  expect(lock.held).toBe(true);
+  expect(await lock.release()).toBe(true);
+});
+
+it("sends a release again when its requests were lost, and reports it released", async () => {
+  const { client, dynamodb } = newLockClient();
+  let lose = 4; // more than the SDK's attempts for one request
+  injectFaults(dynamodb, (r) => (isRelease(r.input) && lose-- > 0 ? { kind: "lose-request" } : undefined));
+  const name = uniqueName();
+  const lock = await client.acquire(name);
+  expect(await lock.release()).toBe(true);
+  expect(await client.inspect(name)).toMatchObject({ holder: undefined, released: true, fencingToken: lock.fencingToken });
+});
+
+it("lets a second release try again after DynamoDB stayed unreachable for the first", async () => {
+  const { client, dynamodb } = newLockClient();
+  let down = true;
+  injectFaults(dynamodb, (r) => (isRelease(r.input) && down ? { kind: "lose-request" } : undefined));
+  const name = uniqueName();
+  const lock = await client.acquire(name);
+  await expect(lock.release()).rejects.toBeInstanceOf(ReleaseIncompleteError);
+  expect(lock.held).toBe(false);
+  down = false;
+  expect(await lock.release()).toBe(true);
+  expect((await client.inspect(name))?.holder).toBeUndefined();
+});
