@@ -241,7 +241,10 @@ export class LeaseStore {
     try {
       await this.dynamodb.send(
         new TransactWriteItemsCommand({
-          ClientRequestToken: req.attempt.slice(0, 36),
+          // Fresh per request: a later request of the same attempt (another floor guess, a
+          // retry after a conflict) has another payload, and a reused token would be refused.
+          // The SDK's own retries resend this one request, token included.
+          ClientRequestToken: randomUUID(),
           TransactItems: [
             {
               Put: {
@@ -272,6 +275,11 @@ export class LeaseStore {
           return found?.version === req.attempt ? { granted: true, record: found } : { granted: false, record: found };
         }
         if (floor?.Code === "ConditionalCheckFailed") return { floor: Number(floor.Item?.["maxToken"]?.N ?? 0) };
+        // Concurrent first grants of other names touch the same floor item: try again shortly.
+        if ((err.CancellationReasons ?? []).some((r) => r.Code === "TransactionConflict")) {
+          await sleep(10 + Math.random() * 40);
+          return { floor: floorGuess };
+        }
         throw err;
       }
       if (certainlyNotApplied(err)) throw err;

@@ -4,6 +4,7 @@
  * were lost is sent again until the item says it arrived. Against DynamoDB Local, with
  * faults injected into the holder's SDK client.
  */
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
 import { ReleaseIncompleteError } from "../../lib/locks/index.js";
@@ -68,4 +69,19 @@ it("lets a second release try again after DynamoDB stayed unreachable for the fi
   down = false;
   expect(await lock.release()).toBe(true);
   expect((await client.inspect(name))?.holder).toBeUndefined();
+});
+
+it("retries the first grant of a new name when its transaction conflicts with another on the token floor", async () => {
+  const { client, dynamodb } = newLockClient();
+  let conflicts = 2;
+  (dynamodb.middlewareStack as unknown as { add(m: unknown, o: object): void }).add(
+    (next: (a: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      if (context.commandName !== "TransactWriteItemsCommand" || conflicts-- <= 0) return next(args);
+      throw new TransactionCanceledException({ message: "Transaction cancelled", $metadata: { httpStatusCode: 400 }, CancellationReasons: [{ Code: "None" }, { Code: "TransactionConflict" }] });
+    },
+    { step: "finalizeRequest", priority: "low", name: "conflict-twice" },
+  );
+  const lock = await client.acquire(uniqueName("new"));
+  expect(lock.fencingToken).toBeGreaterThan(0);
+  await lock.release();
 });
