@@ -310,18 +310,25 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   };
   const transferSpec = (w: Worker, t: Transfer, lane = w.id) => ({ process: lane, key: "bank", f: "transfer", input: { txId: t.txId, from: t.from.key, to: t.to.key, amount: t.amount, crash: t.crash } });
 
-  /** One child process: transfers fed to it one at a time until it is killed at a random moment. */
+  /**
+   * One child process: transfers fed to it one at a time until it is killed. The kill
+   * comes at a random moment inside a random one of its first few transfers (0 to 250 ms
+   * after it was sent), so every kill interrupts a transaction somewhere in the protocol.
+   */
   const childLifecycle = async (w: Worker) => {
     const child = startBankProcess(processConfig);
-    const started = await child.ready;
-    if (!started) return;
-    const killer = setTimeout(() => {
-      if (child.kill()) run.faults.sigkill++;
-    }, w.random.int(50, 1200));
-    while (child.alive) {
+    if (!(await child.ready)) return;
+    const victim = w.random.int(0, 3);
+    let killer: NodeJS.Timeout | undefined;
+    for (let k = 0; child.alive; k++) {
       const t = draft(w);
       transfers.set(t.txId, t);
       stats.childTransfers++;
+      if (k === victim) {
+        killer = setTimeout(() => {
+          if (child.kill()) run.faults.sigkill++;
+        }, w.random.int(0, 250));
+      }
       const result = await recorder.record(transferSpec(w, t, `${w.id}/child`), () => child.run(t));
       if (result.outcome !== "ok" && !child.alive) stats.killedInFlight++;
     }
