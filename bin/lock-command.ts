@@ -35,7 +35,15 @@ function describeState(name: string, s: LockState | undefined): string {
   if (!s) return `'${name}' has never been used (no item).`;
   return s.released
     ? `'${name}' is free. Last fencing token ${s.fencingToken}; ${s.waiters} waiting.`
-    : `'${name}' is held by '${s.holder}' with fencing token ${s.fencingToken} (lease ${s.leaseMs} ms)${s.data ? `, data '${s.data}'` : ""}; ${s.waiters} waiting.`;
+    : `'${name}' is held by '${s.holder}' with fencing token ${s.fencingToken} (lease ${s.leaseMs} ms; ${leaseLeft(s.expiresAt)})${s.data ? `, data '${s.data}'` : ""}; ${s.waiters} waiting.`;
+}
+
+/** The time left on a lease, or how long ago it ran out (wall clock, an estimate). */
+function leaseLeft(expiresAt: number | undefined): string {
+  if (expiresAt === undefined) return "expiry unknown";
+  const ms = expiresAt - Date.now();
+  const span = (x: number) => (x < 120_000 ? `${(x / 1000).toFixed(1)} s` : x < 7_200_000 ? `${Math.round(x / 60_000)} min` : `${Math.round(x / 3_600_000)} h`);
+  return ms >= 0 ? `${span(ms)} left, until ${new Date(expiresAt).toISOString()}` : `EXPIRED ${span(-ms)} ago at ${new Date(expiresAt).toISOString()}; the next acquire takes it over`;
 }
 
 export async function lockCommand(sub: string | undefined, name: string | undefined, flags: LockFlags, out: (line: string) => void, progress: (line: string) => void): Promise<number> {

@@ -110,6 +110,14 @@ export interface LockState {
   released: boolean;
   waiters: number;
   data: string | undefined;
+  /**
+   * When the holder's lease runs out (epoch ms: its last heartbeat plus the lease), by the
+   * wall clocks of the writers and the reader. An estimate for people: taking over never
+   * uses it (a waiter measures the lease on its own monotonic clock). Undefined when free.
+   */
+  expiresAt: number | undefined;
+  /** Held, but the lease ran out by `expiresAt`: the next acquire will take it over. */
+  expired: boolean;
 }
 
 const MAX_NAME_LENGTH = 512;
@@ -122,9 +130,27 @@ function positive(field: string, value: number | undefined): void {
   }
 }
 
+/**
+ * A name (of a lock, a table, a transaction, an owner...): a non-empty, well-formed
+ * Unicode string of at most MAX_NAME_LENGTH UTF-8 bytes, without control characters.
+ */
 export function validateName(field: string, name: unknown): asserts name is string {
   if (typeof name !== "string" || name.length === 0) throw new InvalidArgumentError(field, "must be a non-empty string");
-  if (name.length > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `must be at most ${MAX_NAME_LENGTH} characters, got ${name.length}`);
+  const bytes = Buffer.byteLength(name, "utf8");
+  if (bytes > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `must be at most ${MAX_NAME_LENGTH} bytes as UTF-8, got ${bytes}`);
+  if (!isWellFormed(name)) throw new InvalidArgumentError(field, "must be well-formed Unicode (it contains a lone surrogate)");
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw new InvalidArgumentError(field, "must not contain control characters");
+}
+
+function isWellFormed(text: string): boolean {
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text);
+}
+
+function nonNegative(field: string, value: number | undefined): void {
+  if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+    throw new InvalidArgumentError(field, `must be zero or a positive number of milliseconds, got ${value}`);
+  }
 }
 
 /** Longest wait one remote acquire invocation is asked for; longer waits take several. */
@@ -150,6 +176,11 @@ export class LockClient {
     positive("leaseMs", options.leaseMs);
     positive("waitMs", options.waitMs);
     positive("pollMs", options.pollMs);
+    if (!("functionName" in options)) {
+      positive("maxPollMs", options.maxPollMs);
+      nonNegative("headTimeoutMs", options.headTimeoutMs);
+      nonNegative("safetyMarginMs", options.safetyMarginMs);
+    }
     if ("functionName" in options) {
       validateName("functionName", options.functionName);
       this.functionName = options.functionName;
@@ -437,7 +468,14 @@ export function stateOf(record: LeaseRecord | undefined): LockState | undefined 
     released: record.holder === undefined,
     waiters: record.queue.length,
     data: record.data,
+    ...expiry(record),
   };
+}
+
+function expiry(record: LeaseRecord): { expiresAt: number | undefined; expired: boolean } {
+  if (record.holder === undefined || record.renewedAt === undefined) return { expiresAt: undefined, expired: false };
+  const expiresAt = record.renewedAt + record.leaseMs;
+  return { expiresAt, expired: Date.now() > expiresAt };
 }
 
 function isThrottling(err: unknown): boolean {

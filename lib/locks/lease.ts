@@ -54,6 +54,8 @@ export interface LeaseRecord {
   readonly releasedBy: string | undefined;
   /** Wall-clock times (epoch ms), informational only: never used for safety. */
   readonly acquiredAt: number | undefined;
+  /** The last heartbeat's wall-clock time (or the grant's): for display only. */
+  readonly renewedAt: number | undefined;
   readonly releasedAt: number | undefined;
 }
 
@@ -76,6 +78,7 @@ export function parseLease(item: Item | undefined): LeaseRecord | undefined {
     queue: (item["queue"]?.L ?? []).map((w) => w.S ?? ""),
     releasedBy: item["releasedBy"]?.S,
     acquiredAt: num("acquiredAt"),
+    renewedAt: num("renewedAt") ?? num("acquiredAt"),
     releasedAt: num("releasedAt"),
   };
 }
@@ -191,7 +194,7 @@ export class LeaseStore {
       conditions.push("#version = :observed");
       values[":observed"] = s(expect.version ?? "");
     }
-    const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now"];
+    const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     const remove = ["releasedBy", "releasedAt"];
     if (req.data !== undefined) {
       set.push("#data = :data");
@@ -306,10 +309,10 @@ export class LeaseStore {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: s(key) },
-          UpdateExpression: "SET #version = :next, leaseMs = :lease",
+          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now",
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
-          ExpressionAttributeValues: { ":next": s(next), ":current": s(current), ":me": s(owner), ":lease": n(leaseMs) },
+          ExpressionAttributeValues: { ":next": s(next), ":current": s(current), ":me": s(owner), ":lease": n(leaseMs), ":now": n(Date.now()) },
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),

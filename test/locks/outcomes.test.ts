@@ -7,7 +7,7 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { ReleaseIncompleteError } from "../../lib/locks/index.js";
+import { InvalidArgumentError, ReleaseIncompleteError } from "../../lib/locks/index.js";
 import { newLockClient, uniqueName } from "../support/locks.js";
 
 /** Waits until `check` holds (polling), or fails after `ms`. */
@@ -84,4 +84,35 @@ it("retries the first grant of a new name when its transaction conflicts with an
   const lock = await client.acquire(uniqueName("new"));
   expect(lock.fencingToken).toBeGreaterThan(0);
   await lock.release();
+});
+
+it("refuses bad options and names with InvalidArgumentError naming the field", async () => {
+  for (const [field, options] of [
+    ["safetyMarginMs", { safetyMarginMs: -1 }],
+    ["headTimeoutMs", { headTimeoutMs: -5 }],
+    ["maxPollMs", { maxPollMs: 0 }],
+    ["leaseMs", { leaseMs: Number.NaN }],
+    ["pollMs", { pollMs: -1 }],
+  ] as const) {
+    expect(() => newLockClient(options), field).toThrow(InvalidArgumentError);
+    expect(() => newLockClient(options), field).toThrow(field);
+  }
+  const { client } = newLockClient();
+  for (const name of ["a\u0000b", "tab\there", "\ud800alone", "x".repeat(400) + "é".repeat(100)]) {
+    await expect(client.inspect(name), JSON.stringify(name).slice(0, 20)).rejects.toBeInstanceOf(InvalidArgumentError);
+  }
+});
+
+it("inspect shows a lease that ran out as expired, and a live one with its time left", async () => {
+  const { client, dynamodb } = newLockClient();
+  // The holder's heartbeats never arrive: its lease runs out, as a crashed holder's would.
+  injectFaults(dynamodb, (r) => (isHeartbeat(r.input) ? { kind: "lose-request" } : undefined));
+  const name = uniqueName();
+  const lock = await client.acquire(name, { leaseMs: 400 });
+  const live = await newLockClient().client.inspect(name);
+  expect(live).toMatchObject({ holder: client.ownerId, expired: false });
+  expect(live!.expiresAt! - Date.now()).toBeGreaterThan(0);
+  await until(() => lock.signal.aborted);
+  await until(async () => (await newLockClient().client.inspect(name))?.expired === true);
+  expect((await newLockClient().client.inspect(name))?.holder).toBe(client.ownerId);
 });
