@@ -28,7 +28,7 @@ import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createHash, randomUUID } from "node:crypto";
 import { validateName } from "../locks/client.js";
 import { FencepostError, InvalidArgumentError } from "../locks/errors.js";
-import { StreamLog } from "./log.js";
+import { StreamLog, type Slot } from "./log.js";
 
 /** Largest payload, as UTF-8 JSON: leaves room in an SQS message (256 KiB) and a DynamoDB item (400 KB). */
 export const MAX_PAYLOAD_BYTES = 200 * 1024;
@@ -43,6 +43,26 @@ export class PayloadTooLargeError extends InvalidArgumentError {
   }
 }
 
+/**
+ * A batch was published only in part: `published[i]` is the result of message i if it is
+ * durable, undefined if it was not published (or, when `cause` is an unknown-outcome
+ * error, may still land: only a dedupId makes publishing it again safe).
+ */
+export class PublishIncompleteError extends FencepostError {
+  override name = "PublishIncompleteError";
+  constructor(
+    readonly stream: string,
+    readonly published: readonly (PublishResult | undefined)[],
+    options?: ErrorOptions,
+  ) {
+    const done = published.flatMap((r, i) => (r ? [`${i}→${r.seq}`] : []));
+    super(
+      `Publishing to '${stream}' stopped part-way: ${done.length} of ${published.length} messages are durable (${done.join(", ")}); the others were not published${options?.cause instanceof Error ? ` (${options.cause.name}: ${options.cause.message})` : ""}. Publish the others again, with dedupIds so that a retry cannot duplicate them.`,
+      options,
+    );
+  }
+}
+
 /** The producer lost its slots to hole filling on every attempt. */
 export class SlotLostError extends FencepostError {
   override name = "SlotLostError";
@@ -51,7 +71,7 @@ export class SlotLostError extends FencepostError {
     readonly lostSlots: readonly number[],
   ) {
     super(
-      `Publishing to '${stream}' lost its slots (${lostSlots.join(", ")}) to hole filling on every attempt: this producer is slower than the consumers' hole timeout. Nothing was published; raise holeTimeoutMs or find the stall.`,
+      `Publishing to '${stream}' lost its slots (${lostSlots.join(", ")}) to hole filling (or to its own fill after an unknown outcome) on every attempt: this producer is slower than the consumers' hole timeout, or DynamoDB keeps failing. These messages were not published; raise holeTimeoutMs or find the stall.`,
     );
   }
 }
@@ -111,7 +131,13 @@ export class Broadcast {
     this.#checkThenAct = options.unsafeDedupCheckThenAct ?? false;
   }
 
-  /** Publishes one message; resolves once it is durable in the log. */
+  /**
+   * Publishes one message; resolves once it is durable in the log.
+   *
+   * If it throws with an unknown outcome (a timeout or dropped connection that even filling
+   * its own slot could not settle), the message may still land later. Only a `dedupId`
+   * makes publishing it again safe: without one, a retry can publish it twice.
+   */
   async publish(stream: string, payload: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     return (await this.publishBatch(stream, [{ payload, dedupId: options.dedupId }]))[0]!;
   }
@@ -130,8 +156,23 @@ export class Broadcast {
       return { payload, dedupId: m.dedupId, index };
     });
     const results: PublishResult[] = new Array(messages.length);
-    for (let i = 0; i < pending.length; i += MESSAGES_PER_TRANSACTION) {
-      await this.#publishChunk(stream, pending.slice(i, i + MESSAGES_PER_TRANSACTION), results);
+    // The same dedupId twice in one batch is one message: only its first occurrence is written.
+    const firstOf = new Map<string, number>();
+    const unique = pending.filter((m) => m.dedupId === undefined || (firstOf.has(m.dedupId) ? false : (firstOf.set(m.dedupId, m.index), true)));
+    try {
+      for (let i = 0; i < unique.length; i += MESSAGES_PER_TRANSACTION) {
+        await this.#publishChunk(stream, unique.slice(i, i + MESSAGES_PER_TRANSACTION), results);
+      }
+    } catch (err) {
+      const durable = results.filter((r) => r !== undefined);
+      if (durable.length === 0) throw err;
+      // Earlier chunks are durable: say exactly which, and still let the queue know of them.
+      await this.#notify(stream, results.flatMap((result, i) => (result && !result.duplicate ? [{ result, payload: pending[i]!.payload }] : []))).catch(() => undefined);
+      throw new PublishIncompleteError(stream, [...results], { cause: err });
+    }
+    for (const m of pending) {
+      const first = m.dedupId === undefined ? m.index : firstOf.get(m.dedupId)!;
+      if (first !== m.index) results[m.index] = { ...results[first]!, duplicate: true };
     }
     await this.#notify(stream, results.flatMap((result, i) => (result.duplicate ? [] : [{ result, payload: pending[i]!.payload }])));
     return results;
@@ -179,11 +220,16 @@ export class Broadcast {
       return "written";
     } catch (err) {
       if (!(err instanceof TransactionCanceledException)) {
-        // Unknown outcome: the first slot tells (it is ours, or someone else's, or empty).
-        const found = await this.log.read(stream, first);
-        if (found?.kind === "message" && found.writer === writer) return "written";
-        if (found === undefined) throw err;
-        return "slot-lost";
+        // Unknown outcome: settle it by filling our own first number. The fill and our write
+        // both need the slot empty, so exactly one of them wins it; the write is one
+        // transaction, so it won all its slots or none (and then can never land later).
+        let firstSlot: Slot;
+        try {
+          firstSlot = await this.log.fill(stream, first);
+        } catch {
+          throw err; // DynamoDB unreachable: the outcome stays unknown
+        }
+        return firstSlot.kind === "message" && firstSlot.writer === writer ? "written" : "slot-lost";
       }
       const reasons = err.CancellationReasons ?? [];
       const failedPuts = reasons.flatMap((r, i) => (r.Code === "ConditionalCheckFailed" ? [items[i]!.Put!.Item!["pk"]!.S!] : []));
