@@ -311,15 +311,17 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const transferSpec = (w: Worker, t: Transfer, lane = w.id) => ({ process: lane, key: "bank", f: "transfer", input: { txId: t.txId, from: t.from.key, to: t.to.key, amount: t.amount, crash: t.crash } });
 
   /**
-   * One child process: transfers fed to it one at a time until it is killed. The kill
-   * comes at a random moment inside a random one of its first few transfers (0 to 250 ms
-   * after it was sent), so every kill interrupts a transaction somewhere in the protocol.
+   * One child process: transfers fed to it one at a time until it is killed. The first
+   * transfer measures how long one takes; the kill comes inside the second or third, at a
+   * uniformly random moment of its expected duration, so every kill interrupts a
+   * transaction somewhere in the protocol.
    */
   const childLifecycle = async (w: Worker) => {
     const child = startBankProcess(processConfig);
     if (!(await child.ready)) return;
-    const victim = w.random.int(0, 3);
+    const victim = w.random.int(1, 2);
     let killer: NodeJS.Timeout | undefined;
+    let lastMs = 100;
     for (let k = 0; child.alive; k++) {
       const t = draft(w);
       transfers.set(t.txId, t);
@@ -327,9 +329,11 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       if (k === victim) {
         killer = setTimeout(() => {
           if (child.kill()) run.faults.sigkill++;
-        }, w.random.int(0, 250));
+        }, w.random.int(0, Math.max(1, Math.round(lastMs))));
       }
+      const sent = performance.now();
       const result = await recorder.record(transferSpec(w, t, `${w.id}/child`), () => child.run(t));
+      lastMs = performance.now() - sent;
       if (result.outcome !== "ok" && !child.alive) stats.killedInFlight++;
     }
     clearTimeout(killer);
