@@ -5,7 +5,7 @@
  * "ghost"), and phase-two messages delivered again. Every case ends with the effect applied
  * exactly as often as the logged decision says, and no lock left behind.
  */
-import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
@@ -19,44 +19,20 @@ import {
   canonicalQueueUrl,
   defineParticipant,
   outboxParticipant,
-  type DynamoWrite,
   type TxContext,
 } from "../../lib/index.js";
 import { databaseOf, sameDatabase } from "../../lib/txn/database.js";
 import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
 import { ghost, holdResponse, touches } from "../support/intercept.js";
+import { txnScene } from "../support/txn.js";
 
-const run = Date.now().toString(36);
-let n = 0;
-const fresh = (what: string) => `d${run}-${what}-${n++}`;
-const mine = { prefix: `d${run}-` };
-let db: DynamoDBClient;
+const scene = txnScene("d");
+const { fresh, mine, ownClient, account, open, credit, protocol, accountsOn } = scene;
 let sqs: SQSClient;
-const clients: DynamoDBClient[] = [];
-/** A client of its own, so faults scripted on it touch one coordinator only. */
-const ownClient = () => {
-  const c = dynamoDbClient();
-  clients.push(c);
-  return c;
-};
-
 beforeAll(() => {
-  db = dynamoDbClient();
   sqs = sqsClient();
 });
-afterAll(() => {
-  for (const c of [db, ...clients]) c.destroy();
-  sqs.destroy();
-});
-
-async function account(key: string): Promise<{ balance: number | undefined; locked: string | undefined }> {
-  const { Item } = await db.send(new GetItemCommand({ TableName: lockTable(), Key: { pk: { S: key } }, ConsistentRead: true }));
-  return { balance: Item?.["balance"]?.N === undefined ? undefined : Number(Item["balance"].N), locked: Item?.["fp_tx"]?.S };
-}
-const open = async (key: string, amount: number) => void (await db.send(new PutItemCommand({ TableName: lockTable(), Item: { pk: { S: key }, balance: { N: String(amount) } } })));
-const credit = (key: string, amount: number): DynamoWrite => ({ type: "update", key: { pk: key }, add: { balance: amount } });
-const protocol = (client: DynamoDBClient, extra: Partial<ConstructorParameters<typeof Coordinator>[0]> = {}) => new Coordinator({ tableName: txnTable(), dynamodb: client, fastPath: false, timeoutMs: 5000, ...extra });
-const accountsOn = (client: DynamoDBClient) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client });
+afterAll(() => sqs.destroy());
 
 describe("two-phase commit with duplicate runs and late requests", () => {
   it("bug A: a slow prepare of one run does not undo the lock a second run of the same id committed on", async () => {
@@ -70,7 +46,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     await slow.held;
     // Run 2 of the same id prepares (meeting run 1's lock), logs commit, and dies before phase two.
     const second = protocol(ownClient(), { crashAt: (p) => p === "phase2:0" });
-    await expect(second.run(txId, [branch(accountsOn(db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(second.run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     slow.release();
     expect(await first).toMatchObject({ outcome: "committed", acknowledged: true });
     expect(await account(a)).toEqual({ balance: 105, locked: undefined });
@@ -88,7 +64,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     expect(await coordinator.run(txId, [branch(participant, [credit(a, 30)])])).toMatchObject({ outcome: "committed" });
     await late.lost;
     // Another transaction finishes on the item.
-    expect(await protocol(db).run(fresh("tx"), [branch(accountsOn(db), [credit(a, 41)])])).toMatchObject({ outcome: "committed" });
+    expect(await protocol(scene.db).run(fresh("tx"), [branch(accountsOn(scene.db), [credit(a, 41)])])).toMatchObject({ outcome: "committed" });
     // The delayed request arrives now: it must lock nothing.
     await late.deliver().catch(() => undefined);
     expect((await account(a)).locked).toBeUndefined();
@@ -128,11 +104,12 @@ describe("two-phase commit with duplicate runs and late requests", () => {
   });
 
   it("two runs of one id at once, over every kind of participant, agree and apply once", async () => {
-    const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `dup-${run}.fifo`, Attributes: { FifoQueue: "true" } }))).QueueUrl!;
+    const queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `${fresh("dup")}.fifo`, Attributes: { FifoQueue: "true" } }))).QueueUrl!;
     const holds = new Map<string, number>();
+    const bookId = fresh("book");
     const book = (client: DynamoDBClient) =>
       defineParticipant<{ amount: number }>({
-        id: `book-${run}`,
+        id: bookId,
         tableName: txnTable(),
         dynamodb: client,
         prepare: async () => true,
@@ -179,7 +156,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
       expect([r1.path, r2.path]).toEqual(["fast", "fast"]);
     }
     expect(await account(a)).toEqual({ balance: 10, locked: undefined });
-    expect((await protocol(db).recover(mine)).stillInDoubt).toBe(0);
+    expect((await protocol(scene.db).recover(mine)).stillInDoubt).toBe(0);
   });
 });
 
@@ -194,7 +171,7 @@ describe("how run reports and chooses", () => {
     const err = await new Coordinator({ tableName: txnTable(), dynamodb: lossy }).run(txId, [branch(accountsOn(lossy), [credit(a, 3)])]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransactionTimeoutError);
     expect(err).toMatchObject({ txId, step: "fast path" });
-    expect(await new Coordinator({ tableName: txnTable(), dynamodb: db }).run(txId, [branch(accountsOn(db), [credit(a, 3)])])).toMatchObject({ outcome: "committed", path: "fast" });
+    expect(await new Coordinator({ tableName: txnTable(), dynamodb: scene.db }).run(txId, [branch(accountsOn(scene.db), [credit(a, 3)])])).toMatchObject({ outcome: "committed", path: "fast" });
     expect(await account(a)).toEqual({ balance: 3, locked: undefined });
   });
 
@@ -202,10 +179,10 @@ describe("how run reports and chooses", () => {
     const [c1, c2] = [ownClient(), ownClient()];
     expect(await databaseOf(c1)).toBe(await databaseOf(c2));
     const elsewhere = dynamoDbClient({ region: "eu-west-3" });
-    clients.push(elsewhere);
     expect(await databaseOf(elsewhere)).not.toBe(await databaseOf(c1));
     expect(await sameDatabase(c1, [c2])).toBe(true);
     expect(await sameDatabase(c1, [c2, elsewhere])).toBe(false);
+    elsewhere.destroy();
   });
 
   it("names an outbox participant by one spelling of its queue URL", () => {
@@ -213,7 +190,7 @@ describe("how run reports and chooses", () => {
       "https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo",
       "HTTPS://SQS.eu-west-1.AMAZONAWS.com:443/123456789012/orders.fifo/",
       "https://eu-west-1.queue.amazonaws.com/123456789012/orders.fifo",
-    ].map((queueUrl) => outboxParticipant({ queueUrl, sqs, tableName: txnTable(), dynamodb: db }).id);
+    ].map((queueUrl) => outboxParticipant({ queueUrl, sqs, tableName: txnTable(), dynamodb: scene.db }).id);
     expect(new Set(ids)).toEqual(new Set(["outbox:https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo"]));
     expect(canonicalQueueUrl("https://queue.amazonaws.com/1/q")).toBe("https://sqs.us-east-1.amazonaws.com/1/q");
     expect(canonicalQueueUrl("http://127.0.0.1:4566/000000000000/Q")).toBe("http://127.0.0.1:4566/000000000000/Q");

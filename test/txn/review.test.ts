@@ -6,40 +6,15 @@
  * ambiguous ledger keys, a throttled commit, and two transaction tables over one
  * participant table. Against DynamoDB Local.
  */
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, TransactionCanceledException, UpdateItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetItemCommand, PutItemCommand, TransactionCanceledException, UpdateItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { describe, expect, it } from "vitest";
 import { Coordinator, CoordinatorCrashedError, DynamoDbParticipant, InvalidArgumentError, ProtocolViolationError, branch, defineParticipant, type DynamoWrite, type TxContext } from "../../lib/index.js";
-import { dynamoDbClient, lockTable, txnTable } from "../support/cloud.js";
+import { lockTable, txnTable } from "../support/cloud.js";
 import { holdResponse, touches } from "../support/intercept.js";
+import { txnScene } from "../support/txn.js";
 
-const run = Date.now().toString(36);
-let n = 0;
-const fresh = (what: string) => `r${run}-${what}-${n++}`;
-let db: DynamoDBClient;
-const clients: DynamoDBClient[] = [];
-const ownClient = () => {
-  const c = dynamoDbClient();
-  clients.push(c);
-  return c;
-};
-beforeAll(() => {
-  db = dynamoDbClient();
-});
-afterAll(() => {
-  for (const c of [db, ...clients]) c.destroy();
-});
-
-async function item(key: string) {
-  return (await db.send(new GetItemCommand({ TableName: lockTable(), Key: { pk: { S: key } }, ConsistentRead: true }))).Item;
-}
-async function account(key: string): Promise<{ balance: number | undefined; locked: string | undefined }> {
-  const Item = await item(key);
-  return { balance: Item?.["balance"]?.N === undefined ? undefined : Number(Item["balance"].N), locked: Item?.["fp_tx"]?.S };
-}
-const open = async (key: string, amount: number) => void (await db.send(new PutItemCommand({ TableName: lockTable(), Item: { pk: { S: key }, balance: { N: String(amount) } } })));
-const credit = (key: string, amount: number): DynamoWrite => ({ type: "update", key: { pk: key }, add: { balance: amount } });
-const protocol = (client: DynamoDBClient, extra: Partial<ConstructorParameters<typeof Coordinator>[0]> = {}) => new Coordinator({ tableName: txnTable(), dynamodb: client, fastPath: false, timeoutMs: 5000, ...extra });
-const accountsOn = (client: DynamoDBClient, label?: string) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client, ...(label ? { label } : {}) });
+const scene = txnScene("r");
+const { fresh, ownClient, item, account, open, credit, protocol, accountsOn } = scene;
 const ledgerKey = (participantId: string, txId: string) => ({ pk: { S: `part#${encodeURIComponent(participantId)}#${txId}` } });
 
 function deferred() {
@@ -63,7 +38,7 @@ describe("two-phase commit against the review's interleavings", () => {
     const f = await new Coordinator({ tableName: txnTable(), dynamodb: fClient }).run(txId, [branch(accountsOn(fClient), [credit(a, 7)])]);
     slow.release();
     expect(await p).toMatchObject({ outcome: "committed" });
-    const logged = (await protocol(db).status(txId))!.status;
+    const logged = (await protocol(scene.db).status(txId))!.status;
     expect(logged).toBe("committed");
     expect((await account(a)).balance).toBe(7);
     expect(f.outcome).toBe(logged); // it joined the protocol run instead of reporting its own abort
@@ -104,7 +79,7 @@ describe("two-phase commit against the review's interleavings", () => {
     go1.resolve();
     expect(await r1).toMatchObject({ outcome: "committed", acknowledged: true });
     expect(await r2).toMatchObject({ outcome: "committed" });
-    const { Item } = await db.send(new GetItemCommand({ TableName: lockTable(), Key: holdKey, ConsistentRead: true }));
+    const { Item } = await scene.db.send(new GetItemCommand({ TableName: lockTable(), Key: holdKey, ConsistentRead: true }));
     expect(calls.filter((c) => c.startsWith("run2:prepare") || c.endsWith(":abort"))).toEqual([]); // one prepare ran, nothing was released
     expect(Item?.["state"]?.S).toBe("applied");
   });
@@ -113,11 +88,11 @@ describe("two-phase commit against the review's interleavings", () => {
     const a = fresh("acct");
     await open(a, 10);
     const txId = fresh("tx");
-    await expect(protocol(ownClient(), { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
-    const ops = protocol(db);
+    await expect(protocol(ownClient(), { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    const ops = protocol(scene.db);
     await ops.override(txId, { action: "forget", operator: "ops", reason: "phase two kept failing" });
     await ops.recover({ prefix: txId }); // a done record is not in doubt: nothing to do
-    const next = await ops.run(fresh("tx"), [branch(accountsOn(db), [credit(a, 1)])]);
+    const next = await ops.run(fresh("tx"), [branch(accountsOn(scene.db), [credit(a, 1)])]);
     expect(next.outcome).toBe("committed"); // before the fix: aborted, "held by transaction ..., not yet finished"
     expect(await account(a)).toEqual({ balance: 16, locked: undefined }); // before the fix: { balance: 10, locked: txId }
   });
@@ -126,15 +101,15 @@ describe("two-phase commit against the review's interleavings", () => {
     const a = fresh("acct");
     await open(a, 10);
     const txId = fresh("tx");
-    const participant = accountsOn(db);
-    const c = protocol(db, { crashAt: (p) => p === "phase2:0" });
+    const participant = accountsOn(scene.db);
+    const c = protocol(scene.db, { crashAt: (p) => p === "phase2:0" });
     await expect(c.run(txId, [branch(participant, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
-    const { Item: ledger } = await db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
+    const { Item: ledger } = await scene.db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
     expect(ledger?.["state"]?.S).toBe("prepared");
     expect(ledger?.["ttl"]).toBeUndefined(); // kept until the decision reaches it
-    const recovery = protocol(db);
+    const recovery = protocol(scene.db);
     expect(await recovery.drive((await recovery.status(txId))!, "committed")).toMatchObject({ acknowledged: true });
-    const { Item: after } = await db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
+    const { Item: after } = await scene.db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
     expect(after?.["state"]?.S).toBe("committed");
     expect(after?.["ttl"]?.N).toBeDefined(); // a final state expires with the decision record
     expect(await account(a)).toEqual({ balance: 15, locked: undefined });
@@ -144,7 +119,7 @@ describe("two-phase commit against the review's interleavings", () => {
     const k = fresh("acct");
     await open(k, 0);
     const write = { type: "update", key: { pk: k }, set: { tags: new Set(["x", "y"]) } } as DynamoWrite;
-    await expect(protocol(db).run(fresh("tx"), [branch(accountsOn(db), [write])])).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(protocol(scene.db).run(fresh("tx"), [branch(accountsOn(scene.db), [write])])).rejects.toBeInstanceOf(InvalidArgumentError);
     expect((await item(k))?.["tags"]).toBeUndefined();
   });
 
@@ -154,14 +129,14 @@ describe("two-phase commit against the review's interleavings", () => {
     await open(b, 10);
     const base = fresh("tx");
     const aTx = `L#${base}`;
-    const plain = accountsOn(db);
-    const labelled = accountsOn(db, "L");
+    const plain = accountsOn(scene.db);
+    const labelled = accountsOn(scene.db, "L");
     // Transaction aTx: committed in the log, its phase two not yet delivered (ledger `prepared`).
-    await expect(protocol(db, { crashAt: (p) => p === "phase2:0" }).run(aTx, [branch(plain, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(protocol(scene.db, { crashAt: (p) => p === "phase2:0" }).run(aTx, [branch(plain, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     // An unrelated transaction `base` at the labelled participant, on another item.
-    const other = await protocol(db).run(base, [branch(labelled, [credit(b, 1)])]);
+    const other = await protocol(scene.db).run(base, [branch(labelled, [credit(b, 1)])]);
     expect(other.outcome).toBe("committed"); // before the fix: aborted (it met aTx's ledger), and its abort overwrote that ledger with `aborted`
-    const tx: TxContext = { txId: aTx, deadline: Date.now() + 5000, decisions: protocol(db).log };
+    const tx: TxContext = { txId: aTx, deadline: Date.now() + 5000, decisions: protocol(scene.db).log };
     await expect(plain.commit(tx, [credit(a, 5)])).resolves.toBeUndefined(); // before the fix: ProtocolViolationError "commit after abort"
     expect(await account(a)).toEqual({ balance: 15, locked: undefined });
   });
@@ -191,12 +166,12 @@ describe("two-phase commit against the review's interleavings", () => {
     await open(a, 10);
     const txId = fresh("tx");
     // T, coordinated through the txn table: prepared (a locked), committed, phase two not yet delivered.
-    await expect(protocol(db, { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(protocol(scene.db, { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     // U, coordinated by a second deployment whose transaction table is another table (here: the lock table, which has the same `pk` key).
-    const otherDeployment = new Coordinator({ tableName: lockTable(), dynamodb: db, fastPath: false, timeoutMs: 5000 });
-    const u = await otherDeployment.run(fresh("tx"), [branch(accountsOn(db), [credit(a, 1)])]);
+    const otherDeployment = new Coordinator({ tableName: lockTable(), dynamodb: scene.db, fastPath: false, timeoutMs: 5000 });
+    const u = await otherDeployment.run(fresh("tx"), [branch(accountsOn(scene.db), [credit(a, 1)])]);
     expect(u.outcome).toBe("aborted"); // before the fix: committed, after releasing T's lock as "presumed aborted" in the wrong log
-    const home = protocol(db);
+    const home = protocol(scene.db);
     const driven = await home.drive((await home.status(txId))!, "committed");
     expect(driven.acknowledged).toBe(true); // before the fix: false (ProtocolViolationError: an item lost this transaction's lock)
     expect((await account(a)).balance).toBe(u.outcome === "committed" ? 16 : 15); // before the fix: 11 — T's committed credit is lost

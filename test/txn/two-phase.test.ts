@@ -238,7 +238,7 @@ describe("two-phase commit", () => {
 
     // A committed transaction whose coordinator died in phase two: the next transaction that
     // needs the item applies its commit first (idempotent by its ledger), then goes ahead.
-    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "phase2:0", timeoutMs: 100 });
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "phase2:0", timeoutMs: 5000 });
     const pending = fresh("tx");
     await expect(dying.run(pending, [branch(accounts, [credit(a, 1000)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     expect((await balance(a)).locked).toBe(pending);
@@ -292,6 +292,13 @@ describe("timeouts", () => {
   });
 });
 
+/** Waits (on the log's own deadline, not a guess) until recovery may look at the transaction. */
+async function pastDeadline(coordinator: Coordinator, txId: string): Promise<void> {
+  const record = await coordinator.status(txId);
+  if (!record) return;
+  while (Date.now() <= record.deadline) await new Promise((r) => setTimeout(r, record.deadline - Date.now() + 1));
+}
+
 describe("recovery", () => {
   /** Two accounts at two participants; the transfer is intended to commit. */
   async function setup() {
@@ -309,9 +316,9 @@ describe("recovery", () => {
     for (const point of points) {
       const { book, a, b, branches } = await setup();
       const txId = fresh(`crash-${point}`);
-      const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === point, timeoutMs: 200 });
+      const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === point, timeoutMs: 800 });
       await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
-      await new Promise((r) => setTimeout(r, 250));
+      await pastDeadline(coordinator, txId);
       const recovery = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }); // another process
       await recovery.recover(mine);
       const record = await recovery.status(txId);
@@ -345,9 +352,9 @@ describe("recovery", () => {
   it("negative control: a coordinator that commits before logging its decision is caught breaking atomicity", async () => {
     const { book, a, branches } = await setup();
     const txId = fresh("unsafe");
-    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], unsafeCommitBeforeDecision: true, crashAt: (p) => p === "phase2:1", timeoutMs: 200 });
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], unsafeCommitBeforeDecision: true, crashAt: (p) => p === "phase2:1", timeoutMs: 800 });
     await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
-    await new Promise((r) => setTimeout(r, 250));
+    await pastDeadline(coordinator, txId);
     await new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }).recover(mine);
     // The first participant applied the debit, the log says aborted: exactly the anomaly verification must flag.
     expect((await coordinator.status(txId))?.status).toBe("aborted");
@@ -378,12 +385,14 @@ describe("recovery", () => {
     const { book, a, b, branches } = await setup();
     let down = true;
     const flaky: Participant = { id: fresh("flaky"), prepare: async () => ({ vote: "yes" }), commit: async () => { if (down) throw new Error("unreachable"); }, abort: async () => undefined };
-    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book, flaky], phaseTwoTimeoutMs: 200, timeoutMs: 100 });
+    // A deadline long enough for a loaded machine; recovery looks only past it, so wait for it.
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book, flaky], phaseTwoTimeoutMs: 200, timeoutMs: 1500 });
     const txId = fresh("flaky");
     const result = await coordinator.run(txId, [...branches, branch(flaky, null)]);
     expect(result).toMatchObject({ outcome: "committed", acknowledged: false, pending: [flaky.id] });
     expect([(await balance(a)).balance, (await balance(b)).balance]).toEqual([90, 10]);
-    await new Promise((r) => setTimeout(r, 150));
+    const { deadline } = (await coordinator.status(txId))!;
+    while (Date.now() <= deadline) await new Promise((r) => setTimeout(r, deadline - Date.now() + 1));
     expect((await coordinator.recover(mine)).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [flaky.id] });
     down = false;
     expect((await coordinator.recover(mine)).transactions.find((t) => t.txId === txId)).toMatchObject({ action: "redriven", pending: [] });
