@@ -90,13 +90,13 @@ async function main(): Promise<void> {
       "## Two-phase commit",
       "",
       `\`npm run bench:txn -- --transactions ${TRANSACTIONS}\` on the embedded local cloud (DynamoDB Local), ${new Date().toISOString().slice(0, 10)}.`,
-      "Each transaction updates one item at each of n DynamoDB participants; one client runs them one after another. The same transactions go through the protocol (`fastPath: false`) and through the fast path (chosen automatically when every participant is a DynamoDB participant on the coordinator's client).",
+      "Each transaction updates one item at each of n DynamoDB participants; one client runs them one after another. The same transactions go through the protocol (`fastPath: false`) and through the fast path (chosen automatically when every participant is a DynamoDB participant in the coordinator's database).",
       "",
       "| participants | measure | protocol | fast path | protocol / fast path |",
       "| --- | --- | --- | --- | --- |",
       ...rows,
       "",
-      "The protocol costs 3n + 3 requests: begin (PutItem), per participant a prepare (UpdateItem placing the lock) and a confirming read of the decision (GetItem), the decision (UpdateItem), per participant a commit (UpdateItem applying the write and removing the lock), and completion (UpdateItem). Prepares and commits run in parallel, so latency grows with the slowest participant, not with n: six sequential round trips (begin, prepare, confirm, decide, commit, complete) against one. The fast path is one TransactWriteItems (up to 99 writes) including the decision record, which keeps `run` idempotent by id.",
+      "The protocol costs 2n + 3 requests: begin (PutItem), per participant a prepare (one TransactWriteItems creating the participant's ledger item and placing the lock), the decision (UpdateItem), per participant a commit (one TransactWriteItems moving the ledger to committed and applying the write under the lock), and completion (UpdateItem). The ledger is what makes a late or duplicate prepare harmless without a confirming read; each prepare and commit writes it too, so each costs one more write unit than the items themselves. Prepares and commits run in parallel, so latency grows with the slowest participant, not with n: five sequential round trips (begin, prepare, decide, commit, complete) against one. The fast path is one TransactWriteItems (up to 99 writes) including the decision record, which keeps `run` idempotent by id.",
       "",
     ].join("\n");
     process.stdout.write(`${section}\n`);

@@ -202,17 +202,19 @@ interface FaultPlan {
   readonly faults?: FaultRates;
   /** Prepare deadline of a transfer: short in the full run (deadlines are a fault too), longer in controls so their bug's precondition (all yes votes) is common. */
   readonly timeoutMs: number;
+  /** Where in a child's transfer its SIGKILL lands, as fractions of the transfer's measured duration. */
+  readonly killWindow: readonly [number, number];
 }
 
-const FULL_PLAN: FaultPlan = { processLanes: 1, crashAt: () => true, duplicates: { share: DUPLICATE_RUNS, maxDelayMs: TIMEOUT_MS + 300, lostVotes: 0.05 }, staleMessages: true, timeoutMs: TIMEOUT_MS };
+const FULL_PLAN: FaultPlan = { processLanes: 1, crashAt: () => true, duplicates: { share: DUPLICATE_RUNS, maxDelayMs: TIMEOUT_MS + 300, lostVotes: 0.05 }, staleMessages: true, timeoutMs: TIMEOUT_MS, killWindow: [0, 1] };
 const CONTROL_TIMEOUT_MS = 2000;
 const NO_DUPLICATES = { share: 0, maxDelayMs: 0, lostVotes: 0.05 };
 /** Each control: its bug's fault, the others off (they would only mask it or slow it down). */
 const CONTROL_PLANS: Record<BankControl, FaultPlan> = {
-  "commit-before-log": { processLanes: 0, crashAt: (p) => /^phase2:[1-9]/.test(p), alwaysCrash: true, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
-  "ledger-unchecked": { processLanes: 0, crashAt: () => false, duplicates: { ...NO_DUPLICATES, lostVotes: 0.3 }, staleMessages: false, faults: { rate: 0.8, kinds: ["late-delivery"], maxLateMs: 5000, requests: (r) => r.commandName === "TransactWriteItemsCommand" }, timeoutMs: CONTROL_TIMEOUT_MS },
-  "blind-decision": { processLanes: 0, crashAt: () => false, duplicates: { share: 0.8, maxDelayMs: 50, lostVotes: 0.5 }, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
-  "killed-before-log": { processLanes: 4, crashAt: () => false, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS },
+  "commit-before-log": { processLanes: 0, crashAt: (p) => /^phase2:[1-9]/.test(p), alwaysCrash: true, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS, killWindow: [0, 1] },
+  "ledger-unchecked": { processLanes: 0, crashAt: () => false, duplicates: { ...NO_DUPLICATES, lostVotes: 0.3 }, staleMessages: false, faults: { rate: 0.8, kinds: ["late-delivery"], maxLateMs: 5000, requests: (r) => r.commandName === "TransactWriteItemsCommand" }, timeoutMs: CONTROL_TIMEOUT_MS, killWindow: [0, 1] },
+  "blind-decision": { processLanes: 0, crashAt: () => false, duplicates: { share: 0.8, maxDelayMs: 50, lostVotes: 0.5 }, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS, killWindow: [0, 1] },
+  "killed-before-log": { processLanes: 4, crashAt: () => false, duplicates: NO_DUPLICATES, staleMessages: false, timeoutMs: CONTROL_TIMEOUT_MS, killWindow: [0.3, 0.8] },
 };
 
 const CONTROL_NAMES: Record<BankControl, string> = {
@@ -311,10 +313,11 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const transferSpec = (w: Worker, t: Transfer, lane = w.id) => ({ process: lane, key: "bank", f: "transfer", input: { txId: t.txId, from: t.from.key, to: t.to.key, amount: t.amount, crash: t.crash } });
 
   /**
-   * One child process: transfers fed to it one at a time until it is killed. The first
-   * transfer measures how long one takes; the kill comes inside the second or third, at a
-   * uniformly random moment of its expected duration, so every kill interrupts a
-   * transaction somewhere in the protocol.
+   * One child process: transfers fed to it one at a time until it is killed. Committed
+   * transfers measure how long one takes; the kill comes inside the second or third, at a
+   * uniformly random moment of the plan's kill window of that duration (all of it in the
+   * full run; its middle in the SIGKILL control, where commit-before-log is exposed), so
+   * every kill interrupts a transaction somewhere in the protocol.
    */
   const childLifecycle = async (w: Worker) => {
     const child = startBankProcess(processConfig);
@@ -327,13 +330,15 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       transfers.set(t.txId, t);
       stats.childTransfers++;
       if (k === victim) {
+        const [from, to] = plan.killWindow;
         killer = setTimeout(() => {
           if (child.kill()) run.faults.sigkill++;
-        }, w.random.int(0, Math.max(1, Math.round(lastMs))));
+        }, w.random.int(Math.round(from * lastMs), Math.max(1, Math.round(to * lastMs))));
       }
       const sent = performance.now();
       const result = await recorder.record(transferSpec(w, t, `${w.id}/child`), () => child.run(t));
-      lastMs = performance.now() - sent;
+      // The duration of a committed transfer: the longest path through the protocol.
+      if (result.outcome === "ok" && (result.output as TransactionResult).outcome === "committed") lastMs = performance.now() - sent;
       if (result.outcome !== "ok" && !child.alive) stats.killedInFlight++;
     }
     clearTimeout(killer);
