@@ -59,7 +59,7 @@ function rows(report: VerificationReport): Row[] {
   });
   return [
     ...report.workloads.map((w) => row(w, w.anomalies.length === 0 ? "PASS" : "FAIL")),
-    ...report.controls.map((c) => row(c.result, c.caught ? "caught (PASS)" : "NOT CAUGHT (FAIL)")),
+    ...report.controls.map((c) => row(c.result, c.caught ? (c.attempts === 2 ? "caught on its second, longer run (PASS)" : "caught (PASS)") : "NOT CAUGHT (FAIL)")),
   ];
 }
 
