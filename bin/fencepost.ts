@@ -163,9 +163,10 @@ async function verify(flags: VerifyFlags): Promise<number> {
         seed: report.seed,
         passed: report.passed,
         report: reportPath,
-        workloads: [...report.workloads, ...report.controls.map((c) => c.result)].map((w) => ({
+        workloads: [...report.workloads.map((w) => ({ w, attempts: 1 })), ...report.controls.map((c) => ({ w: c.result, attempts: c.attempts ?? 1 }))].map(({ w, attempts }) => ({
           name: w.name,
           control: w.control,
+          attempts,
           outcomes: w.outcomes,
           faults: w.faults,
           verdicts: w.checks.map((c) => ({ model: c.model, verdict: c.verdict, operations: c.operations, ms: Math.round(c.ms) })),
