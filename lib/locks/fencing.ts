@@ -4,8 +4,11 @@
  * the work of the holder that replaced it (DDIA, "fencing tokens").
  *
  * Guarantees: `put` applies only if no higher token has written the key, in one
- * conditional write; equal tokens may write again (the same holder retrying).
- * `fenceCondition` gives the same check for your own DynamoDB writes.
+ * conditional write. Under one token (one holder), writes apply in the order they were
+ * made: each carries a sequence number, increasing within the process, so a request that
+ * reaches DynamoDB late (after the SDK retried it, and after the holder's later writes)
+ * cannot bring back an older value. `fenceCondition` gives the token check for your own
+ * DynamoDB writes (order your own writes within a token, if requests can arrive late).
  * Assumes: each key is guarded by one lock name (tokens of different names are unrelated);
  * the table has a string partition key `pk`.
  */
@@ -60,6 +63,13 @@ export interface FencedStoreOptions {
   keyPrefix?: string;
 }
 
+let lastSequence = 0;
+/** Increasing within this process: microseconds of wall-clock time, or one more than the last. */
+function nextSequence(): number {
+  lastSequence = Math.max(lastSequence + 1, Date.now() * 1000);
+  return lastSequence;
+}
+
 /** A key-value store whose writes are fenced by lock tokens. Values are JSON. */
 export class FencedStore<T = unknown> {
   readonly #dynamodb: DynamoDBClient;
@@ -73,24 +83,31 @@ export class FencedStore<T = unknown> {
     this.#prefix = options.keyPrefix ?? "fenced#";
   }
 
-  /** Writes `value` under `key` unless a higher token already wrote it; StaleTokenError if one did. */
+  /**
+   * Writes `value` under `key` unless a higher token already wrote it (StaleTokenError if
+   * one did), or a later write under the same token did.
+   */
   async put(key: string, value: T, fencingToken: FencingToken): Promise<void> {
     validateName("key", key);
     const fence = fenceCondition(fencingToken);
+    const sequence = nextSequence();
     try {
       await this.#dynamodb.send(
         new PutItemCommand({
           TableName: this.#tableName,
-          Item: { pk: { S: this.#prefix + key }, value: { S: JSON.stringify(value) }, fencingToken: { N: String(fencingToken) } },
-          ConditionExpression: fence.ConditionExpression,
-          ExpressionAttributeNames: fence.ExpressionAttributeNames,
-          ExpressionAttributeValues: fence.ExpressionAttributeValues,
+          Item: { pk: { S: this.#prefix + key }, value: { S: JSON.stringify(value) }, fencingToken: { N: String(fencingToken) }, writeSeq: { N: String(sequence) } },
+          ConditionExpression: "attribute_not_exists(#fp_token) OR #fp_token < :fp_token OR (#fp_token = :fp_token AND (attribute_not_exists(#fp_seq) OR #fp_seq < :fp_seq))",
+          ExpressionAttributeNames: { ...fence.ExpressionAttributeNames, "#fp_seq": "writeSeq" },
+          ExpressionAttributeValues: { ...fence.ExpressionAttributeValues, ":fp_seq": { N: String(sequence) } },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
-        throw new StaleTokenError(key, fencingToken, Number(err.Item?.["fencingToken"]?.N ?? Number.NaN));
+        const found = { token: Number(err.Item?.["fencingToken"]?.N ?? Number.NaN), sequence: Number(err.Item?.["writeSeq"]?.N ?? Number.NaN) };
+        // Our own earlier attempt of this very write (its response was lost): it applied.
+        if (found.token === fencingToken && found.sequence === sequence) return;
+        throw new StaleTokenError(key, fencingToken, found.token);
       }
       throw err;
     }
