@@ -50,7 +50,7 @@ import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type 
 import { outboxParticipant } from "./outbox.js";
 import type { Branch, Participant, TxContext, Vote } from "./participant.js";
 import { override, recover, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
-import { persistently } from "./retry.js";
+import { jitter, persistently } from "./retry.js";
 
 /** Where a coordinator can be made to "die" in tests: before a step, or before message i of a phase. */
 export type CrashPoint = "begin" | `prepare:${number}` | "decide" | `phase2:${number}` | "complete";
@@ -404,7 +404,7 @@ export class Coordinator {
             if (found) return found;
           }
           if (reasons.some((r) => r.Code === "TransactionConflict") && ++conflicts <= 3) {
-            await sleep(10 * 2 ** conflicts * (0.5 + Math.random() / 2));
+            await sleep(jitter(10 * 2 ** conflicts));
             continue;
           }
           const failed = reasons.findIndex((r, i) => i < writes.length && r.Code && r.Code !== "None");

@@ -65,6 +65,7 @@ import { InvalidArgumentError } from "../locks/errors.js";
 import { ProtocolViolationError } from "./errors.js";
 import { DEFAULT_RETAIN_MS } from "./log.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
+import { jitter } from "./retry.js";
 
 type Item = Record<string, AttributeValue>;
 export type Key = Record<string, NativeAttributeValue>;
@@ -423,7 +424,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         if (!c) throw err;
         if (c.conflict) {
           if (++conflicts > CONFLICT_RETRIES || Date.now() > tx.deadline) return { kind: "vote", vote: no(`${this.id}: concurrent transactions kept touching the same items`) };
-          await sleep(10 * 2 ** conflicts * (0.5 + Math.random() / 2));
+          await sleep(jitter(10 * 2 ** conflicts));
           continue;
         }
         if (c.found.every((f) => f === undefined)) throw err;

@@ -167,9 +167,8 @@ class DefinedParticipant<I> implements Participant<I> {
    * did (or our own earlier try did), else the state found. Only one attempt ever runs
    * the user's prepare: a second run of the same id waits for the first one's vote.
    */
-  async #claim(txId: string, attempt: string): Promise<string | undefined> {
-    const found = await this.#put(txId, "preparing", "attribute_not_exists(pk) OR (#state = :preparing AND #attempt = :attempt)", attempt);
-    return found;
+  #claim(txId: string, attempt: string): Promise<string | undefined> {
+    return this.#put(txId, "preparing", "attribute_not_exists(pk) OR (#state = :preparing AND #attempt = :attempt)", attempt);
   }
 
   /** A prepare that found a record: the vote on record, or (another attempt still preparing) wait for it until the deadline. */

@@ -12,6 +12,11 @@ export interface PersistOptions {
   readonly retryIf?: (err: unknown) => boolean;
 }
 
+/** A backoff of about `ms`: between half of it and all of it, at random (so retries spread out). */
+export function jitter(ms: number): number {
+  return ms * (0.5 + Math.random() / 2);
+}
+
 /** Runs `attempt` until it succeeds, backing off 25 ms doubling to 1 s with jitter. */
 export async function persistently<T>(attempt: () => Promise<T>, options: PersistOptions = {}): Promise<T> {
   const until = options.until ?? Date.now() + 5000;
@@ -20,7 +25,7 @@ export async function persistently<T>(attempt: () => Promise<T>, options: Persis
       return await attempt();
     } catch (err) {
       if (options.retryIf?.(err) === false || Date.now() + backoff > until) throw err;
-      await sleep(backoff * (0.5 + Math.random() / 2));
+      await sleep(jitter(backoff));
     }
   }
 }

@@ -76,31 +76,31 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     expect(await account(a)).toEqual({ balance: 71, locked: undefined });
   });
 
-  it("a prepare delivered after its abort locks nothing, even when no one is left to release it", async () => {
+  /**
+   * The prepare's first request is held in the network and its retries are lost: the
+   * coordinator gives up (a no vote) and aborts; then the held request lands, the only one
+   * to do so. Returns the transaction id and the account as it is afterwards.
+   */
+  async function prepareDeliveredAfterAbort(participantOn: (client: DynamoDBClient) => DynamoDbParticipant) {
     const a = fresh("acct");
     await open(a, 10);
     const txId = fresh("tx");
     const lateClient = ownClient();
-    // The prepare's first request is held in the network and its retries are lost: the
-    // coordinator gives up (a no vote) and aborts; the held request is the only one to land.
     const late = ghost(lateClient, touches(lockTable()), 10);
-    expect(await protocol(lateClient).run(txId, [branch(accountsOn(lateClient), [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
+    expect(await protocol(lateClient).run(txId, [branch(participantOn(lateClient), [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
     await late.lost;
     await late.deliver().catch(() => undefined);
-    expect(await account(a)).toEqual({ balance: 10, locked: undefined });
+    return { txId, after: await account(a) };
+  }
+
+  it("a prepare delivered after its abort locks nothing, even when no one is left to release it", async () => {
+    const { after } = await prepareDeliveredAfterAbort(accountsOn);
+    expect(after).toEqual({ balance: 10, locked: undefined });
   });
 
   it("negative control: without the ledger's condition, the same late prepare locks the item again after its abort", async () => {
-    const a = fresh("acct");
-    await open(a, 10);
-    const txId = fresh("tx");
-    const lateClient = ownClient();
-    const late = ghost(lateClient, touches(lockTable()), 10);
-    const participant = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: lateClient, unsafeUnconditionalLedger: true });
-    expect(await protocol(lateClient).run(txId, [branch(participant, [credit(a, 1)])])).toMatchObject({ outcome: "aborted" });
-    await late.lost;
-    await late.deliver().catch(() => undefined);
-    expect((await account(a)).locked).toBe(txId);
+    const { txId, after } = await prepareDeliveredAfterAbort((client) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client, unsafeUnconditionalLedger: true }));
+    expect(after.locked).toBe(txId);
   });
 
   it("two runs of one id at once, over every kind of participant, agree and apply once", async () => {
