@@ -55,6 +55,27 @@ export class StaleTokenError extends FencepostError {
   }
 }
 
+/**
+ * A write whose response was lost, and whose effect can no longer be determined: the item
+ * has moved on (another writer, a newer token) and keeps no trace of it. It may have been
+ * applied and then superseded, or never applied. Read the current state before acting.
+ */
+export class OutcomeUnknownError extends FencepostError {
+  override name = "OutcomeUnknownError";
+}
+
+/**
+ * A fenced store's key names an item that some other part of the table owns (a lock, the
+ * token floor, a counter, your own data): writing it would destroy that item. Choose a
+ * `keyPrefix` that no other user of the table uses.
+ */
+export class KeyInUseError extends FencepostError {
+  override name = "KeyInUseError";
+  constructor(readonly itemKey: string) {
+    super(`Item '${itemKey}' exists and was not written by a FencedStore; refusing to overwrite it. Give the FencedStore a keyPrefix no other item of this table uses.`);
+  }
+}
+
 /** A release (or other owner-only operation) by a client that does not hold the lock. */
 export class NotLockOwnerError extends FencepostError {
   override name = "NotLockOwnerError";

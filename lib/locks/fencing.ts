@@ -9,6 +9,10 @@
  * reaches DynamoDB late (after the SDK retried it, and after the holder's later writes)
  * cannot bring back an older value. `fenceCondition` gives the token check for your own
  * DynamoDB writes (order your own writes within a token, if requests can arrive late).
+ * A put overwrites only items a FencedStore wrote (marked `fp_kind`), so a `keyPrefix` that
+ * collides with lock items, the token floor or your own items fails with KeyInUseError
+ * instead of destroying them. A put whose response was lost, met by a retry after a
+ * newer write, rejects with OutcomeUnknownError (it may have landed).
  * Assumes: each key is guarded by one lock name (tokens of different names are unrelated);
  * the table has a string partition key `pk`.
  */
@@ -20,7 +24,8 @@ import {
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
 import { validateName } from "./client.js";
-import { InvalidArgumentError, StaleTokenError } from "./errors.js";
+import { InvalidArgumentError, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "./errors.js";
+import { trackAttempts } from "./lease.js";
 
 /** A fencing token: a lock grant's number, strictly increasing per lock name. */
 export type FencingToken = number;
@@ -59,9 +64,19 @@ export function fenceCondition(fencingToken: FencingToken, attribute = "fencingT
 export interface FencedStoreOptions {
   tableName: string;
   dynamodb?: DynamoDBClient;
-  /** Prefix of the items' keys, so a store can share a table. Default: "fenced#". */
+  /**
+   * Prefix of the items' keys, so a store can share a table. Default: "fenced#". A put
+   * never overwrites an item a FencedStore did not write (KeyInUseError instead).
+   */
   keyPrefix?: string;
 }
+
+/**
+ * Marks items a FencedStore wrote. A put overwrites only marked items, so no keyPrefix can
+ * make it destroy a lock item or the token floor (which would let tokens regress).
+ */
+const KIND_ATTRIBUTE = "fp_kind";
+const FENCED_KIND = "fenced-value";
 
 let lastSequence = 0;
 /** Increasing within this process: microseconds of wall-clock time, or one more than the last. */
@@ -80,36 +95,58 @@ export class FencedStore<T = unknown> {
     validateName("tableName", options.tableName);
     this.#dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.#tableName = options.tableName;
+    if (options.keyPrefix !== undefined && options.keyPrefix !== "") validateName("keyPrefix", options.keyPrefix);
     this.#prefix = options.keyPrefix ?? "fenced#";
   }
 
   /**
    * Writes `value` under `key` unless a higher token already wrote it (StaleTokenError if
    * one did), or a later write under the same token did.
+   *
+   * If an attempt's response was lost and, by the time a retry arrived, another write
+   * had replaced the item, whether this write landed (and was then overwritten) cannot be
+   * known: OutcomeUnknownError, never StaleTokenError, which would claim it did not land.
+   * KeyInUseError if the key names an item a FencedStore did not write.
    */
   async put(key: string, value: T, fencingToken: FencingToken): Promise<void> {
     validateName("key", key);
     const fence = fenceCondition(fencingToken);
     const sequence = nextSequence();
+    const itemKey = this.#prefix + key;
+    const command = new PutItemCommand({
+      TableName: this.#tableName,
+      Item: {
+        pk: { S: itemKey },
+        [KIND_ATTRIBUTE]: { S: FENCED_KIND },
+        value: { S: JSON.stringify(value) },
+        fencingToken: { N: String(fencingToken) },
+        writeSeq: { N: String(sequence) },
+      },
+      ConditionExpression:
+        "attribute_not_exists(pk) OR (#fp_kind = :fp_kind AND (attribute_not_exists(#fp_token) OR #fp_token < :fp_token OR (#fp_token = :fp_token AND (attribute_not_exists(#fp_seq) OR #fp_seq < :fp_seq))))",
+      ExpressionAttributeNames: { ...fence.ExpressionAttributeNames, "#fp_seq": "writeSeq", "#fp_kind": KIND_ATTRIBUTE },
+      ExpressionAttributeValues: { ...fence.ExpressionAttributeValues, ":fp_seq": { N: String(sequence) }, ":fp_kind": { S: FENCED_KIND } },
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    });
+    const attempts = trackAttempts(command);
     try {
-      await this.#dynamodb.send(
-        new PutItemCommand({
-          TableName: this.#tableName,
-          Item: { pk: { S: this.#prefix + key }, value: { S: JSON.stringify(value) }, fencingToken: { N: String(fencingToken) }, writeSeq: { N: String(sequence) } },
-          ConditionExpression: "attribute_not_exists(#fp_token) OR #fp_token < :fp_token OR (#fp_token = :fp_token AND (attribute_not_exists(#fp_seq) OR #fp_seq < :fp_seq))",
-          ExpressionAttributeNames: { ...fence.ExpressionAttributeNames, "#fp_seq": "writeSeq" },
-          ExpressionAttributeValues: { ...fence.ExpressionAttributeValues, ":fp_seq": { N: String(sequence) } },
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
+      await this.#dynamodb.send(command);
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) {
-        const found = { token: Number(err.Item?.["fencingToken"]?.N ?? Number.NaN), sequence: Number(err.Item?.["writeSeq"]?.N ?? Number.NaN) };
-        // Our own earlier attempt of this very write (its response was lost): it applied.
-        if (found.token === fencingToken && found.sequence === sequence) return;
-        throw new StaleTokenError(key, fencingToken, found.token);
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      const item = err.Item ?? {};
+      if (item[KIND_ATTRIBUTE]?.S !== FENCED_KIND) throw new KeyInUseError(itemKey);
+      const found = { token: Number(item["fencingToken"]?.N ?? Number.NaN), sequence: Number(item["writeSeq"]?.N ?? Number.NaN) };
+      // Our own earlier attempt of this very write (its response was lost): it applied.
+      if (found.token === fencingToken && found.sequence === sequence) return;
+      // An earlier attempt may have landed before the write we now see replaced it.
+      if (attempts.uncertain) {
+        throw new OutcomeUnknownError(
+          `The write to '${key}' with fencing token ${fencingToken} lost its response, and the item now holds a write by token ${found.token}: ` +
+            `it may have landed and been overwritten, or never landed. Read the key before relying on either.`,
+          { cause: err },
+        );
       }
-      throw err;
+      throw new StaleTokenError(key, fencingToken, found.token);
     }
   }
 
@@ -119,7 +156,7 @@ export class FencedStore<T = unknown> {
     const { Item } = await this.#dynamodb.send(
       new GetItemCommand({ TableName: this.#tableName, Key: { pk: { S: this.#prefix + key } }, ConsistentRead: true }),
     );
-    if (!Item?.["value"]?.S) return undefined;
+    if (Item?.[KIND_ATTRIBUTE]?.S !== FENCED_KIND || !Item["value"]?.S) return undefined;
     return { value: JSON.parse(Item["value"].S) as T, fencingToken: Number(Item["fencingToken"]?.N) };
   }
 }

@@ -15,13 +15,10 @@
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { validateName } from "./client.js";
-import { FencepostError, InvalidArgumentError } from "./errors.js";
+import { InvalidArgumentError, OutcomeUnknownError } from "./errors.js";
 import { certainlyNotApplied, trackAttempts } from "./lease.js";
 
-/** A write whose response was lost and whose effect can no longer be determined. */
-export class OutcomeUnknownError extends FencepostError {
-  override name = "OutcomeUnknownError";
-}
+export { OutcomeUnknownError };
 
 export interface Versioned<T> {
   readonly value: T;
