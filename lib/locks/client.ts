@@ -15,9 +15,13 @@
  * queues behind those already waiting: first come, first served. The head waiter polls
  * with grant attempts, the others with reads, every `pollMs` while the lock changes
  * hands and backing off (up to `maxPollMs`) while it does not, so a release is noticed
- * within one poll rather than one lease. A dead waiter cannot block the queue: if the
- * head and the lock's version stay unchanged for the holder's lease plus `headTimeoutMs`
- * on an observer's clock, the observer removes that head (conditionally on both). The
+ * within one poll rather than one lease. A dead waiter cannot block the queue: each place
+ * lasts `waiterLeaseMs` unless its waiter renews it (one write per half lease), and a
+ * grant removes the dead places ahead of its grantee in the same write, so any number of
+ * crashed waiters cost the next one at most one waiter lease, and `tryAcquire` and
+ * `sweep` see past them too. The queue holds at most `maxWaiters` places (an acquire
+ * beyond it fails with LockQueueFullError), and owner ids and attached data are bounded,
+ * so the item stays far below DynamoDB's 400 KB and a release can always be written. The
  * queue orders grants; safety never depends on it.
  *
  * Takeover without synchronized clocks: a waiter takes over a held lock only after it
@@ -39,8 +43,18 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { systemClock, sleep, type MonotonicClock } from "./clock.js";
-import { FencepostError, InvalidArgumentError, LockLostError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
-import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { FencepostError, InvalidArgumentError, LockLostError, LockQueueFullError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
+import {
+  certainlyNotApplied,
+  deadPrefix,
+  formatQueueEntry,
+  isDeadEntry,
+  LeaseStore,
+  MAX_WAITERS,
+  parseQueueEntry,
+  type GrantExpectation,
+  type LeaseRecord,
+} from "./lease.js";
 import { elect, leader, observe, type ElectOptions, type Leader, type Leadership } from "./election.js";
 import { Lock, type LeaseKeeper } from "./lock.js";
 import { kindAndName, LockFunction, RemoteLeaseKeeper } from "./remote.js";
@@ -81,8 +95,14 @@ export interface CommonLockClientOptions {
   pollMs?: number;
   /** Slowest poll while waiting. Default: min(leaseMs / 4, 1000) ms. */
   maxPollMs?: number;
-  /** How long a queue head may sit on a free lock before others skip it. Default: 2 * maxPollMs + 500 ms. */
-  headTimeoutMs?: number;
+  /**
+   * How long a waiter's place in the queue lasts unless the waiter renews it (it does, every
+   * half of this, while it waits): a crashed waiter holds others up at most this long, plus
+   * one second for clock skew. Default: max(5000, 4 * maxPollMs) ms.
+   */
+  waiterLeaseMs?: number;
+  /** Most waiters queued on one lock; an acquire beyond it fails with LockQueueFullError. Default 256, at most 1000. */
+  maxWaiters?: number;
   /** Holder-side margin for clock drift and timer lateness. Default: max(2% of leaseMs, 50 ms). */
   safetyMarginMs?: number;
   /** Monotonic clock; injectable for tests. */
@@ -108,6 +128,7 @@ export interface LockState {
   fencingToken: number;
   leaseMs: number;
   released: boolean;
+  /** Waiters queued with a live place (dead places, of crashed waiters, are not counted). */
   waiters: number;
   data: string | undefined;
   /**
@@ -121,6 +142,10 @@ export interface LockState {
 }
 
 const MAX_NAME_LENGTH = 512;
+/** Owner ids are stored in every queue place, so they are shorter than names. */
+const MAX_OWNER_ID_BYTES = 256;
+/** Data attached to a grant (a leader's address, say). */
+const MAX_DATA_BYTES = 16 * 1024;
 /** Time kept back from a Lambda invocation for release and the response. */
 const INVOCATION_RESERVE_MS = 500;
 
@@ -153,6 +178,8 @@ function nonNegative(field: string, value: number | undefined): void {
   }
 }
 
+const DEFAULT_MAX_WAITERS = 256;
+
 /** Longest wait one remote acquire invocation is asked for; longer waits take several. */
 const REMOTE_WAIT_SLICE_MS = 20_000;
 
@@ -178,8 +205,12 @@ export class LockClient {
     positive("pollMs", options.pollMs);
     if (!("functionName" in options)) {
       positive("maxPollMs", options.maxPollMs);
-      nonNegative("headTimeoutMs", options.headTimeoutMs);
+      positive("waiterLeaseMs", options.waiterLeaseMs);
       nonNegative("safetyMarginMs", options.safetyMarginMs);
+      const maxWaiters = options.maxWaiters;
+      if (maxWaiters !== undefined && !(Number.isSafeInteger(maxWaiters) && maxWaiters >= 1 && maxWaiters <= MAX_WAITERS)) {
+        throw new InvalidArgumentError("maxWaiters", `must be an integer from 1 to ${MAX_WAITERS}, got ${maxWaiters}`);
+      }
     }
     if ("functionName" in options) {
       validateName("functionName", options.functionName);
@@ -194,6 +225,8 @@ export class LockClient {
     }
     this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     validateName("ownerId", this.ownerId);
+    const ownerBytes = Buffer.byteLength(this.ownerId, "utf8");
+    if (ownerBytes > MAX_OWNER_ID_BYTES) throw new InvalidArgumentError("ownerId", `must be at most ${MAX_OWNER_ID_BYTES} bytes as UTF-8, got ${ownerBytes}`);
     this.#clock = options.clock ?? systemClock;
     this.#leaseMs = options.leaseMs ?? 10_000;
     this.#waitMs = options.waitMs ?? 60_000;
@@ -225,7 +258,12 @@ export class LockClient {
     }
     const attempt = randomUUID();
     const sentAt = this.#clock.now();
-    const outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free" });
+    let outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free" });
+    const found = outcome.granted ? undefined : outcome.record;
+    if (found && found.holder === undefined && found.queue.length > 0 && deadPrefix(found.queue).length === found.queue.length) {
+      // Free, and every queued waiter is dead: take it, removing their places.
+      outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free", skip: found.queue });
+    }
     if (outcome.granted) return this.#lockFrom(name, key, outcome.record, sentAt, leaseMs, stopBy);
     return undefined;
   }
@@ -304,8 +342,11 @@ export class LockClient {
     const clock = this.#clock;
     const { leaseMs, waitMs, stopBy } = this.#bounds(options);
     const maxPollMs = this.#options.maxPollMs ?? Math.max(this.#pollMs, Math.min(leaseMs / 4, 1000));
-    const headTimeoutMs = this.#options.headTimeoutMs ?? 2 * maxPollMs + 500;
+    const waiterLeaseMs = this.#options.waiterLeaseMs ?? Math.max(5000, 4 * maxPollMs);
+    const maxWaiters = this.#options.maxWaiters ?? DEFAULT_MAX_WAITERS;
     const waiter = `${this.ownerId}#${randomUUID().slice(0, 8)}`;
+    const newPlace = () => formatQueueEntry({ waiter, aliveUntil: Date.now() + waiterLeaseMs });
+    const placeOf = (r: LeaseRecord | undefined) => (r ? r.queue.findIndex((entry) => parseQueueEntry(entry).waiter === waiter) : -1);
     const started = clock.now();
     const deadline = started + waitMs;
     // Every grant attempt's id and when it was first sent: an item stamped with one of
@@ -313,26 +354,23 @@ export class LockClient {
     const attempts = new Map<string, number>();
     let record: LeaseRecord | undefined;
     let known = false;
-    // Since when (receipt time of the answer that first showed them) the lock's version and
-    // the queue head have been seen unchanged.
-    let seen = { version: "", versionSince: started, head: "", headSince: started };
+    // Since when (receipt time of the answer that first showed it) the lock's version has
+    // been seen unchanged.
+    let seen = { version: "", since: started };
     let pollMs = this.#pollMs;
 
     const observe = (found: LeaseRecord | undefined) => {
       record = found;
       known = true;
       if (!found) return;
-      const now = clock.now();
-      const head = found.queue[0] ?? "";
-      if (head !== seen.head) seen = { ...seen, head, headSince: now };
       if (found.version !== seen.version) {
-        seen = { ...seen, version: found.version, versionSince: now };
+        seen = { version: found.version, since: clock.now() };
         pollMs = this.#pollMs;
       } else pollMs = Math.min(maxPollMs, pollMs * 1.5);
     };
     const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === this.ownerId && attempts.has(r.version);
 
-    let pollNext = false; // the queue head polls with a grant attempt, whose failure returns the item
+    let pollNext = false; // a waiter whose turn it is polls with a grant attempt, whose failure returns the item
     try {
       for (;;) {
         options.signal?.throwIfAborted();
@@ -340,9 +378,13 @@ export class LockClient {
         const now = clock.now();
         if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
         try {
-          const head = record?.queue[0];
-          const expired = record?.holder !== undefined && record.version === seen.version && now - seen.versionSince >= record.leaseMs;
-          const myTurn = head === undefined || head === waiter;
+          const queue = record?.queue ?? [];
+          const position = placeOf(record);
+          const ahead = position < 0 ? queue : queue.slice(0, position);
+          const dead = deadPrefix(ahead);
+          // Our turn: everyone queued ahead of us (everyone, if we have no place) is dead.
+          const myTurn = dead.length === ahead.length;
+          const expired = record?.holder !== undefined && record.version === seen.version && now - seen.since >= record.leaseMs;
           if (!known || record === undefined || (myTurn && (record.holder === undefined || expired || pollNext))) {
             pollNext = false;
             const attempt = randomUUID();
@@ -350,32 +392,40 @@ export class LockClient {
             const outcome = await this.#grant(key, attempt, leaseMs, options.data, {
               kind: expired ? "expired" : "free",
               version: expired ? record!.version : undefined,
-              queueHead: head === waiter ? waiter : undefined,
+              skip: dead,
+              mine: position >= 0 ? queue[position] : undefined,
             });
             if (outcome.granted) return this.#lockFrom(name, key, outcome.record, attempts.get(attempt)!, leaseMs, stopBy);
             const before = record;
             observe(outcome.record);
             // The item was not as we last saw it: decide again with what the failed write returned.
-            if (outcome.record?.version !== before?.version || outcome.record?.queue[0] !== before?.queue[0]) continue;
+            if (outcome.record?.version !== before?.version || outcome.record?.queue.join() !== before?.queue.join()) continue;
           }
-          const position = record ? record.queue.indexOf(waiter) : -1;
           if (record && position < 0) {
-            // Not our turn: take a place in the queue (one write per wait), then decide again.
-            observe(await this.store.enqueue(key, waiter));
+            // Not our turn: take a place in the queue, then decide again.
+            const after = await this.store.enqueue(key, newPlace(), maxWaiters);
+            observe(after);
+            if (after && placeOf(after) < 0 && after.queue.length >= Math.min(maxWaiters, MAX_WAITERS)) {
+              const deadHead = deadPrefix(after.queue);
+              if (deadHead.length === 0) throw new LockQueueFullError(name, after.queue.length);
+              await this.store.prune(key, deadHead);
+              observe(await this.store.read(key));
+            }
             continue;
           }
-          const stuckSince = Math.max(seen.headSince, seen.versionSince);
-          if (position > 0 && seen.head !== "" && clock.now() - stuckSince >= (record?.holder ? record.leaseMs : 0) + headTimeoutMs) {
-            // The head has neither taken the lock nor left for too long: skip it.
-            await this.store.dequeue(key, seen.head, 0, seen.version);
+          const mine = position >= 0 ? queue[position]! : undefined;
+          if (mine !== undefined && parseQueueEntry(mine).aliveUntil - Date.now() < waiterLeaseMs / 2) {
+            // Keep our place alive (its answer doubles as a poll).
+            observe(await this.store.renewPlace(key, position, mine, newPlace()));
+            continue;
           }
           await sleep(Math.min(pollMs, Math.max(0, deadline - clock.now())), options.signal);
-          if (position === 0) pollNext = true;
+          if (myTurn) pollNext = true;
           else observe(await this.store.read(key));
         } catch (err) {
           // Throttled, or an outcome we could not learn: wait a poll and look again. Attempt
           // ids stay in `attempts`, so a grant that landed unseen is recognised later.
-          if ((certainlyNotApplied(err) && !isThrottling(err)) || options.signal?.aborted) throw err;
+          if (err instanceof FencepostError || (certainlyNotApplied(err) && !isThrottling(err)) || options.signal?.aborted) throw err;
           await sleep(pollMs, options.signal);
           observe(await this.store.read(key).catch(() => record));
         }
@@ -416,10 +466,11 @@ export class LockClient {
       if (found && found.holder === this.ownerId && attempts.has(found.version)) {
         await this.store.release(key, this.ownerId, found.fencingToken, randomUUID());
       }
-      const position = (found ?? last)?.queue.indexOf(waiter) ?? -1;
-      if (position >= 0) await this.store.dequeue(key, waiter, position);
+      const queue = (found ?? last)?.queue ?? [];
+      const position = queue.findIndex((entry) => parseQueueEntry(entry).waiter === waiter);
+      if (position >= 0) await this.store.dequeue(key, queue[position]!, position);
     } catch {
-      // Best effort: an orphaned grant expires after one lease; a stale queue entry is skipped after headTimeoutMs.
+      // Best effort: an orphaned grant expires after one lease; a stale place dies after waiterLeaseMs.
     }
   }
 
@@ -439,6 +490,10 @@ export class LockClient {
 
   #bounds(options: AcquireOptions): { leaseMs: number; waitMs: number; stopBy: number | undefined } {
     positive("leaseMs", options.leaseMs);
+    if (options.data !== undefined) {
+      const bytes = typeof options.data === "string" ? Buffer.byteLength(options.data, "utf8") : Number.NaN;
+      if (!(bytes <= MAX_DATA_BYTES)) throw new InvalidArgumentError("data", `must be a string of at most ${MAX_DATA_BYTES} bytes as UTF-8, got ${typeof options.data === "string" ? `${bytes} bytes` : typeof options.data}`);
+    }
     let leaseMs = options.leaseMs ?? this.#leaseMs;
     let waitMs = options.waitMs ?? this.#waitMs;
     let stopBy: number | undefined;
@@ -466,7 +521,7 @@ export function stateOf(record: LeaseRecord | undefined): LockState | undefined 
     fencingToken: record.fencingToken,
     leaseMs: record.leaseMs,
     released: record.holder === undefined,
-    waiters: record.queue.length,
+    waiters: record.queue.filter((entry) => !isDeadEntry(entry)).length,
     data: record.data,
     ...expiry(record),
   };

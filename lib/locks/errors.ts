@@ -76,6 +76,20 @@ export class KeyInUseError extends FencepostError {
   }
 }
 
+/**
+ * The lock's waiter queue is full (`maxWaiters` live waiters): the acquire did not wait.
+ * Back off and try again, or raise `maxWaiters` (at most 1000).
+ */
+export class LockQueueFullError extends FencepostError {
+  override name = "LockQueueFullError";
+  constructor(
+    readonly lockName: string,
+    readonly waiters: number,
+  ) {
+    super(`Lock '${lockName}' already has ${waiters} waiters queued, the most its item allows; not waiting. Back off and retry later, or raise the client's maxWaiters (up to 1000).`);
+  }
+}
+
 /** A release (or other owner-only operation) by a client that does not hold the lock. */
 export class NotLockOwnerError extends FencepostError {
   override name = "NotLockOwnerError";

@@ -13,8 +13,16 @@
  * - Tokens never regress. Deleting an idle item (`sweep`) first raises a table-wide
  *   token floor to at least the item's token; a grant that recreates a missing item takes
  *   floor + 1 in a transaction that checks the floor did not move.
- * - The waiter queue (`queue`, a list of waiter ids) only orders grants; it is never
- *   needed for safety.
+ * - The waiter queue (`queue`) only orders grants; it is never needed for safety. Each
+ *   entry is a waiter id and the wall-clock time its place lasts until (`QueueEntry`);
+ *   the waiter renews it while it waits. A place past that time (plus an allowance for
+ *   clock skew) is dead, and any grant may remove dead places ahead of its grantee, so a
+ *   crashed waiter holds others up for one waiter lease at most, not one timeout per
+ *   dead waiter. Wall clocks decide only this fairness question: a skewed clock can at
+ *   worst send a live waiter to the back of the queue.
+ * - The item stays below DynamoDB's 400 KB limit: at most MAX_WAITERS queue entries of
+ *   bounded size (owner ids and attached data are bounded by LockClient), so a release
+ *   can always be written.
  * Assumes: a table with a string partition key `pk`, strongly consistent reads.
  */
 import {
@@ -37,6 +45,49 @@ type Item = Record<string, AttributeValue>;
 /** How many times a release is sent while the item shows it never arrived (about 5 s of backoff in all). */
 const RELEASE_TRIES = 8;
 
+/** Most queue entries a lock item can hold, whatever a client's `maxWaiters` says. */
+export const MAX_WAITERS = 1000;
+/** Most dead entries one write removes (keeps condition expressions short). */
+const MAX_SKIP_PER_WRITE = 32;
+/** A queue place is dead only this long after its stamp, to allow for clock skew between waiters. */
+export const QUEUE_CLOCK_ALLOWANCE_MS = 1000;
+
+/**
+ * One place in a lock's waiter queue: `<waiter id>@<alive until, epoch ms>`. The waiter
+ * renews it while it waits; after `aliveUntil` (plus QUEUE_CLOCK_ALLOWANCE_MS) it is dead.
+ */
+export interface QueueEntry {
+  readonly waiter: string;
+  readonly aliveUntil: number;
+}
+
+export function formatQueueEntry(entry: QueueEntry): string {
+  return `${entry.waiter}@${Math.round(entry.aliveUntil)}`;
+}
+
+/** Parses an entry; an entry without a stamp (written by an older client) counts as dead. */
+export function parseQueueEntry(raw: string): QueueEntry {
+  const at = raw.lastIndexOf("@");
+  const stamp = at < 0 ? Number.NaN : Number(raw.slice(at + 1));
+  if (at < 0 || !Number.isSafeInteger(stamp)) return { waiter: raw, aliveUntil: 0 };
+  return { waiter: raw.slice(0, at), aliveUntil: stamp };
+}
+
+/** Whether a queue place is dead by this process's wall clock. */
+export function isDeadEntry(raw: string, now = Date.now()): boolean {
+  return parseQueueEntry(raw).aliveUntil + QUEUE_CLOCK_ALLOWANCE_MS < now;
+}
+
+/** The entries at the head of `queue` that are dead, up to (not including) the first live one. */
+export function deadPrefix(queue: readonly string[], now = Date.now()): string[] {
+  const dead: string[] = [];
+  for (const raw of queue) {
+    if (!isDeadEntry(raw, now)) break;
+    dead.push(raw);
+  }
+  return dead;
+}
+
 /** The item of one lock, as last read or written. */
 export interface LeaseRecord {
   readonly key: string;
@@ -49,7 +100,7 @@ export interface LeaseRecord {
   readonly leaseMs: number;
   /** Value the holder attached (a leader's address, say). */
   readonly data: string | undefined;
-  /** Waiter ids in arrival order. */
+  /** Waiters' places (formatted QueueEntry) in arrival order. */
   readonly queue: readonly string[];
   readonly releasedBy: string | undefined;
   /** Wall-clock times (epoch ms), informational only: never used for safety. */
@@ -128,8 +179,16 @@ export interface GrantExpectation {
   /** `free`: no holder. `expired`: still at `version`, observed unchanged for a full lease. */
   readonly kind: "free" | "expired";
   readonly version?: string;
-  /** This waiter's id when it believes it heads the queue; undefined to require an empty queue. */
-  readonly queueHead?: string;
+  /**
+   * Dead places at the head of the queue that the grant removes, exactly as read (a run
+   * longer than MAX_SKIP_PER_WRITE is pruned in writes of its own first).
+   */
+  readonly skip?: readonly string[];
+  /**
+   * This waiter's own place, right after `skip`: the grant requires it there and removes
+   * it. Undefined for a grantee not in the queue: then the queue must hold only `skip`.
+   */
+  readonly mine?: string;
 }
 
 export interface GrantRequest {
@@ -200,13 +259,21 @@ export class LeaseStore {
       set.push("#data = :data");
       values[":data"] = s(req.data);
     } else remove.push("#data");
-    if (expect.queueHead !== undefined) {
-      conditions.push("#queue[0] = :waiter");
-      values[":waiter"] = s(expect.queueHead);
-      remove.push("#queue[0]");
-    } else {
-      conditions.push("(attribute_not_exists(#queue) OR size(#queue) = :zero)");
-      values[":zero"] = n(0);
+    let skip = expect.skip ?? [];
+    // A long run of dead places goes in separate writes first, keeping expressions short.
+    while (skip.length > MAX_SKIP_PER_WRITE) {
+      if (!(await this.prune(req.key, skip.slice(0, MAX_SKIP_PER_WRITE)))) return { granted: false, record: await this.read(req.key) };
+      skip = skip.slice(MAX_SKIP_PER_WRITE);
+    }
+    const ahead = expect.mine === undefined ? skip : [...skip, expect.mine];
+    ahead.forEach((entry, i) => {
+      conditions.push(`#queue[${i}] = :q${i}`);
+      values[`:q${i}`] = s(entry);
+      remove.push(`#queue[${i}]`);
+    });
+    if (expect.mine === undefined) {
+      conditions.push(skip.length === 0 ? "(attribute_not_exists(#queue) OR size(#queue) = :size)" : "size(#queue) = :size");
+      values[":size"] = n(skip.length);
     }
     const result = await this.stamped(req.key, req.attempt, async () => {
       const out = await this.dynamodb.send(
@@ -369,17 +436,39 @@ export class LeaseStore {
     return { released: alreadyReleasedByUs, found, stillOurs };
   }
 
-  /** Appends `waiter` to the queue unless it is already there. Resolves to the record after. */
-  async enqueue(key: string, waiter: string): Promise<LeaseRecord | undefined> {
+  /**
+   * Appends `entry` (a formatted QueueEntry) to the queue unless the waiter already has a
+   * place or the queue holds `maxWaiters` places. Resolves to the record after (or as
+   * found, when the condition failed): the caller looks for its place in it.
+   */
+  async enqueue(key: string, entry: string, maxWaiters: number): Promise<LeaseRecord | undefined> {
+    return this.#queueWrite(
+      key,
+      "SET #queue = list_append(if_not_exists(#queue, :empty), :entry)",
+      "attribute_exists(pk) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
+      { ":empty": { L: [] }, ":entry": { L: [s(entry)] }, ":id": s(entry), ":max": n(Math.min(maxWaiters, MAX_WAITERS)) },
+    );
+  }
+
+  /**
+   * Replaces the waiter's place `current` at `index` with `next` (a later stamp), if it is
+   * still there. Resolves to the record after, or as found when it was not.
+   */
+  async renewPlace(key: string, index: number, current: string, next: string): Promise<LeaseRecord | undefined> {
+    return this.#queueWrite(key, `SET #queue[${index}] = :next`, `#queue[${index}] = :current`, { ":next": s(next), ":current": s(current) });
+  }
+
+  /** One conditional write to the queue: the record after it, or as found when the condition failed. */
+  async #queueWrite(key: string, update: string, condition: string, values: Item): Promise<LeaseRecord | undefined> {
     try {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: s(key) },
-          UpdateExpression: "SET #queue = list_append(if_not_exists(#queue, :empty), :waiter)",
-          ConditionExpression: "attribute_exists(pk) AND NOT contains(#queue, :id)",
+          UpdateExpression: update,
+          ConditionExpression: condition,
           ExpressionAttributeNames: { "#queue": "queue" },
-          ExpressionAttributeValues: { ":empty": { L: [] }, ":waiter": { L: [s(waiter)] }, ":id": s(waiter) },
+          ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -392,26 +481,43 @@ export class LeaseStore {
   }
 
   /**
-   * Removes `waiter` from the queue at `index` if it is still there and, when `version`
-   * is given, the lock has not moved since it was observed. Used by a waiter that gives
-   * up, and to skip a dead waiter at the head. Best effort: false if anything changed.
+   * Removes `dead`, the first entries of the queue exactly as read (at most
+   * MAX_SKIP_PER_WRITE of them), if they are still there. False if the queue changed.
    */
-  async dequeue(key: string, waiter: string, index: number, version?: string): Promise<boolean> {
-    const values: Item = { ":waiter": s(waiter) };
-    let condition = `#queue[${index}] = :waiter`;
-    if (version !== undefined) {
-      condition += " AND #version = :version";
-      values[":version"] = s(version);
+  async prune(key: string, dead: readonly string[]): Promise<boolean> {
+    const head = dead.slice(0, MAX_SKIP_PER_WRITE);
+    if (head.length === 0) return true;
+    const values: Item = {};
+    head.forEach((entry, i) => (values[`:q${i}`] = s(entry)));
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: s(key) },
+          UpdateExpression: `REMOVE ${head.map((_, i) => `#queue[${i}]`).join(", ")}`,
+          ConditionExpression: head.map((_, i) => `#queue[${i}] = :q${i}`).join(" AND "),
+          ExpressionAttributeNames: { "#queue": "queue" },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
     }
+  }
+
+  /** Removes the place `entry` at `index` if it is still there (a waiter that gives up). */
+  async dequeue(key: string, entry: string, index: number): Promise<boolean> {
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: s(key) },
           UpdateExpression: `REMOVE #queue[${index}]`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: { "#queue": "queue", ...(version !== undefined ? { "#version": "version" } : {}) },
-          ExpressionAttributeValues: values,
+          ConditionExpression: `#queue[${index}] = :entry`,
+          ExpressionAttributeNames: { "#queue": "queue" },
+          ExpressionAttributeValues: { ":entry": s(entry) },
         }),
       );
       return true;
@@ -423,7 +529,7 @@ export class LeaseStore {
 
   /**
    * Deletes released lock items (keys starting with `prefix`) idle since before
-   * `releasedBefore` (epoch ms) with nobody queued. For each, the token floor is raised to
+   * `releasedBefore` (epoch ms) with nobody alive queued (dead places are removed first). For each, the token floor is raised to
    * the item's token first, so a later grant of the same name continues above it.
    * Resolves to the number of items deleted.
    */
@@ -441,8 +547,14 @@ export class LeaseStore {
         }),
       );
       for (const item of page.Items ?? []) {
-        const record = parseLease(item);
-        if (!record || record.queue.length > 0) continue;
+        let record = parseLease(item);
+        if (!record || deadPrefix(record.queue).length < record.queue.length) continue;
+        while (record && record.queue.length > 0) {
+          const dead = deadPrefix(record.queue);
+          if (dead.length === 0 || !(await this.prune(record.key, dead))) break;
+          record = await this.read(record.key);
+        }
+        if (!record || record.queue.length > 0 || record.holder !== undefined) continue;
         await this.raiseFloor(record.fencingToken);
         try {
           await this.dynamodb.send(

@@ -4,7 +4,8 @@
  * (functions/locks.ts), which validates every request against the schema before it
  * touches DynamoDB, and by the remote-mode LockClient, which sends them.
  *
- * Bounds: names, owners, namespaces and values up to 512 characters; attached data up to
+ * Bounds: names, namespaces and values up to 512 characters; owners up to 256 (and 256
+ * UTF-8 bytes, as LockClient requires: an owner id is stored in every queue place); attached data up to
  * 4 KiB; waits up to 15 minutes (Lambda's limit); leases from 1 ms to 24 hours. Unknown
  * fields are refused, not ignored, so a misspelt option never silently does nothing.
  */
@@ -55,7 +56,7 @@ export interface LockResponses {
 }
 
 const name = text(512);
-const owner = text(512);
+const owner = text(256);
 const waitMs = { type: "integer", minimum: 0, maximum: 900_000 };
 const leaseMs = { type: "integer", minimum: 1, maximum: 86_400_000 };
 const data = { type: "string", maxLength: 4096 };

@@ -89,7 +89,10 @@ it("retries the first grant of a new name when its transaction conflicts with an
 it("refuses bad options and names with InvalidArgumentError naming the field", async () => {
   for (const [field, options] of [
     ["safetyMarginMs", { safetyMarginMs: -1 }],
-    ["headTimeoutMs", { headTimeoutMs: -5 }],
+    ["waiterLeaseMs", { waiterLeaseMs: -5 }],
+    ["maxWaiters", { maxWaiters: 1001 }],
+    ["maxWaiters", { maxWaiters: 0 }],
+    ["ownerId", { ownerId: "o".repeat(257) }],
     ["maxPollMs", { maxPollMs: 0 }],
     ["leaseMs", { leaseMs: Number.NaN }],
     ["pollMs", { pollMs: -1 }],
