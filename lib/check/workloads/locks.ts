@@ -5,6 +5,11 @@
  * write, then write with the token they had: the new holder must have been granted, and
  * the paused holder's write must be rejected.
  *
+ * Queues are long and hold dead waiters: half the operations go to one hot lock, and some
+ * waiters crash while queued (their client is cut off from DynamoDB mid-wait and
+ * abandoned, leaving its place behind, and sometimes an orphaned grant that only its lease
+ * ends). The live waiters must still be granted within their wait.
+ *
  * History (one fenced-mutex object per lock name, see models.ts): `acquire`, `write`,
  * `read`, `release`, and `leaseEnd`, the instant the holder stopped believing it held
  * the lock: the last moment its Lock said `held`, extended by `remainingMs()` converted
@@ -15,7 +20,8 @@
  * - `grant: "unconditional"`: a lock that reads the item and then writes it without a
  *   condition (the classic check-then-act race).
  */
-import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { injectFaults } from "../middleware.js";
 import { fencedMutex } from "../models.js";
 import { lockAnomalies } from "../invariants.js";
 import { FencedStore } from "../../locks/fencing.js";
@@ -30,6 +36,8 @@ export interface LockWorkloadOptions {
   leaseMs?: number;
   /** Chance that a holder is paused for 1.2–2 leases before one of its writes. Default 0.08. */
   pauseChance?: number;
+  /** Chance that an operation is a waiter that crashes while queued. Default 0.05. */
+  deadWaiterChance?: number;
   /** "off": the negative control with an unfenced store. */
   fencing?: "on" | "off";
   /** "unconditional": the negative control with a check-then-act lock. */
@@ -56,10 +64,14 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   const pauseChance = options.pauseChance ?? 0.08;
   const run = startWorkload(env, name, options.workers ?? 8);
   const lockNames = Array.from({ length: options.locks ?? 4 }, (_, i) => `verify-${env.runId}-${control ? "control" : "lock"}-${i}`);
+  const deadWaiterChance = options.grant === "unconditional" ? 0 : (options.deadWaiterChance ?? 0.05);
+  // A dead place costs the next waiter one waiter lease (plus 1 s skew allowance): well within the wait.
+  const waiterLeaseMs = leaseMs;
+  let deadWaiters = 0;
 
   const acquirerFor = (w: Worker): ((lock: string) => Promise<HeldLock>) => {
     if (options.grant === "unconditional") return (lock) => unconditionalAcquire(w.dynamodb, env.tableName, lock, w.id, leaseMs, w.clock);
-    const client = new LockClient({ tableName: env.tableName, dynamodb: w.dynamodb, ownerId: `${env.runId}-${w.id}`, leaseMs, waitMs: 4 * leaseMs, clock: w.clock });
+    const client = new LockClient({ tableName: env.tableName, dynamodb: w.dynamodb, ownerId: `${env.runId}-${w.id}`, leaseMs, waitMs: 4 * leaseMs, waiterLeaseMs, clock: w.clock });
     return (lock) => client.acquire(lock);
   };
   const storeFor = (w: Worker): Store =>
@@ -73,8 +85,33 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   await run.loop(async (w) => {
     const { acquire, store } = clients.get(w.id)!;
     const { recorder, pauses } = run;
-    const lockName = w.random.pick(lockNames);
+    // Half the operations queue on one hot lock.
+    const lockName = w.random.chance(0.5) ? lockNames[0]! : w.random.pick(lockNames);
     const spec = (f: string, input: object) => ({ process: w.id, key: lockName, f, input });
+    if (w.random.chance(deadWaiterChance)) {
+      // A waiter that crashes: a client of its own, cut off from DynamoDB after a while and
+      // abandoned. Whatever it achieved (a place, perhaps a grant) it never reports: info.
+      const dynamodb = new DynamoDBClient(env.dynamodb);
+      let cut = false;
+      injectFaults(dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
+      const ghost = new LockClient({ tableName: env.tableName, dynamodb, ownerId: `${env.runId}-${w.id}-dead${deadWaiters++}`, leaseMs, waitMs: 4 * leaseMs, waiterLeaseMs, clock: w.clock });
+      const stop = new AbortController();
+      const crashAfter = pauseFor(w.random.int(1, leaseMs)).then(() => {
+        cut = true;
+        stop.abort();
+      });
+      await recorder.record(
+        spec("acquire", {}),
+        async () => {
+          await ghost.acquire(lockName, { signal: stop.signal }).catch(() => undefined);
+          await crashAfter;
+          throw new Error("the waiter crashed");
+        },
+        () => ({ outcome: "info" }),
+      );
+      dynamodb.destroy();
+      return;
+    }
     let lock: HeldLock | undefined;
     const grant = await recorder.record(
       spec("acquire", {}),
@@ -137,6 +174,7 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       grants: countOk(history, "acquire"),
       "writes accepted": countOk(history, "write", (o) => o === "ok"),
       "stale writes rejected": countOk(history, "write", (o) => o === "stale"),
+      "dead waiters": deadWaiters,
     }),
   });
 }
