@@ -13,7 +13,7 @@ process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 import { synthesizeTemplate } from "../infra/synth.js";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { LocalCloudError, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
+import { LocalCloudError, shellExports, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
 import { formatTable, renderHtml, runVerification, WORKLOADS, type WorkloadName } from "../lib/check/index.js";
 import { FencepostError } from "../lib/locks/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
@@ -78,7 +78,7 @@ function describe(cloud: LocalCloud): string {
     ...Object.entries(cloud.functions).map(([role, name]) => `  function ${role.padEnd(15)} ${name}`),
     "",
     "Point the AWS SDK or CLI at it:",
-    `  export AWS_ENDPOINT_URL_DYNAMODB=${cloud.endpoints.dynamodb} AWS_ENDPOINT_URL_SQS=${cloud.endpoints.sqs}${cloud.endpoints.lambda ? ` AWS_ENDPOINT_URL_LAMBDA=${cloud.endpoints.lambda}` : ""} AWS_REGION=${cloud.region}`,
+    `  ${shellExports(cloud)}`,
     "Try, in another shell:  npm run fencepost -- lock acquire demo",
     "Ctrl-C stops it.",
   ];

@@ -149,3 +149,21 @@ export async function startLocalCloud(options: LocalCloudOptions = {}): Promise<
     throw err;
   }
 }
+
+/**
+ * The shell line that points a default AWS SDK or CLI at the cloud: endpoints, region and
+ * credentials (the embedded emulators accept any; DynamoDB Local shares one database
+ * between all credentials, so these are only needed because the SDK insists on some).
+ */
+export function shellExports(cloud: LocalCloud): string {
+  const { credentials } = cloud.clientConfig("dynamodb");
+  const vars = {
+    AWS_ENDPOINT_URL_DYNAMODB: cloud.endpoints.dynamodb,
+    AWS_ENDPOINT_URL_SQS: cloud.endpoints.sqs,
+    ...(cloud.endpoints.lambda ? { AWS_ENDPOINT_URL_LAMBDA: cloud.endpoints.lambda } : {}),
+    AWS_REGION: cloud.region,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  };
+  return `export ${Object.entries(vars).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+}

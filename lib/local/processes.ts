@@ -113,7 +113,7 @@ export async function startDynamoDbLocal(options: { timeoutMs?: number } = {}): 
   assertJava(java);
   const home = dynamoDbLocalHome();
   const port = await freePort();
-  const args = [`-Djava.library.path=${join(home, "DynamoDBLocal_lib")}`, "-Xms64m", "-jar", join(home, "DynamoDBLocal.jar"), "-inMemory", "-port", String(port)];
+  const args = [`-Djava.library.path=${join(home, "DynamoDBLocal_lib")}`, "-Xms64m", "-jar", join(home, "DynamoDBLocal.jar"), "-inMemory", "-sharedDb", "-port", String(port)];
   const child = spawn("bash", ["-c", WATCHDOG, "watchdog", java, ...args], { cwd: home, stdio: ["pipe", "pipe", "pipe"] });
   trackChild(child);
   let output = "";

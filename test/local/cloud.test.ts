@@ -32,6 +32,14 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number): Pro
 }
 
 describe.skipIf(process.env["AWS_ENDPOINT_URL"])("the embedded local cloud", () => {
+  it("shows its tables to any credentials (one shared DynamoDB database), as the printed export line promises", async () => {
+    const cloud = sharedCloud();
+    const stranger = new DynamoDBClient({ endpoint: cloud.endpoints.dynamodb, region: cloud.region, credentials: { accessKeyId: "AnotherUser42", secretAccessKey: "x" } });
+    const { TableNames } = await stranger.send(new ListTablesCommand({}));
+    stranger.destroy();
+    expect(TableNames).toEqual(expect.arrayContaining(Object.values(cloud.tables)));
+  });
+
   it("starts a second cloud in the same process on other ports, and stop() ends its emulators", async () => {
     const second = await startLocalCloud({ template: synthesizeTemplate() });
     expect(second.embedded).toBe(true);
