@@ -169,7 +169,7 @@ async function verify(flags: VerifyFlags): Promise<number> {
           attempts,
           outcomes: w.outcomes,
           faults: w.faults,
-          verdicts: w.checks.map((c) => ({ model: c.model, verdict: c.verdict, operations: c.operations, ms: Math.round(c.ms) })),
+          verdicts: w.checks.map((c) => ({ model: c.model, verdict: c.verdict, operations: c.operations, ms: Math.round(c.ms), heapUsedAtStart: c.heap.atStart, heapUsedPeak: c.heap.peak })),
           anomalies: w.anomalies.map((a) => ({ kind: a.kind, key: a.key, detail: a.detail })),
         })),
       };

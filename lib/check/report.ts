@@ -1,7 +1,8 @@
 /**
  * Presenting a verification run: a plain-text table for the terminal and a
  * self-contained HTML report with, per lock, a timeline of holders, pauses and fenced
- * writes (accepted, rejected as stale, or unknown).
+ * writes (accepted, rejected as stale, or unknown). Each checked workload's verdict line
+ * carries the checker's wall time and heap figures (see `CheckResult.heap`).
  */
 import type { FaultCounts } from "./faults.js";
 import type { Operation } from "./history.js";
@@ -32,9 +33,14 @@ function anomaliesText(w: WorkloadResult): string {
   return [...byKind].map(([k, n]) => `${k} ${n}`).join(", ");
 }
 
+/** Bytes as mebibytes, for the checker's memory figures. */
+const megabytes = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+
 function verdictText(w: WorkloadResult): string {
   if (w.checks.length === 0) return "n/a (invariants only)";
-  return w.checks.map((c) => `${c.verdict} (${c.operations} ops, ${c.ms.toFixed(0)} ms)`).join("; ");
+  return w.checks
+    .map((c) => `${c.verdict} (${c.operations} ops, ${c.ms.toFixed(0)} ms, heap peak ${megabytes(c.heap.peak)}, +${megabytes(Math.max(0, c.heap.peak - c.heap.atStart))} during the check)`)
+    .join("; ");
 }
 
 interface Row {

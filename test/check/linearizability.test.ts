@@ -65,6 +65,18 @@ describe("counter model", () => {
     const h = Array.from({ length: 14 }, (_, i) => op(`p${i}`, "increment", [0, 100], {}, 14 - i));
     h.push(op("z", "read", [101, 102], {}, 99));
     expect(checkLinearizability(counter, h, { maxSteps: 50 }).verdict).toBe("unknown");
+    // Concurrent reads can be placed in any order: each subset of them is a memo entry.
+    const reads = Array.from({ length: 14 }, (_, i) => op(`p${i}`, "read", [0, 100], {}, 0));
+    reads.push(op("z", "read", [101, 102], {}, 99));
+    expect(checkLinearizability(counter, reads, { maxMemoEntries: 50 }).verdict).toBe("unknown");
+  });
+
+  it("reports the check's time, memo size and heap high-water mark", () => {
+    const h = [op("a", "increment", [0, 10], {}, 2), op("b", "increment", [1, 9], {}, 1), op("c", "read", [11, 12], {}, 2)];
+    const result = checkLinearizability(counter, h);
+    expect(result.heap.peak).toBeGreaterThanOrEqual(result.heap.atStart);
+    expect(result.partitions[0]).toMatchObject({ segments: 2, memoEntries: 2 });
+    expect(result.ms).toBeGreaterThanOrEqual(result.partitions[0]!.ms);
   });
 });
 
