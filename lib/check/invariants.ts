@@ -132,7 +132,7 @@ export function checkAnomalies(check: CheckResult): Anomaly[] {
     .filter((p) => p.verdict !== "linearizable")
     .map((p) =>
       p.verdict === "unknown"
-        ? { kind: "check-unknown", key: p.key, detail: `${check.model}: the search budget ran out after ${p.steps} steps; the history is neither passed nor failed`, operations: [] }
+        ? { kind: "check-unknown", key: p.key, detail: `${check.model}: the search ran out of its budget (steps, memo entries or time) after ${p.steps} steps, ${p.memoEntries} memo entries, ${p.ms} ms; the history is neither passed nor failed`, operations: [] }
         : {
             kind: "not-linearizable",
             key: p.key,
