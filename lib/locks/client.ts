@@ -15,13 +15,15 @@
  * queues behind those already waiting: first come, first served. The head waiter polls
  * with grant attempts, the others with reads, every `pollMs` while the lock changes
  * hands and backing off (up to `maxPollMs`) while it does not, so a release is noticed
- * within one poll rather than one lease. A dead waiter cannot block the queue: each place
- * lasts `waiterLeaseMs` unless its waiter renews it (one write per half lease), and a
- * grant removes the dead places ahead of its grantee in the same write, so any number of
- * crashed waiters cost the next one at most one waiter lease, and `tryAcquire` and
- * `sweep` see past them too. The queue holds at most `maxWaiters` places (an acquire
- * beyond it fails with LockQueueFullError), and owner ids and attached data are bounded,
- * so the item stays far below DynamoDB's 400 KB and a release can always be written. The
+ * within one poll rather than one lease. A dead waiter cannot block the queue for long:
+ * the first QUEUE_WINDOW places must change (their waiters renew them) every half
+ * `waiterLeaseMs`, and a client that has seen places at the head unchanged for their
+ * lease plus a margin, on its own monotonic clock, removes them in the same write as its
+ * grant (or, while the lock is held, in a write of their own). Any number of crashed
+ * waiters cost the next one about one waiter lease; `tryAcquire` (retried) and `sweep`
+ * see past them too. The queue holds at most `maxWaiters` places (an acquire beyond it
+ * fails with LockQueueFullError), and owner ids and attached data are bounded, so the
+ * item stays far below DynamoDB's 400 KB and a release can always be written. The
  * queue orders grants; safety never depends on it.
  *
  * Takeover without synchronized clocks: a waiter takes over a held lock only after it
@@ -44,17 +46,8 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { systemClock, sleep, type MonotonicClock } from "./clock.js";
 import { FencepostError, InvalidArgumentError, LockLostError, LockQueueFullError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
-import {
-  certainlyNotApplied,
-  deadPrefix,
-  formatQueueEntry,
-  isDeadEntry,
-  LeaseStore,
-  MAX_WAITERS,
-  parseQueueEntry,
-  type GrantExpectation,
-  type LeaseRecord,
-} from "./lease.js";
+import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { formatPlace, MAX_WAITER_LEASE_MS, MAX_WAITERS, MIN_WAITER_LEASE_MS, parsePlace, PlaceWatch, QUEUE_WINDOW } from "./queue.js";
 import { elect, leader, observe, type ElectOptions, type Leader, type Leadership } from "./election.js";
 import { Lock, type LeaseKeeper } from "./lock.js";
 import { kindAndName, LockFunction, RemoteLeaseKeeper } from "./remote.js";
@@ -96,12 +89,13 @@ export interface CommonLockClientOptions {
   /** Slowest poll while waiting. Default: min(leaseMs / 4, 1000) ms. */
   maxPollMs?: number;
   /**
-   * How long a waiter's place in the queue lasts unless the waiter renews it (it does, every
-   * half of this, while it waits): a crashed waiter holds others up at most this long, plus
-   * one second for clock skew. Default: max(5000, 4 * maxPollMs) ms.
+   * How long a waiter's place near the head of the queue lasts unless the waiter renews
+   * it (it does, every half of this, while it waits): a crashed waiter holds others up
+   * about this long, plus one second. From 1000 ms (and twice maxPollMs) to 60 000 ms. Default:
+   * max(5000, 4 * maxPollMs) ms.
    */
   waiterLeaseMs?: number;
-  /** Most waiters queued on one lock; an acquire beyond it fails with LockQueueFullError. Default 256, at most 1000. */
+  /** Most waiters queued on one lock; an acquire beyond it fails with LockQueueFullError. Default 64, at most 1000. */
   maxWaiters?: number;
   /** Holder-side margin for clock drift and timer lateness. Default: max(2% of leaseMs, 50 ms). */
   safetyMarginMs?: number;
@@ -128,7 +122,7 @@ export interface LockState {
   fencingToken: number;
   leaseMs: number;
   released: boolean;
-  /** Waiters queued with a live place (dead places, of crashed waiters, are not counted). */
+  /** Places in the waiter queue (a crashed waiter's place counts until it is judged gone and removed). */
   waiters: number;
   data: string | undefined;
   /**
@@ -178,7 +172,7 @@ function nonNegative(field: string, value: number | undefined): void {
   }
 }
 
-const DEFAULT_MAX_WAITERS = 256;
+const DEFAULT_MAX_WAITERS = 64;
 
 /** Longest wait one remote acquire invocation is asked for; longer waits take several. */
 const REMOTE_WAIT_SLICE_MS = 20_000;
@@ -198,6 +192,8 @@ export class LockClient {
   readonly #pollMs: number;
   readonly #options: CommonLockClientOptions;
   #floorGuess = 0;
+  /** What this client saw of queue heads, to tell gone waiters (see queue.ts). */
+  readonly #watch: PlaceWatch;
 
   constructor(options: LockClientOptions | RemoteLockClientOptions) {
     positive("leaseMs", options.leaseMs);
@@ -228,6 +224,7 @@ export class LockClient {
     const ownerBytes = Buffer.byteLength(this.ownerId, "utf8");
     if (ownerBytes > MAX_OWNER_ID_BYTES) throw new InvalidArgumentError("ownerId", `must be at most ${MAX_OWNER_ID_BYTES} bytes as UTF-8, got ${ownerBytes}`);
     this.#clock = options.clock ?? systemClock;
+    this.#watch = new PlaceWatch(this.#clock);
     this.#leaseMs = options.leaseMs ?? 10_000;
     this.#waitMs = options.waitMs ?? 60_000;
     this.#pollMs = options.pollMs ?? 10;
@@ -260,9 +257,13 @@ export class LockClient {
     const sentAt = this.#clock.now();
     let outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free" });
     const found = outcome.granted ? undefined : outcome.record;
-    if (found && found.holder === undefined && found.queue.length > 0 && deadPrefix(found.queue).length === found.queue.length) {
-      // Free, and every queued waiter is dead: take it, removing their places.
-      outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free", skip: found.queue });
+    if (found && found.holder === undefined && found.queue.length > 0) {
+      // Free, with places queued. Those this client has seen unchanged for their lease are
+      // gone: take the lock past them if they are all, else clear them for the next try.
+      this.#watch.see(key, found.queue);
+      const dead = this.#watch.deadPrefix(key, found.queue);
+      if (dead.length === found.queue.length) outcome = await this.#grant(key, attempt, leaseMs, options.data, { kind: "free", skip: dead });
+      else if (dead.length > 0) await this.store.prune(key, dead);
     }
     if (outcome.granted) return this.#lockFrom(name, key, outcome.record, sentAt, leaseMs, stopBy);
     return undefined;
@@ -342,11 +343,11 @@ export class LockClient {
     const clock = this.#clock;
     const { leaseMs, waitMs, stopBy } = this.#bounds(options);
     const maxPollMs = this.#options.maxPollMs ?? Math.max(this.#pollMs, Math.min(leaseMs / 4, 1000));
-    const waiterLeaseMs = this.#options.waiterLeaseMs ?? Math.max(5000, 4 * maxPollMs);
+    const waiterLeaseMs = this.#waiterLeaseMs(maxPollMs);
     const maxWaiters = this.#options.maxWaiters ?? DEFAULT_MAX_WAITERS;
+    const watch = this.#watch;
     const waiter = `${this.ownerId}#${randomUUID().slice(0, 8)}`;
-    const newPlace = () => formatQueueEntry({ waiter, aliveUntil: Date.now() + waiterLeaseMs });
-    const placeOf = (r: LeaseRecord | undefined) => (r ? r.queue.findIndex((entry) => parseQueueEntry(entry).waiter === waiter) : -1);
+    const placeOf = (r: LeaseRecord | undefined) => (r ? r.queue.findIndex((place) => parsePlace(place).waiter === waiter) : -1);
     const started = clock.now();
     const deadline = started + waitMs;
     // Every grant attempt's id and when it was first sent: an item stamped with one of
@@ -358,31 +359,38 @@ export class LockClient {
     // been seen unchanged.
     let seen = { version: "", since: started };
     let pollMs = this.#pollMs;
+    // Our place as we last wrote it, and when (our clock) we sent that write.
+    let written = { place: "", at: started };
 
     const observe = (found: LeaseRecord | undefined) => {
       record = found;
       known = true;
       if (!found) return;
+      watch.see(key, found.queue);
       if (found.version !== seen.version) {
         seen = { version: found.version, since: clock.now() };
         pollMs = this.#pollMs;
       } else pollMs = Math.min(maxPollMs, pollMs * 1.5);
     };
     const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === this.ownerId && attempts.has(r.version);
+    const granted = async (found: LeaseRecord, sentAt: number) => {
+      await this.#dropStalePlaces(key, waiter, found);
+      return this.#lockFrom(name, key, found, sentAt, leaseMs, stopBy);
+    };
 
     let pollNext = false; // a waiter whose turn it is polls with a grant attempt, whose failure returns the item
     try {
       for (;;) {
         options.signal?.throwIfAborted();
-        if (ours(record)) return this.#lockFrom(name, key, record!, attempts.get(record!.version)!, leaseMs, stopBy);
+        if (ours(record)) return await granted(record!, attempts.get(record!.version)!);
         const now = clock.now();
         if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
         try {
           const queue = record?.queue ?? [];
           const position = placeOf(record);
           const ahead = position < 0 ? queue : queue.slice(0, position);
-          const dead = deadPrefix(ahead);
-          // Our turn: everyone queued ahead of us (everyone, if we have no place) is dead.
+          const dead = watch.deadPrefix(key, ahead);
+          // Our turn: everyone queued ahead of us (everyone, if we have no place) is gone.
           const myTurn = dead.length === ahead.length;
           const expired = record?.holder !== undefined && record.version === seen.version && now - seen.since >= record.leaseMs;
           if (!known || record === undefined || (myTurn && (record.holder === undefined || expired || pollNext))) {
@@ -395,31 +403,44 @@ export class LockClient {
               skip: dead,
               mine: position >= 0 ? queue[position] : undefined,
             });
-            if (outcome.granted) return this.#lockFrom(name, key, outcome.record, attempts.get(attempt)!, leaseMs, stopBy);
+            if (outcome.granted) return await granted(outcome.record, attempts.get(attempt)!);
             const before = record;
             observe(outcome.record);
             // The item was not as we last saw it: decide again with what the failed write returned.
-            if (outcome.record?.version !== before?.version || outcome.record?.queue.join() !== before?.queue.join()) continue;
+            if (outcome.record?.version !== before?.version || outcome.record?.queue.join("\n") !== before?.queue.join("\n")) continue;
           }
           if (record && position < 0) {
             // Not our turn: take a place in the queue, then decide again.
-            const after = await this.store.enqueue(key, newPlace(), maxWaiters);
+            written = { place: formatPlace({ waiter, renewals: 0, leaseMs: waiterLeaseMs }), at: clock.now() };
+            const after = await this.store.enqueue(key, written.place, maxWaiters);
             observe(after);
             if (after && placeOf(after) < 0 && after.queue.length >= Math.min(maxWaiters, MAX_WAITERS)) {
-              const deadHead = deadPrefix(after.queue);
-              if (deadHead.length === 0) throw new LockQueueFullError(name, after.queue.length);
-              await this.store.prune(key, deadHead);
-              observe(await this.store.read(key));
+              // Full. Places this client has seen go unrenewed are removed; a retry may then fit.
+              const gone = watch.deadPlaces(key, after.queue);
+              if (gone.length > 0 && (await this.store.removePlaces(key, gone))) continue;
+              throw new LockQueueFullError(name, after.queue.length);
             }
             continue;
           }
-          const mine = position >= 0 ? queue[position]! : undefined;
-          if (mine !== undefined && parseQueueEntry(mine).aliveUntil - Date.now() < waiterLeaseMs / 2) {
-            // Keep our place alive (its answer doubles as a poll).
-            observe(await this.store.renewPlace(key, position, mine, newPlace()));
+          if (myTurn && dead.length > 0) {
+            // The lock is held: clear the gone waiters ahead now, so the ones behind them come into view.
+            await this.store.prune(key, dead);
+            observe(await this.store.read(key));
             continue;
           }
-          await sleep(Math.min(pollMs, Math.max(0, deadline - clock.now())), options.signal);
+          const mine = position >= 0 ? queue[position]! : undefined;
+          // In the window, a place must change every half lease to show its waiter is alive
+          // (at once if it is not the string we last wrote: observers may have timed it for long).
+          const renewDue = mine === undefined || position >= QUEUE_WINDOW ? Number.POSITIVE_INFINITY : mine === written.place ? written.at + waiterLeaseMs / 2 : 0;
+          if (mine !== undefined && clock.now() >= renewDue) {
+            const next = formatPlace({ waiter, renewals: parsePlace(mine).renewals + 1, leaseMs: waiterLeaseMs });
+            const sentAt = clock.now();
+            const after = await this.store.renewPlace(key, position, mine, next);
+            if (after?.queue.includes(next)) written = { place: next, at: sentAt };
+            observe(after); // the answer doubles as a poll
+            continue;
+          }
+          await sleep(Math.max(0, Math.min(pollMs, deadline - clock.now(), renewDue - clock.now())), options.signal);
           if (myTurn) pollNext = true;
           else observe(await this.store.read(key));
         } catch (err) {
@@ -466,12 +487,30 @@ export class LockClient {
       if (found && found.holder === this.ownerId && attempts.has(found.version)) {
         await this.store.release(key, this.ownerId, found.fencingToken, randomUUID());
       }
-      const queue = (found ?? last)?.queue ?? [];
-      const position = queue.findIndex((entry) => parseQueueEntry(entry).waiter === waiter);
-      if (position >= 0) await this.store.dequeue(key, queue[position]!, position);
+      await this.#dropStalePlaces(key, waiter, found ?? last);
     } catch {
-      // Best effort: an orphaned grant expires after one lease; a stale place dies after waiterLeaseMs.
+      // Best effort: an orphaned grant expires after one lease; a place left behind is judged gone after its lease.
     }
+  }
+
+  /**
+   * Removes `waiter`'s places from the queue as `found` shows it (best effort): after a
+   * grant, a place of ours left behind by an enqueue that landed late would otherwise
+   * hold up those behind it for one waiter lease.
+   */
+  async #dropStalePlaces(key: string, waiter: string, found: LeaseRecord | undefined): Promise<void> {
+    const places = (found?.queue ?? []).map((place, index) => ({ place, index })).filter(({ place }) => parsePlace(place).waiter === waiter);
+    // Highest index first, so removing one does not shift the next.
+    for (const { place, index } of places.reverse()) await this.store.dequeue(key, place, index).catch(() => false);
+  }
+
+  #waiterLeaseMs(maxPollMs: number): number {
+    const declared = this.#options.waiterLeaseMs;
+    const floor = Math.max(MIN_WAITER_LEASE_MS, 2 * maxPollMs);
+    if (declared !== undefined && !(declared >= floor && declared <= MAX_WAITER_LEASE_MS)) {
+      throw new InvalidArgumentError("waiterLeaseMs", `must be from ${floor} ms (1 s, and twice maxPollMs, so a waiter renews its place in time) to ${MAX_WAITER_LEASE_MS} ms, got ${declared}`);
+    }
+    return declared ?? Math.min(MAX_WAITER_LEASE_MS, Math.max(5000, 4 * maxPollMs));
   }
 
   #grant(key: string, attempt: string, leaseMs: number, data: string | undefined, expect: GrantExpectation) {
@@ -521,7 +560,7 @@ export function stateOf(record: LeaseRecord | undefined): LockState | undefined 
     fencingToken: record.fencingToken,
     leaseMs: record.leaseMs,
     released: record.holder === undefined,
-    waiters: record.queue.filter((entry) => !isDeadEntry(entry)).length,
+    waiters: record.queue.length,
     data: record.data,
     ...expiry(record),
   };

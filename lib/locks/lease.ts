@@ -13,13 +13,9 @@
  * - Tokens never regress. Deleting an idle item (`sweep`) first raises a table-wide
  *   token floor to at least the item's token; a grant that recreates a missing item takes
  *   floor + 1 in a transaction that checks the floor did not move.
- * - The waiter queue (`queue`) only orders grants; it is never needed for safety. Each
- *   entry is a waiter id and the wall-clock time its place lasts until (`QueueEntry`);
- *   the waiter renews it while it waits. A place past that time (plus an allowance for
- *   clock skew) is dead, and any grant may remove dead places ahead of its grantee, so a
- *   crashed waiter holds others up for one waiter lease at most, not one timeout per
- *   dead waiter. Wall clocks decide only this fairness question: a skewed clock can at
- *   worst send a live waiter to the back of the queue.
+ * - The waiter queue (`queue`, places as queue.ts formats them) only orders grants; it is
+ *   never needed for safety. A grant may remove places ahead of its grantee that the
+ *   caller judged dead (queue.ts), named by their exact strings, in the same write.
  * - The item stays below DynamoDB's 400 KB limit: at most MAX_WAITERS queue entries of
  *   bounded size (owner ids and attached data are bounded by LockClient), so a release
  *   can always be written.
@@ -38,6 +34,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { ReleaseIncompleteError } from "./errors.js";
+import { MAX_WAITER_LEASE_MS, MAX_WAITERS, parsePlace, PLACE_MARGIN_MS } from "./queue.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
 type Item = Record<string, AttributeValue>;
@@ -45,48 +42,8 @@ type Item = Record<string, AttributeValue>;
 /** How many times a release is sent while the item shows it never arrived (about 5 s of backoff in all). */
 const RELEASE_TRIES = 8;
 
-/** Most queue entries a lock item can hold, whatever a client's `maxWaiters` says. */
-export const MAX_WAITERS = 1000;
-/** Most dead entries one write removes (keeps condition expressions short). */
+/** Most dead places one write removes (keeps condition expressions short). */
 const MAX_SKIP_PER_WRITE = 32;
-/** A queue place is dead only this long after its stamp, to allow for clock skew between waiters. */
-export const QUEUE_CLOCK_ALLOWANCE_MS = 1000;
-
-/**
- * One place in a lock's waiter queue: `<waiter id>@<alive until, epoch ms>`. The waiter
- * renews it while it waits; after `aliveUntil` (plus QUEUE_CLOCK_ALLOWANCE_MS) it is dead.
- */
-export interface QueueEntry {
-  readonly waiter: string;
-  readonly aliveUntil: number;
-}
-
-export function formatQueueEntry(entry: QueueEntry): string {
-  return `${entry.waiter}@${Math.round(entry.aliveUntil)}`;
-}
-
-/** Parses an entry; an entry without a stamp (written by an older client) counts as dead. */
-export function parseQueueEntry(raw: string): QueueEntry {
-  const at = raw.lastIndexOf("@");
-  const stamp = at < 0 ? Number.NaN : Number(raw.slice(at + 1));
-  if (at < 0 || !Number.isSafeInteger(stamp)) return { waiter: raw, aliveUntil: 0 };
-  return { waiter: raw.slice(0, at), aliveUntil: stamp };
-}
-
-/** Whether a queue place is dead by this process's wall clock. */
-export function isDeadEntry(raw: string, now = Date.now()): boolean {
-  return parseQueueEntry(raw).aliveUntil + QUEUE_CLOCK_ALLOWANCE_MS < now;
-}
-
-/** The entries at the head of `queue` that are dead, up to (not including) the first live one. */
-export function deadPrefix(queue: readonly string[], now = Date.now()): string[] {
-  const dead: string[] = [];
-  for (const raw of queue) {
-    if (!isDeadEntry(raw, now)) break;
-    dead.push(raw);
-  }
-  return dead;
-}
 
 /** The item of one lock, as last read or written. */
 export interface LeaseRecord {
@@ -100,7 +57,7 @@ export interface LeaseRecord {
   readonly leaseMs: number;
   /** Value the holder attached (a leader's address, say). */
   readonly data: string | undefined;
-  /** Waiters' places (formatted QueueEntry) in arrival order. */
+  /** Waiters' places (see queue.ts) in arrival order. */
   readonly queue: readonly string[];
   readonly releasedBy: string | undefined;
   /** Wall-clock times (epoch ms), informational only: never used for safety. */
@@ -437,7 +394,7 @@ export class LeaseStore {
   }
 
   /**
-   * Appends `entry` (a formatted QueueEntry) to the queue unless the waiter already has a
+   * Appends `entry` (a formatted QueuePlace) to the queue unless the waiter already has a
    * place or the queue holds `maxWaiters` places. Resolves to the record after (or as
    * found, when the condition failed): the caller looks for its place in it.
    */
@@ -481,21 +438,30 @@ export class LeaseStore {
   }
 
   /**
-   * Removes `dead`, the first entries of the queue exactly as read (at most
+   * Removes `dead`, the first places of the queue exactly as read (at most
    * MAX_SKIP_PER_WRITE of them), if they are still there. False if the queue changed.
    */
-  async prune(key: string, dead: readonly string[]): Promise<boolean> {
-    const head = dead.slice(0, MAX_SKIP_PER_WRITE);
-    if (head.length === 0) return true;
+  prune(key: string, dead: readonly string[]): Promise<boolean> {
+    return this.removePlaces(key, dead.map((place, index) => ({ place, index })));
+  }
+
+  /**
+   * Removes each place at its index (indexes into the queue as read; at most
+   * MAX_SKIP_PER_WRITE of them), if every one is still there. False if the queue changed.
+   */
+  async removePlaces(key: string, places: ReadonlyArray<{ place: string; index: number }>): Promise<boolean> {
+    const some = places.slice(0, MAX_SKIP_PER_WRITE);
+    if (some.length === 0) return true;
     const values: Item = {};
-    head.forEach((entry, i) => (values[`:q${i}`] = s(entry)));
+    some.forEach(({ place }, i) => (values[`:q${i}`] = s(place)));
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: s(key) },
-          UpdateExpression: `REMOVE ${head.map((_, i) => `#queue[${i}]`).join(", ")}`,
-          ConditionExpression: head.map((_, i) => `#queue[${i}] = :q${i}`).join(" AND "),
+          // Every index names a position in the list as it was before this update.
+          UpdateExpression: `REMOVE ${some.map(({ index }) => `#queue[${index}]`).join(", ")}`,
+          ConditionExpression: some.map(({ index }, i) => `#queue[${index}] = :q${i}`).join(" AND "),
           ExpressionAttributeNames: { "#queue": "queue" },
           ExpressionAttributeValues: values,
         }),
@@ -529,12 +495,15 @@ export class LeaseStore {
 
   /**
    * Deletes released lock items (keys starting with `prefix`) idle since before
-   * `releasedBefore` (epoch ms) with nobody alive queued (dead places are removed first). For each, the token floor is raised to
-   * the item's token first, so a later grant of the same name continues above it.
-   * Resolves to the number of items deleted.
+   * `releasedBefore` (epoch ms). For each, the token floor is raised to the item's token
+   * first, so a later grant of the same name continues above it. An item that still has
+   * places queued is watched for their lease plus margin: a live waiter would have taken
+   * a lock released that long ago, so places left unchanged belong to waiters that are
+   * gone, and are removed. Resolves to the number of items deleted.
    */
   async sweep(prefix: string, releasedBefore: number): Promise<number> {
     let deleted = 0;
+    const queued: LeaseRecord[] = [];
     let start: Item | undefined;
     do {
       const page = await this.dynamodb.send(
@@ -547,33 +516,43 @@ export class LeaseStore {
         }),
       );
       for (const item of page.Items ?? []) {
-        let record = parseLease(item);
-        if (!record || deadPrefix(record.queue).length < record.queue.length) continue;
-        while (record && record.queue.length > 0) {
-          const dead = deadPrefix(record.queue);
-          if (dead.length === 0 || !(await this.prune(record.key, dead))) break;
-          record = await this.read(record.key);
-        }
-        if (!record || record.queue.length > 0 || record.holder !== undefined) continue;
-        await this.raiseFloor(record.fencingToken);
-        try {
-          await this.dynamodb.send(
-            new DeleteItemCommand({
-              TableName: this.tableName,
-              Key: { pk: s(record.key) },
-              ConditionExpression: "#version = :version AND attribute_not_exists(holder) AND (attribute_not_exists(#queue) OR size(#queue) = :zero)",
-              ExpressionAttributeNames: { "#version": "version", "#queue": "queue" },
-              ExpressionAttributeValues: { ":version": s(record.version), ":zero": n(0) },
-            }),
-          );
-          deleted++;
-        } catch (err) {
-          if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        }
+        const record = parseLease(item);
+        if (!record) continue;
+        if (record.queue.length === 0) {
+          if (await this.#deleteIdle(record)) deleted++;
+        } else if (record.queue.every((place) => parsePlace(place).leaseMs <= MAX_WAITER_LEASE_MS)) queued.push(record);
       }
       start = page.LastEvaluatedKey;
     } while (start);
+    if (queued.length === 0) return deleted;
+    await sleep(Math.max(...queued.flatMap((r) => r.queue.map((place) => parsePlace(place).leaseMs))) + PLACE_MARGIN_MS);
+    for (const seen of queued) {
+      let record = await this.read(seen.key);
+      if (!record || record.version !== seen.version || record.holder !== undefined || record.queue.join("\n") !== seen.queue.join("\n")) continue;
+      while (record && record.queue.length > 0 && (await this.prune(record.key, record.queue))) record = await this.read(record.key);
+      if (record && record.queue.length === 0 && record.version === seen.version && (await this.#deleteIdle(record))) deleted++;
+    }
     return deleted;
+  }
+
+  /** Deletes a released, unqueued item if it is still as read, after raising the floor to its token. */
+  async #deleteIdle(record: LeaseRecord): Promise<boolean> {
+    await this.raiseFloor(record.fencingToken);
+    try {
+      await this.dynamodb.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { pk: s(record.key) },
+          ConditionExpression: "#version = :version AND attribute_not_exists(holder) AND (attribute_not_exists(#queue) OR size(#queue) = :zero)",
+          ExpressionAttributeNames: { "#version": "version", "#queue": "queue" },
+          ExpressionAttributeValues: { ":version": s(record.version), ":zero": n(0) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   /** Raises the table-wide token floor to at least `token`. */
