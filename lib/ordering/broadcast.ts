@@ -12,10 +12,11 @@
  *
  * A producer that took numbers and then stalled past the consumers' hole timeout finds
  * its slots filled with no-ops: the transaction fails, it fills whatever else of its
- * allocation is still empty (nobody else will use those numbers), and tries again with
- * fresh numbers, at most `maxAttempts` times (then SlotLostError). The lost numbers are
- * reported in the result. Nothing is ever delivered twice or out of order, because a
- * slot's content never changes once written.
+ * allocation is still empty, in one pass (nobody else will use those numbers), and tries
+ * again with fresh numbers, at most `maxAttempts` times (then SlotLostError). A write
+ * cancelled by a conflicting transaction (a consumer filling the run) is handled the same
+ * way. The lost numbers are reported in the result. Nothing is ever delivered twice or
+ * out of order, because a slot's content never changes once written.
  *
  * Throughput: the sequencer is one item (about 1,000 writes/s per partition on AWS).
  * Batching amortises it: `publishBatch` works in chunks of up to 25 messages, each chunk
@@ -200,7 +201,7 @@ export class Broadcast {
         return;
       }
       // Not written: our numbers are abandoned. Fill the ones still empty so consumers need not wait.
-      for (let seq = first; seq < first + todo.length; seq++) await this.log.fill(stream, seq);
+      await this.log.fillAll(stream, todo.map((_, i) => first + i));
       const duplicates = await Promise.all(todo.map((m) => (m.dedupId ? this.log.dedupSeq(stream, m.dedupId) : undefined)));
       todo.forEach((m, i) => {
         if (duplicates[i] !== undefined) results[m.index] = { seq: duplicates[i], duplicate: true, lostSlots: [...lost], queued: false };
@@ -235,6 +236,10 @@ export class Broadcast {
       const failedPuts = reasons.flatMap((r, i) => (r.Code === "ConditionalCheckFailed" ? [items[i]!.Put!.Item!["pk"]!.S!] : []));
       if (failedPuts.some((pk) => pk.startsWith("log#"))) return "slot-lost";
       if (failedPuts.some((pk) => pk.startsWith("dedup#"))) return "duplicate";
+      // Cancelled by another transaction in progress on our items (a consumer filling the run
+      // of holes we are in, or a twin publish): nothing applied, and the fill may take our
+      // numbers, so they are abandoned like lost ones.
+      if (reasons.some((r) => r.Code === "TransactionConflict")) return "slot-lost";
       throw err;
     }
   }

@@ -13,8 +13,12 @@
  *
  * The queue is only a hint: a record's seq tells how far the log has grown. A consumer
  * delivers everything up to it from the log, so messages that arrive late, twice, out of
- * order or never are all handled the same way. A slot still empty after `holeTimeoutMs`
- * on this consumer's monotonic clock is filled with a no-op (see log.ts) and skipped.
+ * order or never are all handled the same way. A slot still empty `holeTimeoutMs` after
+ * this consumer first saw it empty (on its monotonic clock) is filled with a no-op (see
+ * log.ts) and skipped. Every hole in view when the consumer stalls starts its wait then,
+ * and all holes whose wait is over are filled in one pass (one transaction per 100), so
+ * k consecutive holes cost one timeout, not k. A run of no-ops is skipped with one cursor
+ * move. Liveness assumes `until` is a number already handed out.
  * Assumes: the log table of the Fencepost construct; payloads were published by Broadcast.
  */
 import {
@@ -32,6 +36,13 @@ import { validateName } from "../locks/client.js";
 import { certainlyNotApplied } from "../locks/lease.js";
 import { validateStream } from "./broadcast.js";
 import { StreamLog, type Slot } from "./log.js";
+
+/** How long a slot may stay empty before a consumer fills it, unless `holeTimeoutMs` says otherwise. */
+export const DEFAULT_HOLE_TIMEOUT_MS = 2000;
+/** Slots one catch-up step reads from the log. */
+const READ_LIMIT = 100;
+/** Holes one fill pass settles at most (later ones wait for the next pass). */
+const HOLES_PER_PASS = 1000;
 
 export interface Delivery<T> {
   readonly stream: string;
@@ -55,7 +66,12 @@ export interface ConsumerGroupOptions<T> {
   handler?: Handler<T>;
   /** Exactly-once DynamoDB effects, in order: up to 99 writes per message. */
   transactional?: TransactionalHandler<T>;
-  /** How long a slot may stay empty before this consumer fills it with a no-op. Default 2000 ms. */
+  /**
+   * How long a slot may stay empty, from when this consumer first saw it empty, before
+   * this consumer fills it with a no-op. All the holes it saw at once are filled in one
+   * pass when their wait is over, so a crashed producer's whole chunk costs one timeout.
+   * @default 2000 (DEFAULT_HOLE_TIMEOUT_MS)
+   */
   holeTimeoutMs?: number;
   clock?: MonotonicClock;
   /** @internal Negative control for the verification harness: move the cursor without checking where it was. */
@@ -83,6 +99,7 @@ export class ConsumerGroup<T = unknown> {
   readonly log: StreamLog;
   readonly #options: ConsumerGroupOptions<T>;
   readonly #clock: MonotonicClock;
+  readonly #holeTimeoutMs: number;
   /** When this consumer first saw each hole (monotonic). */
   readonly #holes = new Map<number, number>();
 
@@ -95,12 +112,15 @@ export class ConsumerGroup<T = unknown> {
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
+    this.#holeTimeoutMs = options.holeTimeoutMs ?? DEFAULT_HOLE_TIMEOUT_MS;
   }
 
   /**
    * Delivers every message from the cursor up to `until` (default: the stream's head at
-   * the start), waiting out holes. Throws the handler's error after committing whatever
-   * came before it; the failed message is retried by the next catch-up.
+   * the start), waiting out holes. `until` must be a number already handed out (the head,
+   * or a seq a queue message carries): slots up to it that stay empty are filled. Throws
+   * the handler's error after committing whatever came before it; the failed message is
+   * retried by the next catch-up.
    */
   async catchUp(options: { until?: number; signal?: AbortSignal } = {}): Promise<CatchUpResult> {
     const until = options.until ?? (await this.log.head(this.stream));
@@ -109,35 +129,52 @@ export class ConsumerGroup<T = unknown> {
     let position = await this.log.cursor(this.stream, this.group);
     while (position < until) {
       options.signal?.throwIfAborted();
-      const slots = await this.log.readAfter(this.stream, position, 100);
+      const slots = await this.log.readAfter(this.stream, position, READ_LIMIT);
       let progressed = false;
-      for (const slot of slots) {
+      for (let i = 0; i < slots.length && position < until; i++) {
+        const slot = slots[i]!;
+        if (slot.seq <= position) continue; // another consumer of the group moved the cursor past it
         if (slot.seq !== position + 1) break; // a hole: handled below
-        const outcome = await this.#deliver(slot, position);
-        if (outcome.committed && slot.kind === "message") delivered.push(slot.seq);
-        if (outcome.committed && slot.kind === "noop") skipped++;
+        // A run of no-ops is skipped with one cursor move.
+        while (slot.kind === "noop" && slots[i + 1]?.kind === "noop" && slots[i + 1]!.seq === slots[i]!.seq + 1) i++;
+        const outcome = await this.#advance(position, slots[i]!.seq, slot.kind === "message" ? slot : undefined);
+        if (outcome.committed) slot.kind === "message" ? delivered.push(slot.seq) : (skipped += outcome.position - position);
         position = outcome.position;
         progressed = true;
-        if (position >= until) break;
       }
       if (progressed || position >= until) continue;
-      // Slot position+1 is empty although allocated: wait for its producer, then fill it.
-      const hole = position + 1;
-      const seen = this.#holes.get(hole) ?? this.#clock.now();
-      this.#holes.set(hole, seen);
-      const waited = this.#clock.now() - seen;
-      const timeout = this.#options.holeTimeoutMs ?? 2000;
-      if (waited < timeout) {
-        await sleep(Math.min(50, timeout - waited), options.signal);
+      // Slot position+1 is empty although allocated: wait for its producer, then fill it
+      // together with every other hole whose wait is over.
+      const expired = this.#expiredHoles(position, slots.length === READ_LIMIT ? slots.at(-1)!.seq : until, slots);
+      if (!expired.includes(position + 1)) {
+        await sleep(Math.min(50, this.#holes.get(position + 1)! + this.#holeTimeoutMs - this.#clock.now()), options.signal);
         continue;
       }
-      const slot = await this.log.fill(this.stream, hole);
-      this.#holes.delete(hole);
-      const outcome = await this.#deliver(slot, position);
-      if (outcome.committed) slot.kind === "message" ? delivered.push(slot.seq) : skipped++;
-      position = outcome.position;
+      await this.log.fillAll(this.stream, expired);
+      for (const seq of expired) this.#holes.delete(seq);
+      // The next read finds each filled slot's winner: the no-op, or a late producer's message.
     }
     return { delivered, skipped, position };
+  }
+
+  /**
+   * The holes after `position` up to `end` (at most HOLES_PER_PASS of them) whose wait is
+   * over. Every slot of that range missing from `written` is a hole: its number was handed
+   * out, since `end` was. The first time this consumer sees a hole starts its wait, so
+   * holes seen together (a crashed producer's chunk) expire together.
+   */
+  #expiredHoles(position: number, end: number, written: readonly Slot[]): number[] {
+    const now = this.#clock.now();
+    const filled = new Set(written.map((slot) => slot.seq));
+    for (const seq of this.#holes.keys()) if (seq <= position || filled.has(seq)) this.#holes.delete(seq);
+    const expired: number[] = [];
+    for (let seq = position + 1; seq <= Math.min(end, position + HOLES_PER_PASS); seq++) {
+      if (filled.has(seq)) continue;
+      const seen = this.#holes.get(seq) ?? now;
+      this.#holes.set(seq, seen);
+      if (now - seen >= this.#holeTimeoutMs) expired.push(seq);
+    }
+    return expired;
   }
 
   /**
@@ -183,19 +220,23 @@ export class ConsumerGroup<T = unknown> {
     }
   }
 
-  /** Delivers `slot` (the next after `position`); resolves to whether this consumer committed it, and the cursor after. */
-  async #deliver(slot: Slot, position: number): Promise<{ committed: boolean; position: number }> {
-    const advance = this.log.cursorAdvance(this.stream, this.group, position, slot.seq, !this.#options.unsafeSkipCursorCheck);
-    const message: Delivery<T> | undefined = slot.kind === "message" ? { stream: this.stream, seq: slot.seq, payload: JSON.parse(slot.payload) as T } : undefined;
+  /**
+   * Moves the cursor from `position` to `to`: delivers `message` first if there is one
+   * (then `to` is its seq), else skips the no-ops up to `to`. Resolves to whether this
+   * consumer committed the move, and the cursor after.
+   */
+  async #advance(position: number, to: number, message: Extract<Slot, { kind: "message" }> | undefined): Promise<{ committed: boolean; position: number }> {
+    const advance = this.log.cursorAdvance(this.stream, this.group, position, to, !this.#options.unsafeSkipCursorCheck);
+    const delivery: Delivery<T> | undefined = message && { stream: this.stream, seq: message.seq, payload: JSON.parse(message.payload) as T };
     try {
-      if (message && this.#options.transactional) {
-        const effects = await this.#options.transactional(message);
+      if (delivery && this.#options.transactional) {
+        const effects = await this.#options.transactional(delivery);
         await this.log.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: [...effects, { Update: advance }], ClientRequestToken: randomUUID() }));
       } else {
-        if (message) await this.#options.handler!(message);
+        if (delivery) await this.#options.handler!(delivery);
         await this.log.dynamodb.send(new UpdateItemCommand(advance));
       }
-      return { committed: true, position: slot.seq };
+      return { committed: true, position: to };
     } catch (err) {
       const cursorMoved =
         err instanceof ConditionalCheckFailedException ||
@@ -203,7 +244,7 @@ export class ConsumerGroup<T = unknown> {
       if (cursorMoved || !certainlyNotApplied(err)) {
         // Another consumer of the group moved the cursor, or our own write's answer was lost: look.
         const now = await this.log.cursor(this.stream, this.group);
-        if (now >= slot.seq) return { committed: false, position: now };
+        if (now > position) return { committed: false, position: now };
       }
       throw err;
     }

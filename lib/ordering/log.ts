@@ -17,7 +17,9 @@
  * producer crashed, or is slow) is filled with a no-op by a conditional write. Exactly
  * one of the producer's write and the fill succeeds, so every reader sees the same
  * content of every slot forever: agreement without consensus, because the sequencer
- * and each slot are single linearizable items.
+ * and each slot are single linearizable items. `fillAll` fills a run of holes (a crashed
+ * producer's whole chunk) with one transaction of such conditional puts per 100 slots;
+ * a put that loses to a message only drops that slot from the transaction.
  */
 import {
   ConditionalCheckFailedException,
@@ -25,6 +27,8 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
   UpdateItemCommand,
   type AttributeValue,
   type Update,
@@ -34,6 +38,9 @@ type Item = Record<string, AttributeValue>;
 
 /** What a slot holds. */
 export type Slot = { seq: number; kind: "message"; payload: string; writer: string; dedupId?: string } | { seq: number; kind: "noop" };
+
+/** Slots one fill transaction writes at most (DynamoDB's limit on a transaction's items). */
+export const SLOTS_PER_FILL_TRANSACTION = 100;
 
 const s = (v: string): AttributeValue => ({ S: v });
 const n = (v: number): AttributeValue => ({ N: String(v) });
@@ -93,20 +100,23 @@ export class StreamLog {
     return Item?.["seq"]?.N ? Number(Item["seq"].N) : undefined;
   }
 
+  /** The put that writes a no-op into slot `seq`, only if the slot is empty; a failed condition returns what is there. */
+  noopPut(stream: string, seq: number) {
+    return {
+      TableName: this.tableName,
+      Item: { pk: s(`log#${stream}`), sk: n(seq), kind: s("noop") },
+      ConditionExpression: "attribute_not_exists(pk)",
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
+    };
+  }
+
   /**
    * Fills `seq` with a no-op unless something is already there. Resolves to what the
    * slot holds afterwards (the no-op, or the message that won the race).
    */
   async fill(stream: string, seq: number): Promise<Slot> {
     try {
-      await this.dynamodb.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: { pk: s(`log#${stream}`), sk: n(seq), kind: s("noop") },
-          ConditionExpression: "attribute_not_exists(pk)",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
+      await this.dynamodb.send(new PutItemCommand(this.noopPut(stream, seq)));
       return { seq, kind: "noop" };
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) return parseSlot(err.Item) ?? (await this.read(stream, seq))!;
@@ -114,6 +124,47 @@ export class StreamLog {
       const found = await this.read(stream, seq);
       if (found) return found;
       throw err;
+    }
+  }
+
+  /**
+   * Fills every slot of `seqs` that is still empty with a no-op, each by the same
+   * conditional put as `fill`, batched: one transaction per 100 slots. A slot already
+   * written (a late producer's message won it) makes the transaction fail as a whole;
+   * that slot is dropped and the rest are written again, so each slot is settled once
+   * and for all. A transaction that neither applies nor loses to a written slot (a
+   * conflict with another writer, an unknown outcome) leaves its slots to `fill`, one
+   * request each. Resolves to what each slot holds afterwards, in the order of `seqs`.
+   */
+  async fillAll(stream: string, seqs: readonly number[]): Promise<Slot[]> {
+    const settled = new Map<number, Slot>();
+    for (let i = 0; i < seqs.length; i += SLOTS_PER_FILL_TRANSACTION) {
+      let empty = seqs.slice(i, i + SLOTS_PER_FILL_TRANSACTION);
+      while (empty.length > 1) {
+        const written = await this.#fillTogether(stream, empty);
+        if (!written) break;
+        if (written.length === 0) for (const seq of empty) settled.set(seq, { seq, kind: "noop" });
+        for (const slot of written) settled.set(slot.seq, slot);
+        empty = empty.filter((seq) => !settled.has(seq));
+      }
+      for (const slot of await Promise.all(empty.map((seq) => this.fill(stream, seq)))) settled.set(slot.seq, slot);
+    }
+    return seqs.map((seq) => settled.get(seq)!);
+  }
+
+  /**
+   * One transaction filling all of `seqs`. Resolves to [] if it applied, to the slots
+   * that were already written if it lost to them (nothing applied), or to undefined if it
+   * did neither as far as we know (a conflict with another transaction, an unknown outcome).
+   */
+  async #fillTogether(stream: string, seqs: readonly number[]): Promise<Slot[] | undefined> {
+    try {
+      await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: seqs.map((seq) => ({ Put: this.noopPut(stream, seq) })) }));
+      return [];
+    } catch (err) {
+      if (!(err instanceof TransactionCanceledException)) return undefined;
+      const written = (err.CancellationReasons ?? []).flatMap((reason) => (reason.Code === "ConditionalCheckFailed" ? (parseSlot(reason.Item) ?? []) : []));
+      return written.length > 0 ? written : undefined;
     }
   }
 

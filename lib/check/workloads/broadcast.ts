@@ -5,7 +5,8 @@
  * takes its hints from the FIFO queue; group `log` tails the log.
  *
  * Faults, besides the SDK faults on every DynamoDB and SQS client:
- * - a producer crashes after taking a number (the slot stays empty until filled);
+ * - a producer crashes after taking numbers, 1 to MESSAGES_PER_TRANSACTION of them as a
+ *   batch would (the slots stay empty until a consumer fills the run, in one pass);
  * - a producer crashes after writing and before sending (the message is only in the log);
  * - a message is sent to the queue twice (a duplicate delivery);
  * - a dedup id is published again (must not make a second message), and a third of the
@@ -30,7 +31,7 @@
  */
 import { paginateQuery, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { Broadcast, deduplicationId } from "../../ordering/broadcast.js";
+import { Broadcast, deduplicationId, MESSAGES_PER_TRANSACTION } from "../../ordering/broadcast.js";
 import { ConsumerGroup } from "../../ordering/consumer.js";
 import { parseSlot, StreamLog, type Slot } from "../../ordering/log.js";
 import type { Anomaly } from "../invariants.js";
@@ -127,8 +128,9 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
       const spec = (f: string, input: object) => ({ process: w.id, key: stream, f, input });
       const roll = w.random.next();
       if (roll < 0.05) {
-        // Crash after taking a number: the slot stays empty until a consumer fills it.
-        await recorder.record(spec("allocate-and-crash", {}), () => new StreamLog(w.dynamodb, setup.logTable).allocate(stream, 1));
+        // Crash after taking numbers: the slots stay empty until a consumer fills the run.
+        const count = w.random.int(1, MESSAGES_PER_TRANSACTION);
+        await recorder.record(spec("allocate-and-crash", { count }), () => new StreamLog(w.dynamodb, setup.logTable).allocate(stream, count));
         return;
       }
       const mine = dedupIds.get(w.id) ?? [];
