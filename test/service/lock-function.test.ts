@@ -37,7 +37,7 @@ function validRequest(action: string): Record<string, unknown> {
     elect: { name, owner: "o", waitMs: 100 },
     leader: { name },
     claim: { namespace: "ns", value: name, owner: "o" },
-    releaseClaim: { namespace: "ns", value: name, owner: "o" },
+    releaseClaim: { namespace: "ns", value: name, owner: "o", incarnation: "i" },
     claimOwner: { namespace: "ns", value: name },
   };
   return { action, ...base[action] };
