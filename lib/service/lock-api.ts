@@ -51,6 +51,7 @@ export interface LockResponses {
   leader: Leader | null;
   /** `incarnation`: pass it to `releaseClaim` (and to a retried `claim`, to stay the same claim). */
   claim: { claimed: true; incarnation: string };
+  /** The named incarnation no longer holds the value: ended by this call, earlier, or replaced. */
   releaseClaim: { released: true };
   claimOwner: { owner: string | null };
 }

@@ -58,6 +58,17 @@ describe("lock function over the local Lambda Invoke API", () => {
     expect(next.fencingToken).toBe(grant.fencingToken + 1);
   });
 
+  it("claims a value, answering with the incarnation that releaseClaim names", async () => {
+    const value = uniqueName("fn");
+    const { incarnation } = (await invoke({ action: "claim", namespace: "ns", value, owner: "alice" })).result as { incarnation: string };
+    expect((await invoke({ action: "claim", namespace: "ns", value, owner: "alice", incarnation })).result).toEqual({ claimed: true, incarnation });
+    expect((await invoke({ action: "claim", namespace: "ns", value, owner: "bob" })).error?.errorType).toBe("ClaimTakenError");
+    expect((await invoke({ action: "releaseClaim", namespace: "ns", value, owner: "alice", incarnation: "another" })).result).toEqual({ released: true });
+    expect((await invoke({ action: "claimOwner", namespace: "ns", value })).result).toEqual({ owner: "alice" });
+    expect((await invoke({ action: "releaseClaim", namespace: "ns", value, owner: "alice", incarnation })).result).toEqual({ released: true });
+    expect((await invoke({ action: "claimOwner", namespace: "ns", value })).result).toEqual({ owner: null });
+  });
+
   it("answers a timed-out acquire with LockTimeoutError", async () => {
     const name = uniqueName("fn");
     await invoke({ action: "acquire", name, owner: "alice", leaseMs: 10_000 });
