@@ -47,6 +47,8 @@ import { certainlyNotApplied, trackAttempts } from "./lease.js";
 
 /** Default for `CounterOptions.retryWindowMs`: an increment may be retried for an hour after its first attempt. */
 export const DEFAULT_RETRY_WINDOW_MS = 60 * 60 * 1000;
+/** The shortest retry window accepted: an increment's own tries must fit inside it. */
+const MIN_RETRY_WINDOW_MS = 1000;
 /** How long request items outlive the retry window: covers clock skew and requests still in flight. */
 export const RETENTION_MARGIN_MS = 60 * 60 * 1000;
 /** Sends that end with no answer before an increment gives up with IncrementOutcomeUnknownError. */
@@ -57,7 +59,8 @@ export interface CounterOptions {
   name: string;
   dynamodb?: DynamoDBClient;
   /**
-   * How long after its request id was minted an increment may be retried with it.
+   * How long after its request id was minted an increment may be retried with it
+   * (at least 1 s). Request items are kept this long plus `RETENTION_MARGIN_MS`.
    * @default DEFAULT_RETRY_WINDOW_MS (1 hour)
    */
   retryWindowMs?: number;
@@ -93,7 +96,9 @@ export class Counter {
     validateName("tableName", options.tableName);
     validateName("name", options.name);
     const window = options.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
-    if (!Number.isSafeInteger(window) || window < 0) throw new InvalidArgumentError("retryWindowMs", `must be a non-negative integer, got ${window}`);
+    if (!Number.isSafeInteger(window) || window < MIN_RETRY_WINDOW_MS) {
+      throw new InvalidArgumentError("retryWindowMs", `must be an integer of at least ${MIN_RETRY_WINDOW_MS} ms (one increment's own retries must fit), got ${window}`);
+    }
     this.name = options.name;
     this.#dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.#tableName = options.tableName;

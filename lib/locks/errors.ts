@@ -136,7 +136,8 @@ export class ClaimHeldByOtherIncarnationError extends ClaimTakenError {
 /**
  * An increment retried after its retry window: the record that would prove whether its
  * first attempt was applied may be gone (DynamoDB TTL), so the retry was refused rather
- * than risk counting it twice. Nothing was written by this call.
+ * than risk counting it twice. The refused attempt wrote nothing; an earlier attempt of
+ * the same request id may have applied (read the counter to reconcile).
  */
 export class RetryWindowExceededError extends FencepostError {
   override name = "RetryWindowExceededError";
