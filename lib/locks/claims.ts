@@ -21,7 +21,9 @@
  *   deletes another incarnation.
  * Assumes: a table with string partition key `pk` (the lock table is fine); incarnation
  * ids are unique (random UUIDs, or your own unique ids). Claims never expire: a claim
- * ends only by `release`.
+ * ends only by `release`. Not covered: a claim attempt delivered late (after its claim
+ * was confirmed by a retry and then released, while the value is free) re-creates that
+ * claim: the value stays with its owner, never with two, until released again.
  */
 import {
   ConditionalCheckFailedException,
