@@ -145,3 +145,71 @@ export class ReleaseIncompleteError extends FencepostError {
     super(`The release of lock '${lockName}' (token ${fencingToken}) could not be confirmed in ${tries} tries (DynamoDB unreachable); the lock stays held until its lease runs out. Call release() again to retry.`, options);
   }
 }
+
+/**
+ * A uniqueness claim is held by the same owner under another incarnation: an earlier
+ * `claim()` of this owner (another process, or a call whose answer was lost and that
+ * did not pass its own `incarnation`). This call did not take it over: a release of that
+ * other incarnation would end it under this caller's feet.
+ */
+export class ClaimHeldByOtherIncarnationError extends ClaimTakenError {
+  override name = "ClaimHeldByOtherIncarnationError";
+  constructor(
+    namespace: string,
+    value: string,
+    owner: string,
+    readonly incarnation: string,
+  ) {
+    super(namespace, value, owner);
+    this.message =
+      `'${value}' in '${namespace}' is already claimed by '${owner}' under incarnation '${incarnation}', not this claim's: ` +
+      `to keep that claim, use its handle (claims.current(namespace, value)) or claim again passing { incarnation: '${incarnation}' }; ` +
+      `to start over, release it first.`;
+  }
+}
+
+/**
+ * An increment retried after its retry window: the record that would prove whether its
+ * first attempt was applied may be gone (DynamoDB TTL), so the retry was refused rather
+ * than risk counting it twice. The refused attempt wrote nothing; an earlier attempt of
+ * the same request id may have applied (read the counter to reconcile).
+ */
+export class RetryWindowExceededError extends FencepostError {
+  override name = "RetryWindowExceededError";
+  constructor(
+    readonly counterName: string,
+    readonly requestId: string,
+    /** How long ago (ms, wall clock) the request id was minted. */
+    readonly ageMs: number,
+    readonly retryWindowMs: number,
+  ) {
+    super(
+      `Increment '${requestId}' of counter '${counterName}' was first issued ${Math.round(ageMs / 1000)} s ago, past its ` +
+        `${Math.round(retryWindowMs / 1000)} s retry window: whether it was applied can no longer be proven, so it was not applied again. ` +
+        `Read the counter and reconcile; a new increment needs a new request id.`,
+    );
+  }
+}
+
+/**
+ * An increment whose outcome could not be learned (DynamoDB did not answer, or answered
+ * only after an attempt whose answer was lost). It was applied at most once. Retrying
+ * with the same `requestId` within the retry window returns its value if it was applied
+ * and applies it otherwise.
+ */
+export class IncrementOutcomeUnknownError extends FencepostError {
+  override name = "IncrementOutcomeUnknownError";
+  constructor(
+    readonly counterName: string,
+    readonly requestId: string,
+    /** Wall-clock time (epoch ms) until which a retry with `requestId` is accepted. */
+    readonly retryBefore: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `The increment '${requestId}' of counter '${counterName}' could not be confirmed (DynamoDB did not answer); it was applied at most once. ` +
+        `Call incrementAndGet again with { requestId: '${requestId}' } before ${new Date(retryBefore).toISOString()} to learn its value.`,
+      options,
+    );
+  }
+}

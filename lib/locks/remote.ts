@@ -21,15 +21,10 @@ import * as errors from "./errors.js";
 import type { LeaseKeeper } from "./lock.js";
 
 /** The typed errors a function may throw, by errorType. */
-const ERROR_CLASSES: Record<string, new (...args: never[]) => Error> = {
-  LockTimeoutError: errors.LockTimeoutError,
-  LockLostError: errors.LockLostError,
-  StaleTokenError: errors.StaleTokenError,
-  NotLockOwnerError: errors.NotLockOwnerError,
-  ClaimTakenError: errors.ClaimTakenError,
-  InvalidArgumentError: errors.InvalidArgumentError,
-  FencepostError: errors.FencepostError,
-};
+/** Every error class of the lock family, by name: any of them crosses the Lambda boundary as itself. */
+const ERROR_CLASSES: Record<string, new (...args: never[]) => Error> = Object.fromEntries(
+  Object.entries(errors).filter(([, value]) => typeof value === "function" && (value === errors.FencepostError || value.prototype instanceof errors.FencepostError)),
+) as Record<string, new (...args: never[]) => Error>;
 
 /** Lets other families (two-phase commit) have their typed errors rebuilt across the Lambda boundary too. */
 export function registerErrorClasses(classes: Record<string, new (...args: never[]) => Error>): void {

@@ -24,8 +24,8 @@ export type LockRequest =
   | { action: "list"; limit?: number; startAfter?: string }
   | { action: "elect"; name: string; owner: string; waitMs?: number; leaseMs?: number; value?: string }
   | { action: "leader"; name: string }
-  | { action: "claim"; namespace: string; value: string; owner: string }
-  | { action: "releaseClaim"; namespace: string; value: string; owner: string }
+  | { action: "claim"; namespace: string; value: string; owner: string; incarnation?: string }
+  | { action: "releaseClaim"; namespace: string; value: string; owner: string; incarnation: string }
   | { action: "claimOwner"; namespace: string; value: string };
 
 export type LockAction = LockRequest["action"];
@@ -50,7 +50,9 @@ export interface LockResponses {
   list: { locks: ({ name: string } & LockState)[]; next?: string };
   elect: LockGrant;
   leader: Leader | null;
-  claim: { claimed: true };
+  /** `incarnation`: pass it to `releaseClaim` (and to a retried `claim`, to stay the same claim). */
+  claim: { claimed: true; incarnation: string };
+  /** The named incarnation no longer holds the value: ended by this call, earlier, or replaced. */
   releaseClaim: { released: true };
   claimOwner: { owner: string | null };
 }
@@ -78,8 +80,8 @@ export const lockRequestSchema = {
     action("list", { limit: { type: "integer", minimum: 1, maximum: 1000 }, startAfter: text(1024) }, []),
     action("elect", { name, owner, waitMs, leaseMs, value: data }, ["name", "owner"]),
     action("leader", { name }, ["name"]),
-    action("claim", { namespace: name, value: name, owner }, ["namespace", "value", "owner"]),
-    action("releaseClaim", { namespace: name, value: name, owner }, ["namespace", "value", "owner"]),
+    action("claim", { namespace: name, value: name, owner, incarnation: name }, ["namespace", "value", "owner"]),
+    action("releaseClaim", { namespace: name, value: name, owner, incarnation: name }, ["namespace", "value", "owner", "incarnation"]),
     action("claimOwner", { namespace: name, value: name }, ["namespace", "value"]),
   ],
 } as const;

@@ -86,10 +86,9 @@ export class LockService {
       case "leader":
         return (await this.#locks.leader(req.name)) ?? null;
       case "claim":
-        await this.#claims.claim(req.namespace, req.value, req.owner);
-        return { claimed: true };
+        return { claimed: true, incarnation: (await this.#claims.claim(req.namespace, req.value, req.owner, { incarnation: req.incarnation })).incarnation };
       case "releaseClaim":
-        await this.#claims.release(req.namespace, req.value, req.owner);
+        await this.#claims.release(req);
         return { released: true };
       case "claimOwner":
         return { owner: (await this.#claims.owner(req.namespace, req.value)) ?? null };

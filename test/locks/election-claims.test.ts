@@ -1,7 +1,7 @@
 /** Leader election and uniqueness claims on the lock table. */
 import { PutItemCommand, TransactionCanceledException, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
-import { Claims, ClaimTakenError, NotLockOwnerError, type Leader } from "../../lib/locks/index.js";
+import { ClaimHeldByOtherIncarnationError, Claims, ClaimTakenError, type Leader } from "../../lib/locks/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { newLockClient, uniqueName, wait } from "../support/locks.js";
 
@@ -42,17 +42,24 @@ describe("uniqueness claims", () => {
   const db = dynamoDbClient();
   const claims = new Claims({ tableName: lockTable(), dynamodb: db });
 
-  it("gives a value to one owner; idempotent for that owner; owner-only release", async () => {
+  it("gives a value to one claim; idempotent for that claim; release ends only the claim it names", async () => {
     const email = `${uniqueName("user")}@example.com`;
-    await claims.claim("email", email, "user-1");
-    await claims.claim("email", email, "user-1");
+    const mine = await claims.claim("email", email, "user-1");
+    expect(await claims.claim("email", email, "user-1", { incarnation: mine.incarnation })).toEqual(mine);
     const taken = await claims.claim("email", email, "user-2").catch((e: unknown) => e);
     expect(taken).toBeInstanceOf(ClaimTakenError);
     expect((taken as ClaimTakenError).owner).toBe("user-1");
-    await expect(claims.release("email", email, "user-2")).rejects.toBeInstanceOf(NotLockOwnerError);
-    await claims.release("email", email, "user-1");
-    await claims.claim("email", email, "user-2");
+    // The same owner, another claim call: not this claim, so not handed out as if it were.
+    const again = await claims.claim("email", email, "user-1").catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(ClaimHeldByOtherIncarnationError);
+    expect((again as ClaimHeldByOtherIncarnationError).incarnation).toBe(mine.incarnation);
+    // A handle that names another incarnation ends nothing.
+    await claims.release({ ...mine, incarnation: "not-this-claim" });
+    expect(await claims.current("email", email)).toEqual(mine);
+    await claims.release(mine);
+    const theirs = await claims.claim("email", email, "user-2");
     expect(await claims.owner("email", email)).toBe("user-2");
+    expect(await claims.current("email", email)).toEqual(theirs);
   });
 
   it("only one of many concurrent claimants wins", async () => {
@@ -67,8 +74,8 @@ describe("uniqueness claims", () => {
       Put: { TableName: lockTable(), Item: { pk: { S: `user#${id}` }, email: { S: email } }, ConditionExpression: "attribute_not_exists(pk)" },
     });
     const u1 = uniqueName("u");
-    await claims.claimWith("email", email, u1, [userPut(u1)]);
-    expect(await claims.owner("email", email)).toBe(u1);
+    const claim = await claims.claimWith("email", email, u1, [userPut(u1)]);
+    expect(await claims.current("email", email)).toEqual(claim);
 
     // Taken value: the user's row is not written.
     const u2 = uniqueName("u");

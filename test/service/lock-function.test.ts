@@ -37,7 +37,7 @@ function validRequest(action: string): Record<string, unknown> {
     elect: { name, owner: "o", waitMs: 100 },
     leader: { name },
     claim: { namespace: "ns", value: name, owner: "o" },
-    releaseClaim: { namespace: "ns", value: name, owner: "o" },
+    releaseClaim: { namespace: "ns", value: name, owner: "o", incarnation: "i" },
     claimOwner: { namespace: "ns", value: name },
   };
   return { action, ...base[action] };
@@ -56,6 +56,17 @@ describe("lock function over the local Lambda Invoke API", () => {
     expect((await invoke({ action: "release", name, owner: "alice", fencingToken: grant.fencingToken })).result).toEqual({ released: true });
     const next = (await invoke({ action: "acquire", name, owner: "bob" })).result as { fencingToken: number };
     expect(next.fencingToken).toBe(grant.fencingToken + 1);
+  });
+
+  it("claims a value, answering with the incarnation that releaseClaim names", async () => {
+    const value = uniqueName("fn");
+    const { incarnation } = (await invoke({ action: "claim", namespace: "ns", value, owner: "alice" })).result as { incarnation: string };
+    expect((await invoke({ action: "claim", namespace: "ns", value, owner: "alice", incarnation })).result).toEqual({ claimed: true, incarnation });
+    expect((await invoke({ action: "claim", namespace: "ns", value, owner: "bob" })).error?.errorType).toBe("ClaimTakenError");
+    expect((await invoke({ action: "releaseClaim", namespace: "ns", value, owner: "alice", incarnation: "another" })).result).toEqual({ released: true });
+    expect((await invoke({ action: "claimOwner", namespace: "ns", value })).result).toEqual({ owner: "alice" });
+    expect((await invoke({ action: "releaseClaim", namespace: "ns", value, owner: "alice", incarnation })).result).toEqual({ released: true });
+    expect((await invoke({ action: "claimOwner", namespace: "ns", value })).result).toEqual({ owner: null });
   });
 
   it("answers a timed-out acquire with LockTimeoutError", async () => {

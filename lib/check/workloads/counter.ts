@@ -22,6 +22,7 @@ export interface CounterWorkloadOptions {
 
 interface Incrementable {
   get(): Promise<number>;
+  newRequestId(): string;
   incrementAndGet(delta: number, options: { requestId: string }): Promise<number>;
 }
 
@@ -41,7 +42,7 @@ export async function runCounterWorkload(env: WorkloadEnvironment, options: Coun
     if (w.random.chance(0.2)) {
       await run.recorder.record(spec("read", {}), () => target.get(), () => ({ outcome: "fail" }));
     } else {
-      const requestId = randomUUID();
+      const requestId = target.newRequestId();
       await run.recorder.record(
         spec("increment", { delta: 1 }),
         async () => {
@@ -81,6 +82,10 @@ class ReadModifyWriteCounter implements Incrementable {
   async get(): Promise<number> {
     const { Item } = await this.worker.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: `rmw#${this.name}` } }, ConsistentRead: true }));
     return Number(Item?.["n"]?.N ?? 0);
+  }
+
+  newRequestId(): string {
+    return randomUUID();
   }
 
   async incrementAndGet(delta: number): Promise<number> {
