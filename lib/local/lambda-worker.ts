@@ -5,7 +5,6 @@
  * It tells the parent when an invocation starts, after init, so the function's timeout
  * does not count a cold start (Lambda gives init a separate budget).
  * Results and errors go back in the shape Lambda reports them.
- * Assumes: `*.localhost` names are the emulators' (they resolve to loopback here).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { pathToFileURL } from "node:url";
@@ -28,14 +27,6 @@ interface Invocation {
 type Handler = (event: unknown, context: object) => Promise<unknown>;
 
 const config = workerData as WorkerConfig;
-
-// The SQS emulator's queue URLs name hosts like `sqs.us-east-1.localhost`, and the SDK
-// sends to a queue URL's host when the endpoint comes from the environment (as here).
-// Lambda on AWS resolves real queue hosts; locally, resolve `*.localhost` to loopback.
-await import("fauxqs").then(
-  (fauxqs) => fauxqs.interceptLocalhostDns(),
-  () => undefined,
-);
 
 function failure(err: unknown) {
   const e = err instanceof Error ? err : new Error(String(err));

@@ -118,7 +118,7 @@ export async function serveLambdas(options: LocalLambdaOptions): Promise<LocalLa
       AWS_ACCESS_KEY_ID: options.credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: options.credentials.secretAccessKey,
       AWS_ENDPOINT_URL_DYNAMODB: options.endpoints.dynamodb,
-      AWS_ENDPOINT_URL_SQS: queueHostEndpoint(options.endpoints.sqs, region),
+      AWS_ENDPOINT_URL_SQS: options.endpoints.sqs,
       AWS_ENDPOINT_URL_LAMBDA: endpoint,
       AWS_LAMBDA_FUNCTION_NAME: name,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
@@ -363,16 +363,6 @@ function sqsRecord(m: Message, queueArn: string, region: string) {
     eventSourceARN: queueArn,
     awsRegion: region,
   };
-}
-
-/**
- * The embedded SQS emulator names queues by URLs on `sqs.<region>.localhost`; giving the
- * functions that host as their SQS endpoint makes the SDK's queue-URL check agree (the
- * worker resolves `*.localhost` to loopback). External endpoints are left as they are.
- */
-export function queueHostEndpoint(sqsEndpoint: string, region: string): string {
-  const url = new URL(sqsEndpoint);
-  return url.hostname === "127.0.0.1" ? `${url.protocol}//sqs.${region}.localhost:${url.port}` : sqsEndpoint;
 }
 
 /** Milliseconds of a `rate(N unit)` expression, or undefined for anything else. */

@@ -160,6 +160,20 @@ export async function startSqsEmulator(options: { region: string }): Promise<Run
     throw new LocalCloudError("The npm package 'fauxqs' is not installed: run npm install (it is a devDependency of fencepost).");
   }
   const app = fauxqs.buildApp({ logger: false, defaultRegion: options.region });
+  // fauxqs names queues `http://sqs.<region>.localhost:<port>/<account>/<name>`, a host not
+  // every resolver maps to loopback, and a default SDK client sends to a queue URL's host.
+  // So URLs are translated at the emulator's edge: clients only ever see (and send)
+  // `http://127.0.0.1:<port>/<account>/<name>`, which works with any client.
+  let port = 0;
+  const internalHost = /http:\/\/sqs\.[a-z0-9-]+\.localhost:(\d+)\//g;
+  app.addHook("preHandler", async (request) => {
+    const body = request.body as { QueueUrl?: unknown } | undefined;
+    if (body && typeof body === "object" && typeof body.QueueUrl === "string") {
+      body.QueueUrl = body.QueueUrl.replace(`http://127.0.0.1:${port}/`, `http://sqs.${options.region}.localhost:${port}/`);
+    }
+  });
+  app.addHook("onSend", async (_request, _reply, payload) => (typeof payload === "string" ? payload.replace(internalHost, "http://127.0.0.1:$1/") : payload));
   const address = await app.listen({ port: 0, host: "127.0.0.1" });
+  port = Number(new URL(address).port);
   return { endpoint: address.replace("localhost", "127.0.0.1"), stop: () => app.close() };
 }

@@ -3,6 +3,7 @@
  * or after its process is killed, and one clear line when Java is missing.
  */
 import { ListTablesCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { CreateQueueCommand, GetQueueUrlCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
@@ -38,6 +39,21 @@ describe.skipIf(process.env["AWS_ENDPOINT_URL"])("the embedded local cloud", () 
     const { TableNames } = await stranger.send(new ListTablesCommand({}));
     stranger.destroy();
     expect(TableNames).toEqual(expect.arrayContaining(Object.values(cloud.tables)));
+  });
+
+  it("hands out queue URLs on 127.0.0.1 that a client with default settings can use", async () => {
+    const cloud = sharedCloud();
+    for (const queue of Object.values(cloud.queues)) expect(new URL(queue.url).hostname).toBe("127.0.0.1");
+    // useQueueUrlAsEndpoint is on by default: the SDK sends to the queue URL's own host.
+    const sqs = new SQSClient({ endpoint: cloud.endpoints.sqs, region: cloud.region, credentials: cloud.credentials });
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: `urls-${Date.now()}` }));
+    expect(new URL(QueueUrl!).hostname).toBe("127.0.0.1");
+    await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "hello" }));
+    const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }));
+    expect(Messages?.[0]?.Body).toBe("hello");
+    const again = await sqs.send(new GetQueueUrlCommand({ QueueName: new URL(QueueUrl!).pathname.split("/").pop()! }));
+    expect(again.QueueUrl).toBe(QueueUrl);
+    sqs.destroy();
   });
 
   it("starts a second cloud in the same process on other ports, and stop() ends its emulators", async () => {

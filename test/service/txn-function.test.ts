@@ -12,7 +12,6 @@ import { invokeJson } from "../../lib/locks/remote.js";
 import type { TxnRequest, TxnResponses } from "../../lib/service/txn-api.js";
 import { dynamoDbClient, lambdaClient, lockTable, sqsClient, txnFunction, txnRecoveryFunction, txnTable } from "../support/cloud.js";
 import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
-import { queueHostEndpoint } from "../../lib/local/lambda.js";
 import { Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
 
 let lambda: LambdaClient;
@@ -107,10 +106,5 @@ describe("recovery function", () => {
     expect(metrics).toMatchObject({ Construct: "Stack/Fencepost", InDoubtTransactions: 2, OldestInDoubtSeconds: 90 });
     expect(JSON.stringify(metrics["_aws"])).toContain('"Namespace":"Fencepost"');
     expect(inDoubtMetrics([], "x", now)).toMatchObject({ InDoubtTransactions: 0, OldestInDoubtSeconds: 0 });
-  });
-
-  it("gives local functions the SQS emulator's queue host as their endpoint", () => {
-    expect(queueHostEndpoint("http://127.0.0.1:4100", "eu-west-1")).toBe("http://sqs.eu-west-1.localhost:4100");
-    expect(queueHostEndpoint("http://localhost:4566", "eu-west-1")).toBe("http://localhost:4566");
   });
 });
