@@ -50,7 +50,9 @@ function readState(): LocalState | undefined {
   }
 }
 
-export class ConnectionError extends Error {}
+export class ConnectionError extends Error {
+  override name = "ConnectionError";
+}
 
 /** Which function a command talks to: its role in the template, its env override, its stack output. */
 interface ServiceSpec {

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 import { synthesizeTemplate } from "../infra/synth.js";
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LocalCloudError, shellExports, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
@@ -62,7 +63,8 @@ options:
   --reason TEXT         (tx abort|forget) why; required
   --in-doubt            (tx list) the default; accepted for clarity
   --prefix P            (tx list, tx recover) only transaction ids starting with P
-  -h, --help
+  -h, --help            this help; after a command, that command's help
+  -v, --version         the version
 
 AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) instead of
 the embedded local cloud.`;
@@ -105,7 +107,9 @@ function seconds(flag: string, value: string | undefined, fallback: number): num
   return n * 1000;
 }
 
-class UsageError extends Error {}
+class UsageError extends Error {
+  override name = "UsageError";
+}
 
 interface VerifyFlags {
   json: boolean;
@@ -183,11 +187,44 @@ async function verify(flags: VerifyFlags): Promise<number> {
   }
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
+/** The lines of USAGE about one command: its entries and the options marked for it. */
+function usageFor(command: string): string {
+  const entries: string[][] = [];
+  for (const line of USAGE.split("\n")) {
+    if (/^  \S/.test(line)) entries.push([line]);
+    else if (/^ {3,}\S/.test(line) && entries.length > 0) entries.at(-1)!.push(line);
+    else entries.push([]);
+  }
+  const global = ["--json", "-h, --help", "-v, --version"];
+  const about = entries.filter(([first = ""]) => first.trimStart().startsWith(`${command} `) || first.trim() === command);
+  const options = entries.filter((entry) => entry.join(" ").includes(`(${command}`) || global.some((g) => (entry[0] ?? "").trimStart().startsWith(g)));
+  return [`usage: fencepost ${command} ...`, "", ...about.flat(), "", "options:", ...options.flat()].join("\n");
+}
+
+/** The package's version, from package.json beside the sources (tsx) or the build (dist/). */
+function version(): string {
+  for (const path of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "fencepost" && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next place
+    }
+  }
+  return "unknown";
+}
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    // Node's parser says what was wrong (unknown option, missing or ambiguous value); a number
+    // starting with '-' reads as an option: write it as --wait=-5 if you mean it.
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ".").replace(/\s*\n\s*/g, " "));
+  }
+}
+
+const OPTIONS = {
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
       seed: { type: "string" },
@@ -208,9 +245,20 @@ async function main(argv: string[]): Promise<number> {
       prefix: { type: "string" },
       all: { type: "boolean", default: false },
       "in-doubt": { type: "boolean", default: false },
-    },
-  });
+      version: { type: "boolean", short: "v", default: false },
+} as const;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv);
   const [command] = positionals;
+  if (values.version) {
+    process.stdout.write(`${values.json ? JSON.stringify({ version: version() }) : version()}\n`);
+    return 0;
+  }
+  if (values.help && command && ["up", "verify", "lock", "tx"].includes(command)) {
+    process.stdout.write(`${usageFor(command)}\n`);
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
@@ -242,17 +290,19 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
+    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError;
     // Our own errors already say what to do; anything else gets its stack for a bug report.
-    if (err instanceof FencepostError || err instanceof ConnectionError) {
-      process.stderr.write(`fencepost: ${err.message}\n`);
-      process.exit(1);
+    const ours = usage || err instanceof FencepostError || err instanceof ConnectionError || err instanceof LocalCloudError;
+    const message = err instanceof Error ? (ours ? err.message : (err.stack ?? err.message)) : String(err);
+    const exitCode = usage ? 2 : 1;
+    if (process.argv.includes("--json")) {
+      const type = err instanceof Error ? err.name : "Error";
+      process.stdout.write(`${JSON.stringify({ error: { type: usage ? "UsageError" : type, message: err instanceof Error ? err.message : String(err), exitCode } })}\n`);
+    } else {
+      const command = process.argv[2];
+      const hint = usage ? `\nRun 'fencepost ${command && ["up", "verify", "lock", "tx"].includes(command) ? `${command} ` : ""}--help' for usage.` : "";
+      process.stderr.write(`fencepost: ${message}${hint}\n`);
     }
-    if (err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError) {
-      process.stderr.write(`fencepost: ${err.message}\n${USAGE}\n`);
-      process.exit(2);
-    }
-    const text = err instanceof LocalCloudError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-    process.stderr.write(`fencepost: ${text}\n`);
-    process.exit(1);
+    process.exit(exitCode);
   },
 );

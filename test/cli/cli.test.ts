@@ -64,6 +64,25 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(cli("lock", "inspect", "demo").stdout).toContain("'demo' is free");
   });
 
+  it("answers --version, per-command --help, and bad options in one line with exit code 2 (as JSON with --json)", () => {
+    const version = cli("--version");
+    expect(version.status).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    const lockHelp = cli("lock", "--help");
+    expect(lockHelp.status).toBe(0);
+    expect(lockHelp.stdout).toContain("lock acquire NAME");
+    expect(lockHelp.stdout).not.toContain("tx recover");
+    for (const args of [["--frob"], ["lock", "acquire", "x", "--wait", "-5"]]) {
+      const bad = cli(...args);
+      expect(bad.status, args.join(" ")).toBe(2);
+      expect(bad.stderr, args.join(" ")).not.toMatch(/^\s+at /m); // no stack trace
+      expect(bad.stderr.trim().split("\n"), args.join(" ")).toHaveLength(2); // the problem, then where help is
+    }
+    const asJson = cli("--json", "--frob");
+    expect(asJson.status).toBe(2);
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ error: { type: "UsageError", exitCode: 2 } });
+  });
+
   it("explains usage errors with exit code 2", () => {
     const missing = cli("lock", "release", "demo");
     expect(missing.status).toBe(2);
