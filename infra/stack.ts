@@ -13,6 +13,8 @@ export class FencepostStack extends Stack {
     this.fencepost = new Fencepost(this, "Fencepost", props.fencepost);
     new CfnOutput(this, "LockTableName", { value: this.fencepost.lockTable.tableName, description: "The lock table (direct-mode LockClient tableName)" });
     new CfnOutput(this, "TxnTableName", { value: this.fencepost.txnTable.tableName, description: "The two-phase commit decision log (Coordinator tableName)" });
+    new CfnOutput(this, "LogTableName", { value: this.fencepost.logTable.tableName, description: "The broadcast log (Broadcast and ConsumerGroup tableName)" });
+    new CfnOutput(this, "BroadcastQueueUrl", { value: this.fencepost.broadcastQueue.queueUrl, description: "The broadcast FIFO queue (Broadcast queueUrl; consumers' event source)" });
     new CfnOutput(this, "TxnFunctionName", { value: this.fencepost.txnFunction.functionName, description: "The coordinator service (fencepost tx --function)" });
     new CfnOutput(this, "LockFunctionName", { value: this.fencepost.lockFunction.functionName, description: "The lock service (remote-mode LockClient functionName; fencepost lock --function)" });
   }

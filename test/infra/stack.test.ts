@@ -43,6 +43,8 @@ describe("Fencepost stack", () => {
     template.hasResourceProperties("AWS::Logs::LogGroup", { RetentionInDays: 30 });
     template.hasOutput("LockFunctionName", {});
     template.hasOutput("LockTableName", {});
+    template.hasOutput("LogTableName", {});
+    template.hasOutput("BroadcastQueueUrl", {});
   });
 
   it("declares the decision log with its in-doubt index, the recovery schedule and the in-doubt alarm", () => {
