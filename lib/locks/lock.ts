@@ -75,7 +75,9 @@ export class Lock {
     this.#version = params.record.version;
     this.#deadline = params.sentAt + params.leaseMs - params.safetyMarginMs;
     this.#armDeadline();
-    this.#scheduleHeartbeat();
+    // A third of the lease after the grant was sent, not after it was answered: a slow grant
+    // (the first of a new name takes two requests) must not eat the heartbeat's slack.
+    this.#scheduleHeartbeat(Math.max(0, params.sentAt + params.leaseMs / 3 - params.clock.now()));
   }
 
   /** Aborts (with a LockLostError reason) before any other client could be granted this lock. */
