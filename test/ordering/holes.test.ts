@@ -348,9 +348,10 @@ describe("a producer whose write is cancelled by a conflict", () => {
     const dynamodb = dynamoDbClient();
     // Its first try is delayed in the network (the SDK sees a timeout and tries again); the
     // retry, same ClientRequestToken, is cancelled by a conflict; the first copy then lands
-    // just before the producer's next write (its fill of the numbers).
+    // before any of the producer's next writes (its fill of the numbers) leaves.
     let writes = 0;
     let delayedCopy: (() => Promise<unknown>) | undefined;
+    let landed: Promise<unknown> | undefined;
     type Next = (args: unknown) => Promise<unknown>;
     (dynamodb.middlewareStack as unknown as { add(middleware: unknown, options: object): void }).add(
       (next: Next, context: { commandName?: string }) => async (args: unknown) => {
@@ -367,7 +368,8 @@ describe("a producer whose write is cancelled by a conflict", () => {
             CancellationReasons: transactionKeys(args).map(() => ({ Code: "TransactionConflict" })),
           });
         }
-        if (writes === 3) await delayedCopy!();
+        landed ??= delayedCopy!();
+        await landed;
         return next(args);
       },
       { step: "finalizeRequest", priority: "low", name: "delayedCopyThenConflict" },
