@@ -46,7 +46,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { systemClock, sleep, type MonotonicClock } from "./clock.js";
 import { FencepostError, InvalidArgumentError, LockLostError, LockQueueFullError, LockTimeoutError, NotLockOwnerError } from "./errors.js";
-import { certainlyNotApplied, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { certainlyNotApplied, isThrottling, LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
 import { formatPlace, MAX_WAITER_LEASE_MS, MAX_WAITERS, MIN_WAITER_LEASE_MS, parsePlace, PlaceWatch, QUEUE_WINDOW } from "./queue.js";
 import { elect, leader, observe, type ElectOptions, type Leader, type Leadership } from "./election.js";
 import { Lock, type LeaseKeeper } from "./lock.js";
@@ -570,9 +570,4 @@ function expiry(record: LeaseRecord): { expiresAt: number | undefined; expired: 
   if (record.holder === undefined || record.renewedAt === undefined) return { expiresAt: undefined, expired: false };
   const expiresAt = record.renewedAt + record.leaseMs;
   return { expiresAt, expired: Date.now() > expiresAt };
-}
-
-function isThrottling(err: unknown): boolean {
-  const name = (err as { name?: string })?.name ?? "";
-  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionConflict/.test(name);
 }

@@ -30,3 +30,8 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/** A backoff of about `ms`: between half of it and all of it, at random (so retries spread out). */
+export function jitter(ms: number): number {
+  return ms * (0.5 + Math.random() / 2);
+}

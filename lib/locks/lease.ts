@@ -101,6 +101,16 @@ export function certainlyNotApplied(err: unknown): boolean {
   return typeof status === "number" && status >= 400 && status < 500;
 }
 
+/**
+ * True for errors that say DynamoDB is busy rather than that the request is wrong:
+ * throttling, or a conflict with a transaction in progress on the item. Nothing applied,
+ * and asking again after a backoff may succeed.
+ */
+export function isThrottling(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? "";
+  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionConflict/.test(name);
+}
+
 /** Whether any attempt of one SDK command ended with an unknown outcome. */
 export interface AttemptLog {
   uncertain: boolean;

@@ -13,10 +13,16 @@
  * A producer that took numbers and then stalled past the consumers' hole timeout finds
  * its slots filled with no-ops: the transaction fails, it fills whatever else of its
  * allocation is still empty, in one pass (nobody else will use those numbers), and tries
- * again with fresh numbers, at most `maxAttempts` times (then SlotLostError). A write
- * cancelled by a conflicting transaction (a consumer filling the run) is handled the same
- * way. The lost numbers are reported in the result. Nothing is ever delivered twice or
- * out of order, because a slot's content never changes once written.
+ * again with fresh numbers, at most `maxAttempts` times (then SlotLostError). The lost
+ * numbers are reported in the result. Whenever the write was not seen to apply (lost to
+ * a fill, cancelled by a conflict, outcome unknown) the producer fills its numbers and
+ * judges by what they hold: a cancellation proves nothing about an earlier copy of the
+ * same request (same ClientRequestToken) still in the network, so a slot holding this
+ * attempt's own message means the write landed, whole (one transaction), and it is
+ * reported as published, not published again. A conflict on a dedup record alone (a twin
+ * publish of the same dedupId in progress) is retried after a backoff and loses no slots;
+ * if it persists, PublishConflictError. Nothing is ever delivered twice or out of order,
+ * because a slot's content never changes once written.
  *
  * Throughput: the sequencer is one item (about 1,000 writes/s per partition on AWS).
  * Batching amortises it: `publishBatch` works in chunks of up to 25 messages, each chunk
@@ -28,6 +34,7 @@ import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createHash, randomUUID } from "node:crypto";
 import { validateName } from "../locks/client.js";
+import { jitter, sleep } from "../locks/clock.js";
 import { FencepostError, InvalidArgumentError } from "../locks/errors.js";
 import { StreamLog, type Slot } from "./log.js";
 
@@ -64,6 +71,22 @@ export class PublishIncompleteError extends FencepostError {
   }
 }
 
+/**
+ * Every attempt was cancelled by another publish of the same dedupId in progress (a twin):
+ * nothing was published by this call, and the twin's outcome was not known yet.
+ */
+export class PublishConflictError extends FencepostError {
+  override name = "PublishConflictError";
+  constructor(
+    readonly stream: string,
+    readonly dedupIds: readonly string[],
+  ) {
+    super(
+      `Publishing to '${stream}' was cancelled on every attempt by a concurrent publish of the same dedupId (${dedupIds.join(", ")}); this call published nothing. Publish again with the same dedupIds: the message is published once, by whichever publish wins.`,
+    );
+  }
+}
+
 /** The producer lost its slots to hole filling on every attempt. */
 export class SlotLostError extends FencepostError {
   override name = "SlotLostError";
@@ -72,7 +95,7 @@ export class SlotLostError extends FencepostError {
     readonly lostSlots: readonly number[],
   ) {
     super(
-      `Publishing to '${stream}' lost its slots (${lostSlots.join(", ")}) to hole filling (or to its own fill after an unknown outcome) on every attempt: this producer is slower than the consumers' hole timeout, or DynamoDB keeps failing. These messages were not published; raise holeTimeoutMs or find the stall.`,
+      `Publishing to '${stream}' lost its slots (${lostSlots.join(", ")}) to hole filling (or to its own fill after an unknown outcome or a conflicting transaction) on every attempt: this producer is slower than the consumers' hole timeout, or DynamoDB keeps failing. These messages were not published; raise holeTimeoutMs or find the stall.`,
     );
   }
 }
@@ -84,7 +107,7 @@ export interface BroadcastOptions {
   queueUrl?: string;
   dynamodb?: DynamoDBClient;
   sqs?: SQSClient;
-  /** Attempts when slots are lost to hole filling. Default 3. */
+  /** Attempts when slots are lost to hole filling, or a twin publish conflicts. Default 3. */
   maxAttempts?: number;
   /**
    * NEGATIVE CONTROL, never in production: deduplicate by reading first and then writing
@@ -109,6 +132,15 @@ export interface PublishResult {
   /** Whether the queue accepted the notification (false: consumers will find it in the log). */
   queued: boolean;
 }
+
+/**
+ * What one write attempt of a chunk came to, as far as its answer tells: "slot-lost" (a
+ * slot was written by someone else, or a write in progress conflicted on a slot),
+ * "duplicate" (a dedup record exists), "dedup-conflict" (a twin publish was in progress
+ * on a dedup record). The caller then fills the numbers; finding its own message there
+ * turns any of these into "written".
+ */
+type WriteOutcome = "written" | "slot-lost" | "duplicate" | "dedup-conflict";
 
 interface Pending {
   payload: string;
@@ -187,35 +219,46 @@ export class Broadcast {
       todo.forEach((m, i) => found[i] !== undefined && (results[m.index] = { seq: found[i], duplicate: true, lostSlots: [], queued: false }));
       todo = todo.filter((_, i) => found[i] === undefined);
     }
+    let outcome: WriteOutcome | undefined;
     for (let attempt = 1; todo.length > 0; attempt++) {
-      if (attempt > this.#maxAttempts) throw new SlotLostError(stream, lost);
+      if (attempt > this.#maxAttempts) {
+        throw outcome === "dedup-conflict" ? new PublishConflictError(stream, todo.flatMap((m) => m.dedupId ?? [])) : new SlotLostError(stream, lost);
+      }
       const first = await this.log.allocate(stream, todo.length);
       const writer = randomUUID();
       const items: TransactWriteItem[] = todo.flatMap((m, i) => [
         { Put: this.log.messagePut(stream, first + i, m.payload, writer, m.dedupId) },
         ...(m.dedupId ? [{ Put: this.log.dedupPut(stream, m.dedupId, first + i, !this.#checkThenAct) }] : []),
       ]);
-      const outcome = await this.#write(items, writer, stream, first);
+      outcome = await this.#write(items, writer, stream, first);
+      if (outcome !== "written") {
+        // Not seen to apply: our numbers are abandoned. Fill the ones still empty so consumers
+        // need not wait, and look at what they hold: a slot with this attempt's own message
+        // means a copy of our request landed after all (and whole: one transaction).
+        const slots = await this.log.fillAll(stream, todo.map((_, i) => first + i));
+        if (slots.some((slot) => slot.kind === "message" && slot.writer === writer)) outcome = "written";
+      }
       if (outcome === "written") {
         todo.forEach((m, i) => (results[m.index] = { seq: first + i, duplicate: false, lostSlots: [...lost], queued: false }));
         return;
       }
-      // Not written: our numbers are abandoned. Fill the ones still empty so consumers need not wait.
-      await this.log.fillAll(stream, todo.map((_, i) => first + i));
       const duplicates = await Promise.all(todo.map((m) => (m.dedupId ? this.log.dedupSeq(stream, m.dedupId) : undefined)));
       todo.forEach((m, i) => {
         if (duplicates[i] !== undefined) results[m.index] = { seq: duplicates[i], duplicate: true, lostSlots: [...lost], queued: false };
       });
       if (outcome === "slot-lost") for (let seq = first; seq < first + todo.length; seq++) lost.push(seq);
       todo = todo.filter((_, i) => duplicates[i] === undefined);
+      // A twin publish of the same dedupId was in progress: give it time to finish.
+      if (outcome === "dedup-conflict" && todo.length > 0) await sleep(jitter(25 * 2 ** attempt));
     }
   }
 
   /**
    * One transaction; idempotent across SDK retries by its ClientRequestToken (a retry
-   * after a lost response succeeds instead of failing on its own writes).
+   * after a lost response succeeds instead of failing on its own writes). Anything but
+   * "written" is provisional: the caller fills the numbers and looks (see WriteOutcome).
    */
-  async #write(items: TransactWriteItem[], writer: string, stream: string, first: number): Promise<"written" | "slot-lost" | "duplicate"> {
+  async #write(items: TransactWriteItem[], writer: string, stream: string, first: number): Promise<WriteOutcome> {
     try {
       await this.log.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: writer }));
       return "written";
@@ -233,13 +276,16 @@ export class Broadcast {
         return firstSlot.kind === "message" && firstSlot.writer === writer ? "written" : "slot-lost";
       }
       const reasons = err.CancellationReasons ?? [];
-      const failedPuts = reasons.flatMap((r, i) => (r.Code === "ConditionalCheckFailed" ? [items[i]!.Put!.Item!["pk"]!.S!] : []));
+      const keysFailing = (code: string) => reasons.flatMap((r, i) => (r.Code === code ? [items[i]!.Put!.Item!["pk"]!.S!] : []));
+      const failedPuts = keysFailing("ConditionalCheckFailed");
       if (failedPuts.some((pk) => pk.startsWith("log#"))) return "slot-lost";
       if (failedPuts.some((pk) => pk.startsWith("dedup#"))) return "duplicate";
-      // Cancelled by another transaction in progress on our items (a consumer filling the run
-      // of holes we are in, or a twin publish): nothing applied, and the fill may take our
-      // numbers, so they are abandoned like lost ones.
-      if (reasons.some((r) => r.Code === "TransactionConflict")) return "slot-lost";
+      // Cancelled by another write in progress on our items. On a slot: our numbers are
+      // abandoned like lost ones (unless the fill finds our own message in them). On dedup
+      // records only: a twin publish of the same dedupId, nothing to do with hole filling.
+      const conflicts = keysFailing("TransactionConflict");
+      if (conflicts.some((pk) => pk.startsWith("log#"))) return "slot-lost";
+      if (conflicts.length > 0) return "dedup-conflict";
       throw err;
     }
   }

@@ -16,9 +16,12 @@
  * order or never are all handled the same way. A slot still empty `holeTimeoutMs` after
  * this consumer first saw it empty (on its monotonic clock) is filled with a no-op (see
  * log.ts) and skipped. Every hole in view when the consumer stalls starts its wait then,
- * and all holes whose wait is over are filled in one pass (one transaction per 100), so
- * k consecutive holes cost one timeout, not k. A run of no-ops is skipped with one cursor
- * move. Liveness assumes `until` is a number already handed out.
+ * and all holes whose wait is over are filled in one pass (one conditional put each, 25
+ * in flight), so k consecutive holes cost one timeout, not k. Only slots the consumer
+ * has read past count as holes: a read page that stopped early (100 slots, or DynamoDB's
+ * 1 MB) ends the range at its last slot. A hole's wait counts only while a catch-up
+ * watches it: a catch-up that ends (aborted, failed) forgets its holes. A run of no-ops
+ * is skipped with one cursor move. Liveness assumes `until` is a number already handed out.
  * Assumes: the log table of the Fencepost construct; payloads were published by Broadcast.
  */
 import {
@@ -70,6 +73,7 @@ export interface ConsumerGroupOptions<T> {
    * How long a slot may stay empty, from when this consumer first saw it empty, before
    * this consumer fills it with a no-op. All the holes it saw at once are filled in one
    * pass when their wait is over, so a crashed producer's whole chunk costs one timeout.
+   * The wait counts within one catch-up: a catch-up that ends (aborted, failed) forgets it.
    * @default 2000 (DEFAULT_HOLE_TIMEOUT_MS)
    */
   holeTimeoutMs?: number;
@@ -127,32 +131,39 @@ export class ConsumerGroup<T = unknown> {
     const delivered: number[] = [];
     let skipped = 0;
     let position = await this.log.cursor(this.stream, this.group);
-    while (position < until) {
-      options.signal?.throwIfAborted();
-      const slots = await this.log.readAfter(this.stream, position, READ_LIMIT);
-      let progressed = false;
-      for (let i = 0; i < slots.length && position < until; i++) {
-        const slot = slots[i]!;
-        if (slot.seq <= position) continue; // another consumer of the group moved the cursor past it
-        if (slot.seq !== position + 1) break; // a hole: handled below
-        // A run of no-ops is skipped with one cursor move.
-        while (slot.kind === "noop" && slots[i + 1]?.kind === "noop" && slots[i + 1]!.seq === slots[i]!.seq + 1) i++;
-        const outcome = await this.#advance(position, slots[i]!.seq, slot.kind === "message" ? slot : undefined);
-        if (outcome.committed) slot.kind === "message" ? delivered.push(slot.seq) : (skipped += outcome.position - position);
-        position = outcome.position;
-        progressed = true;
+    try {
+      while (position < until) {
+        options.signal?.throwIfAborted();
+        const { slots, truncated } = await this.log.readAfter(this.stream, position, READ_LIMIT);
+        let progressed = false;
+        for (let i = 0; i < slots.length && position < until; i++) {
+          const slot = slots[i]!;
+          if (slot.seq <= position) continue; // another consumer of the group moved the cursor past it
+          if (slot.seq !== position + 1) break; // a hole: handled below
+          // A run of no-ops is skipped with one cursor move.
+          while (slot.kind === "noop" && slots[i + 1]?.kind === "noop" && slots[i + 1]!.seq === slots[i]!.seq + 1) i++;
+          const outcome = await this.#advance(position, slots[i]!.seq, slot.kind === "message" ? slot : undefined);
+          if (outcome.committed) slot.kind === "message" ? delivered.push(slot.seq) : (skipped += outcome.position - position);
+          position = outcome.position;
+          progressed = true;
+        }
+        if (progressed || position >= until) continue;
+        // Slot position+1 is empty although allocated: wait for its producer, then fill it
+        // together with every other hole whose wait is over. A truncated page says nothing
+        // about the slots after its last one: they are not holes (yet).
+        const end = truncated ? Math.min(until, slots.at(-1)?.seq ?? until) : until;
+        const expired = this.#expiredHoles(position, end, slots);
+        if (!expired.includes(position + 1)) {
+          await sleep(Math.min(50, this.#holes.get(position + 1)! + this.#holeTimeoutMs - this.#clock.now()), options.signal);
+          continue;
+        }
+        await this.log.fillAll(this.stream, expired);
+        for (const seq of expired) this.#holes.delete(seq);
+        // The next read finds each filled slot's winner: the no-op, or a late producer's message.
       }
-      if (progressed || position >= until) continue;
-      // Slot position+1 is empty although allocated: wait for its producer, then fill it
-      // together with every other hole whose wait is over.
-      const expired = this.#expiredHoles(position, slots.length === READ_LIMIT ? slots.at(-1)!.seq : until, slots);
-      if (!expired.includes(position + 1)) {
-        await sleep(Math.min(50, this.#holes.get(position + 1)! + this.#holeTimeoutMs - this.#clock.now()), options.signal);
-        continue;
-      }
-      await this.log.fillAll(this.stream, expired);
-      for (const seq of expired) this.#holes.delete(seq);
-      // The next read finds each filled slot's winner: the no-op, or a late producer's message.
+    } finally {
+      // Waits count only while watched: a later catch-up starts them afresh.
+      this.#holes.clear();
     }
     return { delivered, skipped, position };
   }

@@ -18,8 +18,13 @@
  * one of the producer's write and the fill succeeds, so every reader sees the same
  * content of every slot forever: agreement without consensus, because the sequencer
  * and each slot are single linearizable items. `fillAll` fills a run of holes (a crashed
- * producer's whole chunk) with one transaction of such conditional puts per 100 slots;
- * a put that loses to a message only drops that slot from the transaction.
+ * producer's whole chunk) with one conditional PutItem per slot, up to FILLS_IN_FLIGHT at
+ * once: about one round trip, one WCU per slot, and each slot settled on its own (a fill
+ * needs no atomicity; a transaction would cost two WCUs per slot and be cancelled whole
+ * by any conflict). A put that meets a transaction in progress on its slot
+ * (TransactionConflictException), is throttled, or has an unknown outcome is tried again
+ * with jittered backoff, a bounded number of times; trying again is safe because every
+ * fill writes the same no-op.
  */
 import {
   ConditionalCheckFailedException,
@@ -27,20 +32,33 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
-  TransactionCanceledException,
-  TransactWriteItemsCommand,
   UpdateItemCommand,
   type AttributeValue,
   type Update,
 } from "@aws-sdk/client-dynamodb";
+import { jitter, sleep } from "../locks/clock.js";
+import { certainlyNotApplied, isThrottling } from "../locks/lease.js";
 
 type Item = Record<string, AttributeValue>;
 
 /** What a slot holds. */
 export type Slot = { seq: number; kind: "message"; payload: string; writer: string; dedupId?: string } | { seq: number; kind: "noop" };
 
-/** Slots one fill transaction writes at most (DynamoDB's limit on a transaction's items). */
-export const SLOTS_PER_FILL_TRANSACTION = 100;
+/** Fill puts `fillAll` keeps in flight at once. */
+export const FILLS_IN_FLIGHT = 25;
+/** Tries of one fill put before its last error is thrown (conflicts, throttling, unknown outcomes). */
+const FILL_TRIES = 6;
+
+/** Written slots after a position, and whether the log may hold more after the last of them. */
+export interface SlotPage {
+  /** Written slots, in order; empty slots are simply absent. */
+  readonly slots: Slot[];
+  /**
+   * True when the read stopped early (its item limit, or DynamoDB's 1 MB page): slots
+   * after the last one returned are unknown, not empty.
+   */
+  readonly truncated: boolean;
+}
 
 const s = (v: string): AttributeValue => ({ S: v });
 const n = (v: number): AttributeValue => ({ N: String(v) });
@@ -112,60 +130,46 @@ export class StreamLog {
 
   /**
    * Fills `seq` with a no-op unless something is already there. Resolves to what the
-   * slot holds afterwards (the no-op, or the message that won the race).
+   * slot holds afterwards (the no-op, or the message that won the race). A conflict with
+   * a transaction in progress on the slot, throttling or an unknown outcome is tried again
+   * (jittered backoff from 10 ms, FILL_TRIES tries); after that the last error is thrown.
    */
   async fill(stream: string, seq: number): Promise<Slot> {
-    try {
-      await this.dynamodb.send(new PutItemCommand(this.noopPut(stream, seq)));
-      return { seq, kind: "noop" };
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return parseSlot(err.Item) ?? (await this.read(stream, seq))!;
-      // Unknown outcome: the slot is written either way now (by us or by the producer); read it.
-      const found = await this.read(stream, seq);
-      if (found) return found;
-      throw err;
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.dynamodb.send(new PutItemCommand(this.noopPut(stream, seq)));
+        return { seq, kind: "noop" };
+      } catch (err) {
+        if (err instanceof ConditionalCheckFailedException) return parseSlot(err.Item) ?? (await this.read(stream, seq))!;
+        if (tries >= FILL_TRIES || !worthTryingAgain(err)) throw err;
+        await sleep(jitter(10 * 2 ** tries));
+      }
     }
   }
 
   /**
-   * Fills every slot of `seqs` that is still empty with a no-op, each by the same
-   * conditional put as `fill`, batched: one transaction per 100 slots. A slot already
-   * written (a late producer's message won it) makes the transaction fail as a whole;
-   * that slot is dropped and the rest are written again, so each slot is settled once
-   * and for all. A transaction that neither applies nor loses to a written slot (a
-   * conflict with another writer, an unknown outcome) leaves its slots to `fill`, one
-   * request each. Resolves to what each slot holds afterwards, in the order of `seqs`.
+   * Fills every slot of `seqs` that is still empty with a no-op: `fill` for each, up to
+   * FILLS_IN_FLIGHT at once. Each slot is settled on its own (a late producer's message
+   * wins some, the no-op the others). Resolves to what each slot holds afterwards, in the
+   * order of `seqs`; if any fill fails for good, waits for those in flight, then throws.
    */
   async fillAll(stream: string, seqs: readonly number[]): Promise<Slot[]> {
-    const settled = new Map<number, Slot>();
-    for (let i = 0; i < seqs.length; i += SLOTS_PER_FILL_TRANSACTION) {
-      let empty = seqs.slice(i, i + SLOTS_PER_FILL_TRANSACTION);
-      while (empty.length > 1) {
-        const written = await this.#fillTogether(stream, empty);
-        if (!written) break;
-        if (written.length === 0) for (const seq of empty) settled.set(seq, { seq, kind: "noop" });
-        for (const slot of written) settled.set(slot.seq, slot);
-        empty = empty.filter((seq) => !settled.has(seq));
+    const settled: Slot[] = new Array(seqs.length);
+    let next = 0;
+    let failure: { err: unknown } | undefined;
+    const worker = async () => {
+      while (!failure && next < seqs.length) {
+        const i = next++;
+        try {
+          settled[i] = await this.fill(stream, seqs[i]!);
+        } catch (err) {
+          failure ??= { err };
+        }
       }
-      for (const slot of await Promise.all(empty.map((seq) => this.fill(stream, seq)))) settled.set(slot.seq, slot);
-    }
-    return seqs.map((seq) => settled.get(seq)!);
-  }
-
-  /**
-   * One transaction filling all of `seqs`. Resolves to [] if it applied, to the slots
-   * that were already written if it lost to them (nothing applied), or to undefined if it
-   * did neither as far as we know (a conflict with another transaction, an unknown outcome).
-   */
-  async #fillTogether(stream: string, seqs: readonly number[]): Promise<Slot[] | undefined> {
-    try {
-      await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: seqs.map((seq) => ({ Put: this.noopPut(stream, seq) })) }));
-      return [];
-    } catch (err) {
-      if (!(err instanceof TransactionCanceledException)) return undefined;
-      const written = (err.CancellationReasons ?? []).flatMap((reason) => (reason.Code === "ConditionalCheckFailed" ? (parseSlot(reason.Item) ?? []) : []));
-      return written.length > 0 ? written : undefined;
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(FILLS_IN_FLIGHT, seqs.length) }, worker));
+    if (failure) throw failure.err;
+    return settled;
   }
 
   /** One slot (consistent read), or undefined while empty. */
@@ -174,8 +178,11 @@ export class StreamLog {
     return parseSlot(Item);
   }
 
-  /** Written slots after `after`, in order, at most `limit` (consistent). Empty slots are simply absent. */
-  async readAfter(stream: string, after: number, limit: number): Promise<Slot[]> {
+  /**
+   * Written slots after `after`, in order, at most `limit` (consistent): one Query, so at
+   * most 1 MB of them. `truncated` says the page stopped before the end of the log.
+   */
+  async readAfter(stream: string, after: number, limit: number): Promise<SlotPage> {
     const out = await this.dynamodb.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -185,7 +192,7 @@ export class StreamLog {
         Limit: limit,
       }),
     );
-    return (out.Items ?? []).flatMap((item) => parseSlot(item) ?? []);
+    return { slots: (out.Items ?? []).flatMap((item) => parseSlot(item) ?? []), truncated: out.LastEvaluatedKey !== undefined };
   }
 
   cursorKey(stream: string, group: string) {
@@ -214,4 +221,9 @@ export class StreamLog {
         : { ExpressionAttributeValues: { ":to": n(to) } }),
     };
   }
+}
+
+/** A conflict with a transaction in progress, throttling, or an unknown outcome: asking again may succeed. */
+function worthTryingAgain(err: unknown): boolean {
+  return isThrottling(err) || !certainlyNotApplied(err);
 }

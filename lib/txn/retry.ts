@@ -4,17 +4,15 @@
  * decided (the coordinator has moved on).
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { jitter } from "../locks/clock.js";
+
+export { jitter };
 
 export interface PersistOptions {
   /** Epoch ms after which the last error is rethrown instead of retried. Default: 5 s from now. */
   readonly until?: number;
   /** Errors that asking again will not cure are rethrown at once. Default: retry everything. */
   readonly retryIf?: (err: unknown) => boolean;
-}
-
-/** A backoff of about `ms`: between half of it and all of it, at random (so retries spread out). */
-export function jitter(ms: number): number {
-  return ms * (0.5 + Math.random() / 2);
 }
 
 /** Runs `attempt` until it succeeds, backing off 25 ms doubling to 1 s with jitter. */
