@@ -213,3 +213,89 @@ export class IncrementOutcomeUnknownError extends FencepostError {
     );
   }
 }
+
+/**
+ * Every attempt of one increment call was refused by contention: other increments moved
+ * the counter first, transactions conflicted, or DynamoDB throttled. This call applied
+ * nothing (no attempt went unanswered). Back off and call again: with the same
+ * `requestId` while its window is open (`retryBefore`), or as a new increment.
+ */
+export class CounterContentionError extends FencepostError {
+  override name = "CounterContentionError";
+  constructor(
+    readonly counterName: string,
+    readonly requestId: string,
+    readonly attempts: number,
+    readonly elapsedMs: number,
+    /** Until when (epoch ms) a retry with `requestId` is accepted; undefined once its window has closed. */
+    readonly retryBefore: number | undefined,
+  ) {
+    super(
+      `The increment '${requestId}' of counter '${counterName}' was not applied: its ${attempts} attempts in ${Math.round(elapsedMs)} ms were all refused ` +
+        `(other increments of this counter, transaction conflicts or throttling). Back off and call incrementAndGet again` +
+        (retryBefore === undefined
+          ? `, as a new increment (without this requestId: its retry window has closed).`
+          : ` (with { requestId: '${requestId}' } before ${new Date(retryBefore).toISOString()}, or as a new increment); if this persists, spread increments over several counter names.`),
+    );
+  }
+}
+
+/** A claim's handle, as the claim errors carry it (the same shape as Claims' `Claim`). */
+export interface ClaimHandle {
+  readonly namespace: string;
+  readonly value: string;
+  readonly owner: string;
+  readonly incarnation: string;
+}
+
+const CLAIM_MARKER = " The claim: ";
+
+/**
+ * A claim whose outcome could not be learned: DynamoDB did not answer, and the value was
+ * still free when read, so an attempt may yet land. `claim` names the incarnation this
+ * call used (a fresh one, unless you passed yours). Call `claim` again passing
+ * `{ incarnation: err.claim.incarnation }`: it returns the claim if an attempt landed
+ * and claims it otherwise; or release `err.claim` to be sure it does not hold.
+ */
+export class ClaimOutcomeUnknownError extends FencepostError {
+  override name = "ClaimOutcomeUnknownError";
+  constructor(
+    readonly claim: ClaimHandle,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `The claim of '${claim.value}' in '${claim.namespace}' for '${claim.owner}' could not be confirmed (DynamoDB did not answer); it may still land. ` +
+        `Call claim again with { incarnation: '${claim.incarnation}' } to learn or complete it, or release this claim to give it up.` +
+        CLAIM_MARKER +
+        JSON.stringify(claim),
+      options,
+    );
+  }
+
+  /** The claim a message of this class names (how the error's `claim` is rebuilt across the Lambda boundary). */
+  static claimIn(message: string): ClaimHandle | undefined {
+    const at = message.lastIndexOf(CLAIM_MARKER);
+    if (at < 0) return undefined;
+    try {
+      return JSON.parse(message.slice(at + CLAIM_MARKER.length)) as ClaimHandle;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The claim's incarnation was already claimed and then released: a call retried after its
+ * claim ended (a redelivered message, say). It is not claimed again, since nobody would
+ * hold its handle to release it. To claim the value anew, use a new incarnation.
+ */
+export class ClaimAlreadyReleasedError extends FencepostError {
+  override name = "ClaimAlreadyReleasedError";
+  constructor(
+    readonly namespace: string,
+    readonly value: string,
+    readonly incarnation: string,
+  ) {
+    super(`The claim '${incarnation}' of '${value}' in '${namespace}' was already made and released; it was not made again. Claim with a new incarnation to claim the value anew.`);
+  }
+}

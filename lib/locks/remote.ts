@@ -50,6 +50,7 @@ export function hydrateError(errorType: string, errorMessage: string): Error {
   Object.defineProperty(err, "message", { value: errorMessage, enumerable: false, writable: true });
   Object.defineProperty(err, "stack", { value: `${errorType}: ${errorMessage}\n    at <lock function>`, enumerable: false, writable: true });
   if (errorType === "InvalidArgumentError") err.field = /^Invalid ([^:]+):/.exec(errorMessage)?.[1];
+  if (err instanceof errors.ClaimOutcomeUnknownError) Object.defineProperty(err, "claim", { value: errors.ClaimOutcomeUnknownError.claimIn(errorMessage), enumerable: true });
   return err;
 }
 

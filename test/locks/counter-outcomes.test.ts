@@ -8,7 +8,7 @@
 import { DeleteItemCommand, GetItemCommand, TransactionCanceledException, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { injectFaults, RequestCounter } from "../../lib/check/middleware.js";
-import { Counter, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError, type CounterOptions } from "../../lib/locks/index.js";
+import { Counter, CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError, type CounterOptions } from "../../lib/locks/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { randomUUID } from "node:crypto";
 import { uniqueName } from "../support/locks.js";
@@ -185,4 +185,54 @@ describe("Counter outcomes", () => {
     expect((wrong as InvalidArgumentError).field).toBe("requestId");
     expect(await counter.get()).toBe(1);
   });
+
+  // Review finding 1: the window was the retrying Counter's, not the id's. An id minted with a
+  // 1 s window, retried through a 3 h Counter after its request item expired, counted twice.
+  it("judges a retry by the window its id was minted with, whichever Counter sends it", async () => {
+    const t0 = Date.now();
+    const { counter: short, dynamodb } = newCounter({ retryWindowMs: 1000, wallClock: () => t0 });
+    const requestId = short.newRequestId();
+    expect(await short.incrementAndGet(1, { requestId })).toBe(1);
+    const item = await readItem(dynamodb, requestItemKey(short, requestId));
+    expect(item?.["ttl"]).toEqual({ N: String(Math.ceil((t0 + 1000 + 3_600_000) / 1000)) });
+    // Two hours later its TTL has passed: the request item is gone (deleted here, as TTL would).
+    await dynamodb.send(new DeleteItemCommand({ TableName: lockTable(), Key: requestItemKey(short, requestId) }));
+    const long = new Counter({ tableName: lockTable(), name: short.name, dynamodb: dynamoDbClient(), retryWindowMs: 3 * 3_600_000, wallClock: () => t0 + 2 * 3_600_000 });
+    const retry = await long.incrementAndGet(1, { requestId }).catch((e: unknown) => e);
+    expect(retry).toBeInstanceOf(RetryWindowExceededError);
+    expect(retry).toMatchObject({ requestId, retryWindowMs: 1000 });
+    expect(await long.get()).toBe(1);
+  });
+
+  // Review finding 3: contention alone spun until the retry window closed (up to an hour), then
+  // claimed the increment may have applied (RetryWindowExceededError) although nothing could have.
+  it("gives up on contention alone after its attempts with CounterContentionError: not applied", async () => {
+    const { counter, dynamodb, requests } = newCounter({ maxAttempts: 5 });
+    let refusals = 0;
+    addMiddleware(dynamodb, (next, context) => async (args) => {
+      if (context.commandName !== "TransactWriteItemsCommand") return next(args);
+      refusals++;
+      throw new TransactionCanceledException({ message: "Transaction cancelled", $metadata: { httpStatusCode: 400 }, CancellationReasons: [{ Code: "TransactionConflict" }, { Code: "None" }] });
+    });
+    const err = await counter.incrementAndGet().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CounterContentionError);
+    expect(err).toMatchObject({ attempts: 5 });
+    expect((err as Error).message).toMatch(/was not applied/);
+    expect(refusals).toBe(5);
+    expect(requests.total).toBe(5);
+    expect(await counter.get()).toBe(0);
+  }, 15_000);
+
+  it("reports contention, not an expired window, when the window closes on a call that sent nothing unanswered", async () => {
+    let now = Date.now();
+    const { counter, dynamodb } = newCounter({ retryWindowMs: 1000, wallClock: () => now });
+    addMiddleware(dynamodb, (next, context) => async (args) => {
+      if (context.commandName !== "TransactWriteItemsCommand") return next(args);
+      now += 400; // the wall clock runs past the window during the call's attempts
+      throw new TransactionCanceledException({ message: "Transaction cancelled", $metadata: { httpStatusCode: 400 }, CancellationReasons: [{ Code: "ThrottlingError" }, { Code: "None" }] });
+    });
+    const err = await counter.incrementAndGet().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CounterContentionError);
+    expect(err).toMatchObject({ attempts: 3, retryBefore: undefined });
+  }, 15_000);
 });
