@@ -19,9 +19,9 @@
  * the first QUEUE_WINDOW places must change (their waiters renew them) every half
  * `waiterLeaseMs`, and a client that has seen places at the head unchanged for their
  * lease plus a margin, on its own monotonic clock, removes them in the same write as its
- * grant (or, while the lock is held, in a write of their own). Any number of crashed
- * waiters cost the next one about one waiter lease; `tryAcquire` (retried) and `sweep`
- * see past them too. The queue holds at most `maxWaiters` places (an acquire beyond it
+ * grant (or, while the lock is held or a whole window of them hides the rest, in a write
+ * of their own). Each window of crashed waiters costs the next live one about one waiter
+ * lease; `tryAcquire` (retried) and `sweep` see past them too. The queue holds at most `maxWaiters` places (an acquire beyond it
  * fails with LockQueueFullError), and owner ids and attached data are bounded, so the
  * item stays far below DynamoDB's 400 KB and a release can always be written. The
  * queue orders grants; safety never depends on it.
@@ -361,6 +361,9 @@ export class LockClient {
     let pollMs = this.#pollMs;
     // Our place as we last wrote it, and when (our clock) we sent that write.
     let written = { place: "", at: started };
+    // Every place we write gets a new number, so no string of ours is ever written twice
+    // (an observer still timing an old place must not mistake a new one for it).
+    let placeNumber = 0;
 
     const observe = (found: LeaseRecord | undefined) => {
       record = found;
@@ -373,16 +376,17 @@ export class LockClient {
       } else pollMs = Math.min(maxPollMs, pollMs * 1.5);
     };
     const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === this.ownerId && attempts.has(r.version);
-    const granted = async (found: LeaseRecord, sentAt: number) => {
-      await this.#dropStalePlaces(key, waiter, found);
-      return this.#lockFrom(name, key, found, sentAt, leaseMs, stopBy);
+    const granted = (found: LeaseRecord, sentAt: number) => {
+      const lock = this.#lockFrom(name, key, found, sentAt, leaseMs, stopBy);
+      void this.#dropStalePlaces(key, waiter, found); // in the background: the lease is already running
+      return lock;
     };
 
     let pollNext = false; // a waiter whose turn it is polls with a grant attempt, whose failure returns the item
     try {
       for (;;) {
         options.signal?.throwIfAborted();
-        if (ours(record)) return await granted(record!, attempts.get(record!.version)!);
+        if (ours(record)) return granted(record!, attempts.get(record!.version)!);
         const now = clock.now();
         if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
         try {
@@ -403,7 +407,7 @@ export class LockClient {
               skip: dead,
               mine: position >= 0 ? queue[position] : undefined,
             });
-            if (outcome.granted) return await granted(outcome.record, attempts.get(attempt)!);
+            if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
             const before = record;
             observe(outcome.record);
             // The item was not as we last saw it: decide again with what the failed write returned.
@@ -411,19 +415,23 @@ export class LockClient {
           }
           if (record && position < 0) {
             // Not our turn: take a place in the queue, then decide again.
-            written = { place: formatPlace({ waiter, renewals: 0, leaseMs: waiterLeaseMs }), at: clock.now() };
+            written = { place: formatPlace({ waiter, renewals: placeNumber++, leaseMs: waiterLeaseMs }), at: clock.now() };
             const after = await this.store.enqueue(key, written.place, maxWaiters);
             observe(after);
             if (after && placeOf(after) < 0 && after.queue.length >= Math.min(maxWaiters, MAX_WAITERS)) {
               // Full. Places this client has seen go unrenewed are removed; a retry may then fit.
               const gone = watch.deadPlaces(key, after.queue);
-              if (gone.length > 0 && (await this.store.removePlaces(key, gone))) continue;
+              if (gone.length > 0) {
+                await this.store.removePlaces(key, gone); // false if the queue changed: look again either way
+                continue;
+              }
               throw new LockQueueFullError(name, after.queue.length);
             }
             continue;
           }
-          if (myTurn && dead.length > 0) {
-            // The lock is held: clear the gone waiters ahead now, so the ones behind them come into view.
+          if (dead.length > 0 && (myTurn || dead.length === QUEUE_WINDOW)) {
+            // Gone waiters ahead while the lock is held (or a whole window of them, which would
+            // hide the rest of the queue from everyone): clear them, so the next ones come into view.
             await this.store.prune(key, dead);
             observe(await this.store.read(key));
             continue;
@@ -433,7 +441,7 @@ export class LockClient {
           // (at once if it is not the string we last wrote: observers may have timed it for long).
           const renewDue = mine === undefined || position >= QUEUE_WINDOW ? Number.POSITIVE_INFINITY : mine === written.place ? written.at + waiterLeaseMs / 2 : 0;
           if (mine !== undefined && clock.now() >= renewDue) {
-            const next = formatPlace({ waiter, renewals: parsePlace(mine).renewals + 1, leaseMs: waiterLeaseMs });
+            const next = formatPlace({ waiter, renewals: placeNumber++, leaseMs: waiterLeaseMs });
             const sentAt = clock.now();
             const after = await this.store.renewPlace(key, position, mine, next);
             if (after?.queue.includes(next)) written = { place: next, at: sentAt };

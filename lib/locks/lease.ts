@@ -539,8 +539,11 @@ export class LeaseStore {
     for (const seen of queued) {
       let record = await this.read(seen.key);
       if (!record || record.version !== seen.version || record.holder !== undefined || record.queue.join("\n") !== seen.queue.join("\n")) continue;
-      while (record && record.queue.length > 0 && (await this.prune(record.key, record.queue))) record = await this.read(record.key);
-      if (record && record.queue.length === 0 && record.version === seen.version && (await this.#deleteIdle(record))) deleted++;
+      // Only the places watched, chunk by chunk; a newcomer's place stops it (a condition fails).
+      let pruned = true;
+      for (let i = 0; pruned && i < seen.queue.length; i += MAX_SKIP_PER_WRITE) pruned = await this.prune(seen.key, seen.queue.slice(i, i + MAX_SKIP_PER_WRITE));
+      record = pruned ? await this.read(seen.key) : undefined;
+      if (record && record.queue.length === 0 && record.version === seen.version && record.holder === undefined && (await this.#deleteIdle(record))) deleted++;
     }
     return deleted;
   }
