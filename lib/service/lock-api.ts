@@ -11,7 +11,7 @@
  */
 import type { LockState } from "../locks/client.js";
 import type { Leader } from "../locks/election.js";
-import { action, text } from "./validate.js";
+import { action, integer, text } from "./validate.js";
 
 export type LockKind = "lock" | "election";
 
@@ -59,8 +59,8 @@ export interface LockResponses {
 
 const name = text(512);
 const owner = text(256);
-const waitMs = { type: "integer", minimum: 0, maximum: 900_000 };
-const leaseMs = { type: "integer", minimum: 1, maximum: 86_400_000 };
+const waitMs = integer(0, 900_000);
+const leaseMs = integer(1, 86_400_000);
 const data = { type: "string", maxLength: 4096 };
 const kind = { enum: ["lock", "election"] };
 const version = text(64);
@@ -75,9 +75,9 @@ export const lockRequestSchema = {
     action("acquire", { name, owner, waitMs, leaseMs, data }, ["name", "owner"]),
     action("tryAcquire", { name, owner, leaseMs, data }, ["name", "owner"]),
     action("heartbeat", { kind, name, owner, version, nextVersion: version, leaseMs }, ["name", "owner", "version", "nextVersion", "leaseMs"]),
-    action("release", { kind, name, owner, fencingToken: { type: "integer", minimum: 1 } }, ["name", "owner", "fencingToken"]),
+    action("release", { kind, name, owner, fencingToken: integer(1) }, ["name", "owner", "fencingToken"]),
     action("inspect", { name }, ["name"]),
-    action("list", { limit: { type: "integer", minimum: 1, maximum: 1000 }, startAfter: text(1024) }, []),
+    action("list", { limit: integer(1, 1000), startAfter: text(1024) }, []),
     action("elect", { name, owner, waitMs, leaseMs, value: data }, ["name", "owner"]),
     action("leader", { name }, ["name"]),
     action("claim", { namespace: name, value: name, owner, incarnation: name }, ["namespace", "value", "owner"]),

@@ -10,7 +10,7 @@
 import type { TransactionRecord } from "../txn/log.js";
 import type { RecoveryReport } from "../txn/recovery.js";
 import type { TransactionResult } from "../txn/coordinator.js";
-import { action, text } from "./validate.js";
+import { action, integer, text } from "./validate.js";
 
 export type TxnRequest =
   | { action: "run"; txId: string; branches: { participant: string; input: unknown }[]; timeoutMs?: number }
@@ -51,13 +51,13 @@ export const txnRequestSchema = {
             additionalProperties: false,
           },
         },
-        timeoutMs: { type: "integer", minimum: 1, maximum: 60_000 },
+        timeoutMs: integer(1, 60_000),
       },
       ["txId", "branches"],
     ),
     action("status", { txId }, ["txId"]),
-    action("list", { all: { type: "boolean" }, limit: { type: "integer", minimum: 1, maximum: 1000 }, prefix: txId }, []),
-    action("recover", { graceMs: { type: "integer", minimum: 0 }, limit: { type: "integer", minimum: 1, maximum: 10_000 }, prefix: txId }, []),
+    action("list", { all: { type: "boolean" }, limit: integer(1, 1000), prefix: txId }, []),
+    action("recover", { graceMs: integer(0), limit: integer(1, 10_000), prefix: txId }, []),
     action("override", { txId, override: { enum: ["abort", "forget"] }, operator: text(256), reason: text(2048) }, ["txId", "override", "operator", "reason"]),
   ],
 } as const;

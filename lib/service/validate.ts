@@ -34,10 +34,18 @@ function toInvalidArgument(error: ErrorObject | undefined, input: unknown, tags:
       return new InvalidArgumentError(under(String(params["additionalProperty"])), "is not a known field for this action");
     case "discriminator":
       return new InvalidArgumentError(under(String(params["tag"])), `must be one of ${tags(String(params["tag"]))}`);
+    case "enum":
+      return new InvalidArgumentError(path || "(request)", `must be one of ${(params["allowedValues"] as unknown[]).map((v) => JSON.stringify(v)).join(", ")}`);
     default:
       return new InvalidArgumentError(path || "(request)", error.message ?? "is not valid");
   }
 }
+
+/**
+ * A whole number from `minimum` to `maximum` (schema fragment). The bound is always finite:
+ * JSON numbers such as 1e308 are "integers" to a schema, yet overflow every use.
+ */
+export const integer = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => ({ type: "integer", minimum, maximum });
 
 /** A non-empty string of at most `maxLength` characters (schema fragment). */
 export const text = (maxLength: number) => ({ type: "string", minLength: 1, maxLength });

@@ -110,6 +110,15 @@ describe("lock function over the local Lambda Invoke API", () => {
     });
   }
 
+  it("refuses numbers that overflow and values outside an enum, saying which values are allowed", async () => {
+    const huge = await invoke({ action: "release", name: "n", owner: "o", fencingToken: 1e308 });
+    expect(huge.error?.errorType).toBe("InvalidArgumentError");
+    expect(huge.error?.errorMessage).toContain("Invalid fencingToken:");
+    const kind = await invoke({ action: "release", kind: "mutex", name: "n", owner: "o", fencingToken: 1 });
+    expect(kind.error?.errorType).toBe("InvalidArgumentError");
+    expect(kind.error?.errorMessage).toContain('must be one of "lock", "election"');
+  });
+
   it("rejects payloads that are not a request at all", async () => {
     for (const payload of [null, [], "acquire", 42, {}, { action: "explode" }]) {
       const { error } = await invoke(payload);
