@@ -3,7 +3,7 @@
  * remote mode (through the lock function), so it needs only lambda:InvokeFunction.
  */
 import { hostname } from "node:os";
-import { LockClient, type LockState } from "../lib/locks/index.js";
+import { FencepostError, LockClient, LockTimeoutError, type LockState } from "../lib/locks/index.js";
 import type { LockResponses } from "../lib/service/lock-api.js";
 import { LockFunction } from "../lib/locks/remote.js";
 import { lockService, untilInterrupted } from "./connection.js";
@@ -60,8 +60,14 @@ export async function lockCommand(sub: string | undefined, name: string | undefi
       const waitMs = number("--wait", flags.wait, 10, 1000);
       const client = new LockClient({ functionName: service.functionName, lambda: service.lambda, ownerId: owner, leaseMs });
       progress(`Acquiring '${lockName}' as '${owner}' (${service.where})...`);
-      const lock = await client.acquire(lockName, { waitMs });
-      if (flags.json) out(JSON.stringify({ name: lockName, fencingToken: lock.fencingToken, owner, leaseMs, held: flags.hold }));
+      const lock = await client.acquire(lockName, { waitMs }).catch((err: unknown) => {
+        if (!(err instanceof LockTimeoutError)) throw err;
+        // The library's advice names its options; at the command line they are flags and commands.
+        const said = err.message.replace(/: raise waitMs, or check the holder with inspect\('.*'\)\.$/s, "");
+        throw Object.assign(new FencepostError(`${said}: try a longer --wait, or see who holds it with: fencepost lock inspect ${lockName}`), { name: "LockTimeoutError" });
+      });
+      // `heartbeating`: whether this command keeps the lease alive (--hold) or leaves it to run out.
+      if (flags.json) out(JSON.stringify({ name: lockName, fencingToken: lock.fencingToken, owner, leaseMs, heartbeating: flags.hold }));
       else {
         out(`Acquired '${lockName}': fencing token ${lock.fencingToken}, owner '${owner}'.`);
         if (!flags.hold) out(`The lease (${leaseMs / 1000} s) is not renewed after this command exits. Release it with: fencepost lock release ${lockName} --token ${lock.fencingToken}${flags.owner ? ` --owner ${owner}` : ""}`);
@@ -94,6 +100,7 @@ export async function lockCommand(sub: string | undefined, name: string | undefi
     case "list": {
       const fn = new LockFunction(service.lambda, service.functionName);
       const limit = number("--limit", flags.limit, 100);
+      if (!(Number.isInteger(limit) && limit > 0)) throw new LockUsageError(`--limit must be a positive integer, got '${flags.limit}'`);
       const locks: LockResponses["list"]["locks"] = [];
       let startAfter: string | undefined;
       let pages = 0;

@@ -45,7 +45,8 @@ describe("fencepost CLI against `fencepost up`", () => {
   it("acquires, inspects, lists and releases a lock", () => {
     const acquired = cli("lock", "acquire", "demo", "--json", "--owner", "ops");
     expect(acquired.status, acquired.stderr).toBe(0);
-    const { fencingToken } = JSON.parse(acquired.stdout) as { fencingToken: number };
+    const { fencingToken, heartbeating } = JSON.parse(acquired.stdout) as { fencingToken: number; heartbeating: boolean };
+    expect(heartbeating).toBe(false); // no --hold: the lease runs out after the command
     expect(fencingToken).toBeGreaterThan(0);
 
     const inspected = cli("lock", "inspect", "demo");
@@ -55,6 +56,10 @@ describe("fencepost CLI against `fencepost up`", () => {
     const busy = cli("lock", "acquire", "demo", "--wait", "0.2", "--owner", "someone-else");
     expect(busy.status).toBe(1);
     expect(busy.stderr).toContain("was not granted");
+    expect(busy.stderr).toContain("--wait"); // CLI terms, not the library's option names
+    expect(busy.stderr).toContain("fencepost lock inspect demo");
+    expect(busy.stderr).not.toContain("waitMs");
+    expect(cli("lock", "list", "--limit", "0").status).toBe(2); // as tx list: a positive integer
 
     const wrongOwner = cli("lock", "release", "demo", "--token", String(fencingToken), "--owner", "someone-else");
     expect(wrongOwner.status).toBe(1);
