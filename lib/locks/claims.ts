@@ -53,6 +53,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { jitter } from "./clock.js";
 import { validateName } from "./client.js";
 import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, ClaimTakenError } from "./errors.js";
 import { certainlyNotApplied, trackAttempts, type AttemptLog } from "./lease.js";
@@ -241,7 +242,7 @@ export class Claims {
           if (state.kind !== "held" || state.claim.incarnation !== incarnation) return;
         }
         // Refused (throttled, say) or not applied yet: back off before sending again.
-        await sleep(100 * 2 ** send * (0.5 + Math.random() / 2));
+        await sleep(jitter(100 * 2 ** send));
       }
     }
   }

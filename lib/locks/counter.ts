@@ -57,6 +57,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { jitter } from "./clock.js";
 import { validateName } from "./client.js";
 import { CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError } from "./errors.js";
 import { certainlyNotApplied, trackAttempts } from "./lease.js";
@@ -240,7 +241,7 @@ export class Counter {
           if (counterReason?.Code === "ConditionalCheckFailed") {
             // Another increment moved the counter: the failed condition tells us where to.
             this.#saw(Number(counterReason.Item?.["n"]?.N ?? 0));
-            if (attempt > 1) await sleep(jitter(attempt));
+            if (attempt > 1) await sleep(contentionDelay(attempt));
             continue;
           }
           if (reasons.some((r) => r.Code === "ThrottlingError")) {
@@ -248,7 +249,7 @@ export class Counter {
             continue;
           }
           if (reasons.some((r) => r.Code === "TransactionConflict")) {
-            await sleep(jitter(attempt));
+            await sleep(contentionDelay(attempt));
             continue;
           }
           throw err;
@@ -259,7 +260,7 @@ export class Counter {
         // still where that copy expected it, that is, if no attempt of ours applied.
         uncertain = true;
         if (++unanswered >= UNANSWERED_SENDS) throw new IncrementOutcomeUnknownError(this.name, requestId, retryBefore, { cause: err });
-        await sleep(jitter(attempt));
+        await sleep(contentionDelay(attempt));
       }
     }
   }
@@ -312,10 +313,7 @@ function positiveInteger(field: string, value: number): number {
 const num = (v: number): AttributeValue => ({ N: String(v) });
 
 /** Full jitter, growing with the attempt, capped at 100 ms: contenders spread out instead of colliding again. */
-const jitter = (attempt: number): number => Math.random() * Math.min(100, 2 ** Math.min(attempt, 7));
+const contentionDelay = (attempt: number): number => Math.random() * Math.min(100, 2 ** Math.min(attempt, 7));
 
 /** Throttled: exponential backoff from 200 ms to 5 s, half of it random, so the table's capacity can recover. */
-const throttleBackoff = (throttles: number): number => {
-  const ceiling = Math.min(5000, 200 * 2 ** Math.min(throttles, 5));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-};
+const throttleBackoff = (throttles: number): number => jitter(Math.min(5000, 200 * 2 ** Math.min(throttles, 5)));
