@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { synthesizeTemplate } from "../infra/synth.js";
 import { RequestCounter } from "../lib/check/middleware.js";
 import { startLocalCloud, type LocalCloud } from "../lib/local/index.js";
-import { Broadcast, ConsumerGroup } from "../lib/ordering/index.js";
+import { Broadcast, ConsumerGroup } from "../lib/index.js";
 import { percentile, writeSection } from "./report.js";
 
 const { values: args } = parseArgs({

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { synthesizeTemplate } from "../infra/synth.js";
 import { injectFaults, RequestCounter } from "../lib/check/middleware.js";
 import { startLocalCloud, type LocalCloud } from "../lib/local/index.js";
-import { LockClient } from "../lib/locks/index.js";
+import { LockClient } from "../lib/index.js";
 import { peerClient, releasePeer } from "./peer.js";
 import { writeSection } from "./report.js";
 

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { synthesizeTemplate } from "../infra/synth.js";
 import { RequestCounter } from "../lib/check/middleware.js";
 import { startLocalCloud } from "../lib/local/index.js";
-import { Coordinator, DynamoDbParticipant, branch, type DynamoWrite } from "../lib/txn/index.js";
+import { Coordinator, DynamoDbParticipant, branch, type DynamoWrite } from "../lib/index.js";
 import { percentile, writeSection } from "./report.js";
 
 const { values: args } = parseArgs({ options: { transactions: { type: "string", default: "200" }, write: { type: "boolean", default: false } } });

@@ -16,7 +16,7 @@ import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LocalCloudError, shellExports, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
 import { formatTable, renderHtml, runVerification, WORKLOADS, type WorkloadName } from "../lib/check/index.js";
-import { FencepostError } from "../lib/locks/index.js";
+import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
 import { txCommand, TxUsageError } from "./tx-command.js";

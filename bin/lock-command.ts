@@ -3,9 +3,7 @@
  * remote mode (through the lock function), so it needs only lambda:InvokeFunction.
  */
 import { hostname } from "node:os";
-import { FencepostError, LockClient, LockTimeoutError, type LockState } from "../lib/locks/index.js";
-import type { LockResponses } from "../lib/service/lock-api.js";
-import { LockFunction } from "../lib/locks/remote.js";
+import { FencepostError, LockClient, LockTimeoutError, type LockPage, type LockState } from "../lib/index.js";
 import { lockService, untilInterrupted } from "./connection.js";
 
 export interface LockFlags {
@@ -98,14 +96,14 @@ export async function lockCommand(sub: string | undefined, name: string | undefi
       return 0;
     }
     case "list": {
-      const fn = new LockFunction(service.lambda, service.functionName);
+      const client = new LockClient({ functionName: service.functionName, lambda: service.lambda });
       const limit = number("--limit", flags.limit, 100);
       if (!(Number.isInteger(limit) && limit > 0)) throw new LockUsageError(`--limit must be a positive integer, got '${flags.limit}'`);
-      const locks: LockResponses["list"]["locks"] = [];
+      const locks: LockPage["locks"] = [];
       let startAfter: string | undefined;
       let pages = 0;
       do {
-        const page = await fn.call({ action: "list", limit: Math.min(1000, Math.max(1, limit)), ...(startAfter ? { startAfter } : {}) });
+        const page = await client.list({ limit: Math.min(1000, Math.max(1, limit)), ...(startAfter ? { startAfter } : {}) });
         locks.push(...page.locks);
         startAfter = page.next;
         progress(`Scanning the lock table: page ${++pages}, ${locks.length} locks so far...`);

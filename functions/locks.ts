@@ -1,14 +1,14 @@
 /**
  * The lock Lambda: every lock, election and claim action behind one function, called by
- * direct invoke with a LockRequest (lib/service/lock-api.ts). Parse, validate, call
+ * direct invoke with a LockRequest (lib/locks/protocol.ts). Parse, validate, call
  * lib/, let typed errors through; no logic here.
  *
  * Environment: TABLE_NAME (the lock table).
  */
 import middy from "@middy/core";
-import { lockRequestSchema, type LockRequest } from "../lib/service/lock-api.js";
+import { lockRequestSchema, type LockRequest } from "../lib/locks/protocol.js";
 import { LockService } from "../lib/service/lock-service.js";
-import { structuredLog, validateEvent } from "../lib/service/middleware.js";
+import { structuredLog, typedErrors, validateEvent } from "../lib/service/middleware.js";
 import { validator } from "../lib/service/validate.js";
 
 const tableName = process.env["TABLE_NAME"];
@@ -16,6 +16,7 @@ if (!tableName) throw new Error("TABLE_NAME is not set: deploy this function wit
 const service = new LockService({ tableName });
 
 export const handler = middy<unknown, unknown>()
+  .use(typedErrors())
   .use(structuredLog((event) => ({ action: (event as Partial<LockRequest>).action, name: (event as { name?: string }).name })))
   .use(validateEvent(validator<LockRequest>(lockRequestSchema)))
   .handler((event, context) => service.handle(event as LockRequest, context));

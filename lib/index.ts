@@ -9,6 +9,6 @@ export const VERSION = "0.1.0";
 export * from "./locks/index.js";
 export * from "./ordering/index.js";
 export * from "./txn/index.js";
-export { lockRequestSchema, type LockRequest, type LockAction, type LockResponses } from "./service/lock-api.js";
+export * from "./errors.js";
 export { txnRequestSchema, type TxnRequest, type TxnResponses } from "./service/txn-api.js";
 export { lockRequestExamples, txnRequestExamples } from "./service/wire.js";

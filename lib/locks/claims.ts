@@ -52,11 +52,11 @@ import {
   type TransactWriteItem,
 } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
-import { jitter } from "./clock.js";
-import { validateName } from "./client.js";
-import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, ClaimTakenError } from "./errors.js";
-import { certainlyNotApplied, trackAttempts, type AttemptLog } from "./lease.js";
+import { jitter, sleep } from "../internal/time.js";
+import { validateName } from "../internal/validation.js";
+import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, ClaimTakenError } from "../errors.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
+import { trackAttempts, type AttemptLog } from "./lease.js";
 
 /** Sends of a release that end with no answer before it gives up (the SDK retries each). */
 const RELEASE_SENDS = 3;

@@ -56,11 +56,11 @@ import {
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
-import { jitter } from "./clock.js";
-import { validateName } from "./client.js";
-import { CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError } from "./errors.js";
-import { certainlyNotApplied, trackAttempts } from "./lease.js";
+import { jitter, sleep } from "../internal/time.js";
+import { validateName } from "../internal/validation.js";
+import { CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError } from "../errors.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
+import { trackAttempts } from "./lease.js";
 
 /** Default for `CounterOptions.retryWindowMs`: an increment may be retried for an hour after its first attempt. */
 export const DEFAULT_RETRY_WINDOW_MS = 60 * 60 * 1000;

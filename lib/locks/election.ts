@@ -1,29 +1,26 @@
 /**
- * Leader election on a lock item (etcd's `concurrency.Election`, on DynamoDB).
+ * Election: leader election on a lease item (etcd's `concurrency.Election`, on DynamoDB).
+ * Built on a LockClient as etcd's `NewElection(session, prefix)` builds on a Session: the
+ * client is the candidate (its `ownerId`), and the election is a lease of its own kind
+ * (`election#name`) that candidates wait for in order.
  *
- * Guarantees: at most one Leadership of a name is believed at a time (it is a Lock of
- * key `election#name`), its `term` is the fencing token, so terms strictly increase and
- * a deposed leader's fenced writes are rejected; `signal` aborts before a successor could
- * be elected. `observe` reports every change of leader or term that it sees (polling one
+ * Guarantees: at most one Leadership of a name is believed at a time (it is a Lock on the
+ * election's item), its `term` is the fencing token, so terms strictly increase and a
+ * deposed leader's fenced writes are rejected; `signal` aborts before a successor could be
+ * elected. `observe` reports every change of leader or term that it sees (polling one
  * consistent read per interval); a follower may miss a term that starts and ends within
  * one interval, never sees terms go backwards.
- * Assumes: the LockClient's table; candidates campaign with `elect`, which waits (by
- * default without limit) until elected or its signal aborts.
+ * Assumes: candidates campaign with `campaign`, which waits (by default without limit)
+ * until elected or its signal aborts.
  */
-import { sleep } from "./clock.js";
+import { validateName } from "../internal/validation.js";
 import type { AcquireOptions, LockClient } from "./client.js";
-import { validateName } from "./client.js";
+import { sleep } from "../internal/time.js";
 import type { Lock } from "./lock.js";
+import type { Leader } from "./protocol.js";
 
-/** The leader as followers see it. */
-export interface Leader {
-  /** Owner id of the leader. */
-  readonly holder: string;
-  /** Term: the fencing token of the leader's grant. */
-  readonly term: number;
-  /** Value the leader proclaimed (its address, say). */
-  readonly value: string | undefined;
-}
+/** How often `observe` reads the election unless told otherwise. */
+export const DEFAULT_OBSERVE_POLL_MS = 250;
 
 /** Being the leader of one election. */
 export class Leadership {
@@ -33,6 +30,7 @@ export class Leadership {
   readonly value: string | undefined;
   readonly #lock: Lock;
 
+  /** @internal Made by Election.campaign from the election's lock. */
   constructor(name: string, lock: Lock) {
     this.name = name;
     this.term = lock.fencingToken;
@@ -56,43 +54,61 @@ export class Leadership {
   }
 }
 
-export const electionKey = (name: string) => `election#${name}`;
-
-export interface ElectOptions extends Omit<AcquireOptions, "data"> {
-  /** Value to proclaim while leading. */
+export interface CampaignOptions extends Omit<AcquireOptions, "data"> {
+  /** Value to proclaim while leading (an address, say). */
   value?: string;
 }
 
-/** Campaigns until elected (or `waitMs` / `signal` end the campaign). */
-export async function elect(locks: LockClient, name: string, options: ElectOptions = {}): Promise<Leadership> {
-  validateName("name", name);
-  const { value, ...rest } = options;
-  const lock = await locks.acquireKey(electionKey(name), name, { waitMs: Number.POSITIVE_INFINITY, ...rest, data: value });
-  return new Leadership(name, lock);
+export interface ObserveOptions {
+  /** Ends the observation (the iterator returns). */
+  signal?: AbortSignal;
+  /** How often to read the election. Default: DEFAULT_OBSERVE_POLL_MS. */
+  pollMs?: number;
 }
 
-/** The current leader (one consistent read), or undefined if nobody leads. */
-export async function leader(locks: LockClient, name: string): Promise<Leader | undefined> {
-  validateName("name", name);
-  const record = await locks.store.read(electionKey(name));
-  return record?.holder ? { holder: record.holder, term: record.fencingToken, value: record.data } : undefined;
-}
+/**
+ * One named election, seen by one candidate (`client.ownerId`): campaign for it, read its
+ * leader, observe its changes.
+ *
+ * @example
+ * const election = new Election(locks, "scheduler");
+ * const leadership = await election.campaign({ value: "10.0.0.7:8080" });
+ * leadership.signal.addEventListener("abort", stopLeading);
+ */
+export class Election {
+  constructor(
+    /** The candidate: its owner id is the leader's `holder`. */
+    readonly client: LockClient,
+    readonly name: string,
+  ) {
+    validateName("name", name);
+  }
 
-/** Yields the leader now and at every change seen, until `signal` aborts. */
-export async function* observe(
-  locks: LockClient,
-  name: string,
-  options: { signal?: AbortSignal; pollMs?: number } = {},
-): AsyncGenerator<Leader | undefined> {
-  const pollMs = options.pollMs ?? 250;
-  let last: string | undefined;
-  while (!options.signal?.aborted) {
-    const current = await locks.leader(name);
-    const fingerprint = current ? `${current.holder}/${current.term}` : "";
-    if (fingerprint !== last) {
-      last = fingerprint;
-      yield current;
+  /** Campaigns until elected (or `waitMs` / `signal` end the campaign; by default it waits without limit). */
+  async campaign(options: CampaignOptions = {}): Promise<Leadership> {
+    const { value, ...rest } = options;
+    const lock = await this.client.acquireIn("election", this.name, { waitMs: Number.POSITIVE_INFINITY, ...rest, data: value });
+    return new Leadership(this.name, lock);
+  }
+
+  /** The current leader (one consistent read), or undefined if nobody leads. */
+  async leader(): Promise<Leader | undefined> {
+    const state = await this.client.readIn("election", this.name);
+    return state?.holder !== undefined ? { holder: state.holder, term: state.fencingToken, value: state.data } : undefined;
+  }
+
+  /** Yields the leader now and at every change seen, until `signal` aborts. */
+  async *observe(options: ObserveOptions = {}): AsyncGenerator<Leader | undefined> {
+    const pollMs = options.pollMs ?? DEFAULT_OBSERVE_POLL_MS;
+    let last: string | undefined;
+    while (!options.signal?.aborted) {
+      const current = await this.leader();
+      const fingerprint = current ? `${current.holder}/${current.term}` : "";
+      if (fingerprint !== last) {
+        last = fingerprint;
+        yield current;
+      }
+      await sleep(pollMs, options.signal).catch(() => undefined);
     }
-    await sleep(pollMs, options.signal).catch(() => undefined);
   }
 }

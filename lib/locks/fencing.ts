@@ -23,8 +23,8 @@ import {
   PutItemCommand,
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
-import { validateName } from "./client.js";
-import { InvalidArgumentError, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "./errors.js";
+import { validateName } from "../internal/validation.js";
+import { InvalidArgumentError, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "../errors.js";
 import { trackAttempts } from "./lease.js";
 
 /** A fencing token: a lock grant's number, strictly increasing per lock name. */

@@ -32,10 +32,12 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
+import { numberValue, stringValue } from "../internal/attributes.js";
 import { randomUUID } from "node:crypto";
-import { ReleaseIncompleteError } from "./errors.js";
+import { ReleaseIncompleteError } from "../errors.js";
 import { MAX_WAITER_LEASE_MS, MAX_WAITERS, parsePlace, PLACE_MARGIN_MS } from "./queue.js";
-import { setTimeout as sleep } from "node:timers/promises";
+import { sleep } from "../internal/time.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
 
 type Item = Record<string, AttributeValue>;
 
@@ -70,8 +72,6 @@ export interface LeaseRecord {
 /** Key of the table-wide token floor item. */
 export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
 
-const s = (v: string): AttributeValue => ({ S: v });
-const n = (v: number): AttributeValue => ({ N: String(v) });
 
 export function parseLease(item: Item | undefined): LeaseRecord | undefined {
   if (!item?.["pk"]?.S || item["token"]?.N === undefined) return undefined;
@@ -89,26 +89,6 @@ export function parseLease(item: Item | undefined): LeaseRecord | undefined {
     renewedAt: num("renewedAt") ?? num("acquiredAt"),
     releasedAt: num("releasedAt"),
   };
-}
-
-/**
- * True when the error says for certain the write was not applied (a 4xx answer:
- * throttling, validation, condition). Anything else (timeouts, connection resets, 5xx) is
- * an unknown outcome.
- */
-export function certainlyNotApplied(err: unknown): boolean {
-  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-  return typeof status === "number" && status >= 400 && status < 500;
-}
-
-/**
- * True for errors that say DynamoDB is busy rather than that the request is wrong:
- * throttling, or a conflict with a transaction in progress on the item. Nothing applied,
- * and asking again after a backoff may succeed.
- */
-export function isThrottling(err: unknown): boolean {
-  const name = (err as { name?: string })?.name ?? "";
-  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionConflict/.test(name);
 }
 
 /** Whether any attempt of one SDK command ended with an unknown outcome. */
@@ -175,7 +155,7 @@ export class LeaseStore {
 
   /** Consistent read of one record. */
   async read(key: string): Promise<LeaseRecord | undefined> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: s(key) }, ConsistentRead: true }));
+    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: stringValue(key) }, ConsistentRead: true }));
     return parseLease(Item);
   }
 
@@ -213,18 +193,18 @@ export class LeaseStore {
   async grant(req: GrantRequest): Promise<GrantOutcome> {
     const { expect } = req;
     const names: Record<string, string> = { "#token": "token", "#data": "data", "#queue": "queue", "#version": "version" };
-    const values: Item = { ":me": s(req.owner), ":attempt": s(req.attempt), ":lease": n(req.leaseMs), ":one": n(1), ":now": n(Date.now()) };
+    const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(Date.now()) };
     const conditions = ["attribute_exists(pk)"];
     if (expect.kind === "free") conditions.push("attribute_not_exists(holder)");
     else {
       conditions.push("#version = :observed");
-      values[":observed"] = s(expect.version ?? "");
+      values[":observed"] = stringValue(expect.version ?? "");
     }
     const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     const remove = ["releasedBy", "releasedAt"];
     if (req.data !== undefined) {
       set.push("#data = :data");
-      values[":data"] = s(req.data);
+      values[":data"] = stringValue(req.data);
     } else remove.push("#data");
     let skip = expect.skip ?? [];
     // A long run of dead places goes in separate writes first, keeping expressions short.
@@ -235,18 +215,18 @@ export class LeaseStore {
     const ahead = expect.mine === undefined ? skip : [...skip, expect.mine];
     ahead.forEach((entry, i) => {
       conditions.push(`#queue[${i}] = :q${i}`);
-      values[`:q${i}`] = s(entry);
+      values[`:q${i}`] = stringValue(entry);
       remove.push(`#queue[${i}]`);
     });
     if (expect.mine === undefined) {
       conditions.push(skip.length === 0 ? "(attribute_not_exists(#queue) OR size(#queue) = :size)" : "size(#queue) = :size");
-      values[":size"] = n(skip.length);
+      values[":size"] = numberValue(skip.length);
     }
     const result = await this.stamped(req.key, req.attempt, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(req.key) },
+          Key: { pk: stringValue(req.key) },
           UpdateExpression: `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`,
           ConditionExpression: conditions.join(" AND "),
           ExpressionAttributeNames: names,
@@ -267,14 +247,14 @@ export class LeaseStore {
    */
   async grantMissing(req: GrantRequest, floorGuess: number): Promise<GrantOutcome | { floor: number }> {
     const item: Item = {
-      pk: s(req.key),
-      token: n(floorGuess + 1),
-      holder: s(req.owner),
-      version: s(req.attempt),
-      leaseMs: n(req.leaseMs),
-      acquiredAt: n(Date.now()),
+      pk: stringValue(req.key),
+      token: numberValue(floorGuess + 1),
+      holder: stringValue(req.owner),
+      version: stringValue(req.attempt),
+      leaseMs: numberValue(req.leaseMs),
+      acquiredAt: numberValue(Date.now()),
     };
-    if (req.data !== undefined) item["data"] = s(req.data);
+    if (req.data !== undefined) item["data"] = stringValue(req.data);
     try {
       await this.dynamodb.send(
         new TransactWriteItemsCommand({
@@ -294,9 +274,9 @@ export class LeaseStore {
             {
               ConditionCheck: {
                 TableName: this.tableName,
-                Key: { pk: s(TOKEN_FLOOR_KEY) },
+                Key: { pk: stringValue(TOKEN_FLOOR_KEY) },
                 ConditionExpression: floorGuess === 0 ? "attribute_not_exists(maxToken) OR maxToken = :floor" : "maxToken = :floor",
-                ExpressionAttributeValues: { ":floor": n(floorGuess) },
+                ExpressionAttributeValues: { ":floor": numberValue(floorGuess) },
                 ReturnValuesOnConditionCheckFailure: "ALL_OLD",
               },
             },
@@ -328,7 +308,7 @@ export class LeaseStore {
   /** The current token floor (0 when no item was ever swept). */
   async tokenFloor(): Promise<number> {
     const { Item } = await this.dynamodb.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { pk: s(TOKEN_FLOOR_KEY) }, ConsistentRead: true }),
+      new GetItemCommand({ TableName: this.tableName, Key: { pk: stringValue(TOKEN_FLOOR_KEY) }, ConsistentRead: true }),
     );
     return Number(Item?.["maxToken"]?.N ?? 0);
   }
@@ -342,11 +322,11 @@ export class LeaseStore {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now",
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
-          ExpressionAttributeValues: { ":next": s(next), ":current": s(current), ":me": s(owner), ":lease": n(leaseMs), ":now": n(Date.now()) },
+          ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) },
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -385,11 +365,11 @@ export class LeaseStore {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           UpdateExpression: "SET #version = :attempt, releasedBy = :me, releasedAt = :now REMOVE holder",
           ConditionExpression: "holder = :me AND #token = :token",
           ExpressionAttributeNames: { "#version": "version", "#token": "token" },
-          ExpressionAttributeValues: { ":attempt": s(attempt), ":me": s(owner), ":token": n(fencingToken), ":now": n(Date.now()) },
+          ExpressionAttributeValues: { ":attempt": stringValue(attempt), ":me": stringValue(owner), ":token": numberValue(fencingToken), ":now": numberValue(Date.now()) },
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -413,7 +393,7 @@ export class LeaseStore {
       key,
       "SET #queue = list_append(if_not_exists(#queue, :empty), :entry)",
       "attribute_exists(pk) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
-      { ":empty": { L: [] }, ":entry": { L: [s(entry)] }, ":id": s(entry), ":max": n(Math.min(maxWaiters, MAX_WAITERS)) },
+      { ":empty": { L: [] }, ":entry": { L: [stringValue(entry)] }, ":id": stringValue(entry), ":max": numberValue(Math.min(maxWaiters, MAX_WAITERS)) },
     );
   }
 
@@ -422,7 +402,7 @@ export class LeaseStore {
    * still there. Resolves to the record after, or as found when it was not.
    */
   async renewPlace(key: string, index: number, current: string, next: string): Promise<LeaseRecord | undefined> {
-    return this.#queueWrite(key, `SET #queue[${index}] = :next`, `#queue[${index}] = :current`, { ":next": s(next), ":current": s(current) });
+    return this.#queueWrite(key, `SET #queue[${index}] = :next`, `#queue[${index}] = :current`, { ":next": stringValue(next), ":current": stringValue(current) });
   }
 
   /** One conditional write to the queue: the record after it, or as found when the condition failed. */
@@ -431,7 +411,7 @@ export class LeaseStore {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           UpdateExpression: update,
           ConditionExpression: condition,
           ExpressionAttributeNames: { "#queue": "queue" },
@@ -463,12 +443,12 @@ export class LeaseStore {
     const some = places.slice(0, MAX_SKIP_PER_WRITE);
     if (some.length === 0) return true;
     const values: Item = {};
-    some.forEach(({ place }, i) => (values[`:q${i}`] = s(place)));
+    some.forEach(({ place }, i) => (values[`:q${i}`] = stringValue(place)));
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           // Every index names a position in the list as it was before this update.
           UpdateExpression: `REMOVE ${some.map(({ index }) => `#queue[${index}]`).join(", ")}`,
           ConditionExpression: some.map(({ index }, i) => `#queue[${index}] = :q${i}`).join(" AND "),
@@ -489,11 +469,11 @@ export class LeaseStore {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           UpdateExpression: `REMOVE #queue[${index}]`,
           ConditionExpression: `#queue[${index}] = :entry`,
           ExpressionAttributeNames: { "#queue": "queue" },
-          ExpressionAttributeValues: { ":entry": s(entry) },
+          ExpressionAttributeValues: { ":entry": stringValue(entry) },
         }),
       );
       return true;
@@ -501,6 +481,25 @@ export class LeaseStore {
       if (err instanceof ConditionalCheckFailedException) return false;
       throw err;
     }
+  }
+
+  /**
+   * One page of a consistent scan for items whose keys start with `prefix`: at most `limit`
+   * items are examined (DynamoDB's Limit), so a page may hold fewer. `next` continues it.
+   */
+  async page(prefix: string, limit: number, startAfter: string | undefined): Promise<{ records: LeaseRecord[]; next: string | undefined }> {
+    const out = await this.dynamodb.send(
+      new ScanCommand({
+        TableName: this.tableName,
+        FilterExpression: "begins_with(pk, :prefix)",
+        ExpressionAttributeValues: { ":prefix": stringValue(prefix) },
+        ConsistentRead: true,
+        Limit: limit,
+        ExclusiveStartKey: startAfter ? { pk: stringValue(startAfter) } : undefined,
+      }),
+    );
+    const records = (out.Items ?? []).flatMap((item) => parseLease(item) ?? []);
+    return { records, next: out.LastEvaluatedKey?.["pk"]?.S };
   }
 
   /**
@@ -522,7 +521,7 @@ export class LeaseStore {
           ConsistentRead: true,
           ExclusiveStartKey: start,
           FilterExpression: "begins_with(pk, :prefix) AND attribute_not_exists(holder) AND releasedAt < :before",
-          ExpressionAttributeValues: { ":prefix": s(prefix), ":before": n(releasedBefore) },
+          ExpressionAttributeValues: { ":prefix": stringValue(prefix), ":before": numberValue(releasedBefore) },
         }),
       );
       for (const item of page.Items ?? []) {
@@ -555,10 +554,10 @@ export class LeaseStore {
       await this.dynamodb.send(
         new DeleteItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(record.key) },
+          Key: { pk: stringValue(record.key) },
           ConditionExpression: "#version = :version AND attribute_not_exists(holder) AND (attribute_not_exists(#queue) OR size(#queue) = :zero)",
           ExpressionAttributeNames: { "#version": "version", "#queue": "queue" },
-          ExpressionAttributeValues: { ":version": s(record.version), ":zero": n(0) },
+          ExpressionAttributeValues: { ":version": stringValue(record.version), ":zero": numberValue(0) },
         }),
       );
       return true;
@@ -574,10 +573,10 @@ export class LeaseStore {
       await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: { pk: s(TOKEN_FLOOR_KEY) },
+          Key: { pk: stringValue(TOKEN_FLOOR_KEY) },
           UpdateExpression: "SET maxToken = :token",
           ConditionExpression: "attribute_not_exists(maxToken) OR maxToken < :token",
-          ExpressionAttributeValues: { ":token": n(token) },
+          ExpressionAttributeValues: { ":token": numberValue(token) },
         }),
       );
     } catch (err) {

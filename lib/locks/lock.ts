@@ -19,27 +19,20 @@
  */
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
-import { LockLostError } from "./errors.js";
-import type { LeaseRecord } from "./lease.js";
-
-/**
- * What a held lock needs from its backend: heartbeats and release. LeaseStore is the
- * direct implementation; the remote mode sends the same two requests to the lock Lambda.
- */
-export interface LeaseKeeper {
-  heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number): Promise<{ ok: true } | { ok: false; found: { holder?: string; version: string } | undefined }>;
-  release(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean }>;
-}
+import { LockLostError } from "../errors.js";
+import type { LeaseKeeper } from "./backend.js";
+import type { LockKind } from "./protocol.js";
 
 export interface LockParams {
-  readonly store: LeaseKeeper;
+  /** Where heartbeats and the release go (the client's backend). */
+  readonly backend: LeaseKeeper;
   readonly clock: MonotonicClock;
+  /** A lock's or an election's. */
+  readonly kind: LockKind;
   readonly name: string;
-  /** The item key (`lock#name`, `election#name`). */
-  readonly key: string;
   readonly owner: string;
   /** The grant: its token, the lease version to heartbeat from, and the attached data. */
-  readonly record: Pick<LeaseRecord, "fencingToken" | "version" | "data">;
+  readonly record: { readonly fencingToken: number; readonly version: string; readonly data?: string | undefined };
   /** Monotonic time at which the granting write was first sent. */
   readonly sentAt: number;
   readonly leaseMs: number;
@@ -114,11 +107,11 @@ export class Lock {
     this.#released = true;
     this.#releaseFailed = false;
     this.#stopTimers();
-    const { store, owner, key } = this.#params;
-    let outcome: Awaited<ReturnType<typeof store.release>>;
+    const { backend, owner } = this.#params;
+    let outcome: Awaited<ReturnType<typeof backend.release>>;
     try {
       // Sent again while the item shows it never arrived; settled from the item, never guessed.
-      outcome = await store.release(key, owner, this.fencingToken, randomUUID());
+      outcome = await backend.release(this.#params, owner, this.fencingToken);
     } catch (err) {
       // Unreachable throughout: the lock is not believed held any more, but calling release again tries again.
       this.#releaseFailed = true;
@@ -173,12 +166,12 @@ export class Lock {
   }
 
   async #heartbeat(): Promise<void> {
-    const { store, clock, owner, key, leaseMs, stopBy } = this.#params;
+    const { backend, clock, owner, leaseMs, stopBy } = this.#params;
     if (!this.held || (stopBy !== undefined && clock.now() >= stopBy)) return;
     const next = randomUUID();
     const sentAt = clock.now();
     try {
-      const outcome = await store.heartbeat(key, owner, this.#version, next, leaseMs);
+      const outcome = await backend.heartbeat(this.#params, owner, this.#version, next, leaseMs);
       if (this.#released || this.signal.aborted) return;
       if (outcome.ok) return this.#extended(next, sentAt);
       const found = outcome.found;

@@ -14,9 +14,10 @@
  */
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
-import { validateName } from "./client.js";
-import { InvalidArgumentError, OutcomeUnknownError } from "./errors.js";
-import { certainlyNotApplied, trackAttempts } from "./lease.js";
+import { validateName } from "../internal/validation.js";
+import { InvalidArgumentError, OutcomeUnknownError } from "../errors.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
+import { trackAttempts } from "./lease.js";
 
 export { OutcomeUnknownError };
 

@@ -33,72 +33,15 @@
 import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { createHash, randomUUID } from "node:crypto";
-import { validateName } from "../locks/client.js";
-import { jitter, sleep } from "../locks/clock.js";
-import { FencepostError, InvalidArgumentError } from "../locks/errors.js";
+import { validateName } from "../internal/validation.js";
+import { jitter, sleep } from "../internal/time.js";
+import { FencepostError, InvalidArgumentError, PayloadTooLargeError, PublishConflictError, PublishIncompleteError, SlotLostError, type PublishResult } from "../errors.js";
 import { StreamLog, type Slot } from "./log.js";
 
 /** Largest payload, as UTF-8 JSON: leaves room in an SQS message (256 KiB) and a DynamoDB item (400 KB). */
 export const MAX_PAYLOAD_BYTES = 200 * 1024;
 /** Messages per log transaction (each may carry a dedup record: 50 of DynamoDB's 100 items). */
 export const MESSAGES_PER_TRANSACTION = 25;
-
-/** A payload larger than MAX_PAYLOAD_BYTES; nothing was written. */
-export class PayloadTooLargeError extends InvalidArgumentError {
-  override name = "PayloadTooLargeError";
-  constructor(readonly bytes: number) {
-    super("payload", `is ${bytes} bytes as JSON; at most ${MAX_PAYLOAD_BYTES} fit a message. Store large data elsewhere and publish a reference.`);
-  }
-}
-
-/**
- * A batch was published only in part: `published[i]` is the result of message i if it is
- * durable, undefined if it was not published (or, when `cause` is an unknown-outcome
- * error, may still land: only a dedupId makes publishing it again safe).
- */
-export class PublishIncompleteError extends FencepostError {
-  override name = "PublishIncompleteError";
-  constructor(
-    readonly stream: string,
-    readonly published: readonly (PublishResult | undefined)[],
-    options?: ErrorOptions,
-  ) {
-    const done = published.flatMap((r, i) => (r ? [`${i}→${r.seq}`] : []));
-    super(
-      `Publishing to '${stream}' stopped part-way: ${done.length} of ${published.length} messages are durable (${done.join(", ")}); the others were not published${options?.cause instanceof Error ? ` (${options.cause.name}: ${options.cause.message})` : ""}. Publish the others again, with dedupIds so that a retry cannot duplicate them.`,
-      options,
-    );
-  }
-}
-
-/**
- * Every attempt was cancelled by another publish of the same dedupId in progress (a twin):
- * nothing was published by this call, and the twin's outcome was not known yet.
- */
-export class PublishConflictError extends FencepostError {
-  override name = "PublishConflictError";
-  constructor(
-    readonly stream: string,
-    readonly dedupIds: readonly string[],
-  ) {
-    super(
-      `Publishing to '${stream}' was cancelled on every attempt by a concurrent publish of the same dedupId (${dedupIds.join(", ")}); this call published nothing. Publish again with the same dedupIds: the message is published once, by whichever publish wins.`,
-    );
-  }
-}
-
-/** The producer lost its slots to hole filling on every attempt. */
-export class SlotLostError extends FencepostError {
-  override name = "SlotLostError";
-  constructor(
-    readonly stream: string,
-    readonly lostSlots: readonly number[],
-  ) {
-    super(
-      `Publishing to '${stream}' lost its slots (${lostSlots.join(", ")}) to hole filling (or to its own fill after an unknown outcome or a conflicting transaction) on every attempt: this producer is slower than the consumers' hole timeout, or DynamoDB keeps failing. These messages were not published; raise holeTimeoutMs or find the stall.`,
-    );
-  }
-}
 
 export interface BroadcastOptions {
   /** The log table (pk S, sk N): the Fencepost construct's `logTable`. */
@@ -120,17 +63,6 @@ export interface BroadcastOptions {
 export interface PublishOptions {
   /** Publishing the same dedupId on a stream twice yields one message (forever, not 5 minutes). */
   dedupId?: string;
-}
-
-export interface PublishResult {
-  /** The message's place in the stream. */
-  readonly seq: number;
-  /** True if an earlier publish with the same dedupId already placed it. */
-  readonly duplicate: boolean;
-  /** Numbers this publish took and lost to hole filling before it succeeded. */
-  readonly lostSlots: readonly number[];
-  /** Whether the queue accepted the notification (false: consumers will find it in the log). */
-  queued: boolean;
 }
 
 /**
@@ -185,7 +117,7 @@ export class Broadcast {
       if (m.dedupId !== undefined) validateName("dedupId", m.dedupId);
       const payload = JSON.stringify(m.payload ?? null);
       const bytes = Buffer.byteLength(payload, "utf8");
-      if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(bytes);
+      if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(bytes, MAX_PAYLOAD_BYTES);
       return { payload, dedupId: m.dedupId, index };
     });
     const results: PublishResult[] = new Array(messages.length);

@@ -34,9 +34,10 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
-import { sleep, systemClock, type MonotonicClock } from "../locks/clock.js";
-import { validateName } from "../locks/client.js";
-import { certainlyNotApplied } from "../locks/lease.js";
+import { sleep } from "../internal/time.js";
+import { systemClock, type MonotonicClock } from "../locks/clock.js";
+import { validateName } from "../internal/validation.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
 import { validateStream } from "./broadcast.js";
 import { StreamLog, type Slot } from "./log.js";
 

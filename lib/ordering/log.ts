@@ -26,6 +26,7 @@
  * with jittered backoff, a bounded number of times; trying again is safe because every
  * fill writes the same no-op.
  */
+import { numberValue, stringValue } from "../internal/attributes.js";
 import {
   ConditionalCheckFailedException,
   DynamoDBClient,
@@ -36,8 +37,8 @@ import {
   type AttributeValue,
   type Update,
 } from "@aws-sdk/client-dynamodb";
-import { jitter, sleep } from "../locks/clock.js";
-import { certainlyNotApplied, isThrottling } from "../locks/lease.js";
+import { jitter, sleep } from "../internal/time.js";
+import { certainlyNotApplied, isThrottling } from "../internal/outcomes.js";
 
 type Item = Record<string, AttributeValue>;
 
@@ -60,8 +61,6 @@ export interface SlotPage {
   readonly truncated: boolean;
 }
 
-const s = (v: string): AttributeValue => ({ S: v });
-const n = (v: number): AttributeValue => ({ N: String(v) });
 
 export function parseSlot(item: Item | undefined): Slot | undefined {
   if (!item?.["kind"]?.S) return undefined;
@@ -82,10 +81,10 @@ export class StreamLog {
     const out = await this.dynamodb.send(
       new UpdateItemCommand({
         TableName: this.tableName,
-        Key: { pk: s(`seq#${stream}`), sk: n(0) },
+        Key: { pk: stringValue(`seq#${stream}`), sk: numberValue(0) },
         UpdateExpression: "ADD #next :count",
         ExpressionAttributeNames: { "#next": "next" },
-        ExpressionAttributeValues: { ":count": n(count) },
+        ExpressionAttributeValues: { ":count": numberValue(count) },
         ReturnValues: "UPDATED_NEW",
       }),
     );
@@ -94,7 +93,7 @@ export class StreamLog {
 
   /** The last allocated sequence number (0 if none). */
   async head(stream: string): Promise<number> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: s(`seq#${stream}`), sk: n(0) }, ConsistentRead: true }));
+    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: stringValue(`seq#${stream}`), sk: numberValue(0) }, ConsistentRead: true }));
     return Number(Item?.["next"]?.N ?? 0);
   }
 
@@ -102,19 +101,19 @@ export class StreamLog {
   messagePut(stream: string, seq: number, payload: string, writer: string, dedupId?: string) {
     return {
       TableName: this.tableName,
-      Item: { pk: s(`log#${stream}`), sk: n(seq), kind: s("message"), payload: s(payload), writer: s(writer), ...(dedupId ? { dedupId: s(dedupId) } : {}) },
+      Item: { pk: stringValue(`log#${stream}`), sk: numberValue(seq), kind: stringValue("message"), payload: stringValue(payload), writer: stringValue(writer), ...(dedupId ? { dedupId: stringValue(dedupId) } : {}) },
       ConditionExpression: "attribute_not_exists(pk)",
     };
   }
 
   /** The put that records `dedupId` as published at `seq`, only if it was not already. */
   dedupPut(stream: string, dedupId: string, seq: number, conditional = true) {
-    return { TableName: this.tableName, Item: { pk: s(`dedup#${stream}#${dedupId}`), sk: n(0), seq: n(seq) }, ...(conditional ? { ConditionExpression: "attribute_not_exists(pk)" } : {}) };
+    return { TableName: this.tableName, Item: { pk: stringValue(`dedup#${stream}#${dedupId}`), sk: numberValue(0), seq: numberValue(seq) }, ...(conditional ? { ConditionExpression: "attribute_not_exists(pk)" } : {}) };
   }
 
   /** The sequence number `dedupId` was published at, if it was. */
   async dedupSeq(stream: string, dedupId: string): Promise<number | undefined> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: s(`dedup#${stream}#${dedupId}`), sk: n(0) }, ConsistentRead: true }));
+    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: stringValue(`dedup#${stream}#${dedupId}`), sk: numberValue(0) }, ConsistentRead: true }));
     return Item?.["seq"]?.N ? Number(Item["seq"].N) : undefined;
   }
 
@@ -122,7 +121,7 @@ export class StreamLog {
   noopPut(stream: string, seq: number) {
     return {
       TableName: this.tableName,
-      Item: { pk: s(`log#${stream}`), sk: n(seq), kind: s("noop") },
+      Item: { pk: stringValue(`log#${stream}`), sk: numberValue(seq), kind: stringValue("noop") },
       ConditionExpression: "attribute_not_exists(pk)",
       ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const,
     };
@@ -174,7 +173,7 @@ export class StreamLog {
 
   /** One slot (consistent read), or undefined while empty. */
   async read(stream: string, seq: number): Promise<Slot | undefined> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: s(`log#${stream}`), sk: n(seq) }, ConsistentRead: true }));
+    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: stringValue(`log#${stream}`), sk: numberValue(seq) }, ConsistentRead: true }));
     return parseSlot(Item);
   }
 
@@ -187,7 +186,7 @@ export class StreamLog {
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: "pk = :pk AND sk > :after",
-        ExpressionAttributeValues: { ":pk": s(`log#${stream}`), ":after": n(after) },
+        ExpressionAttributeValues: { ":pk": stringValue(`log#${stream}`), ":after": numberValue(after) },
         ConsistentRead: true,
         Limit: limit,
       }),
@@ -196,7 +195,7 @@ export class StreamLog {
   }
 
   cursorKey(stream: string, group: string) {
-    return { pk: s(`cursor#${stream}#${group}`), sk: n(0) };
+    return { pk: stringValue(`cursor#${stream}#${group}`), sk: numberValue(0) };
   }
 
   /** How far `group` has delivered `stream` (0: nothing yet). */
@@ -217,8 +216,8 @@ export class StreamLog {
       UpdateExpression: "SET #position = :to",
       ExpressionAttributeNames: { "#position": "position" },
       ...(checked
-        ? { ConditionExpression: condition, ExpressionAttributeValues: { ":to": n(to), ":from": n(from) } }
-        : { ExpressionAttributeValues: { ":to": n(to) } }),
+        ? { ConditionExpression: condition, ExpressionAttributeValues: { ":to": numberValue(to), ":from": numberValue(from) } }
+        : { ExpressionAttributeValues: { ":to": numberValue(to) } }),
     };
   }
 }

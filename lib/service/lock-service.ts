@@ -1,7 +1,7 @@
 /**
  * The lock service: what the lock Lambda does with a validated LockRequest, using the
- * same LockClient, LeaseStore and Claims as the direct mode (so both modes have one
- * implementation of the protocol).
+ * same LockClient, DynamoDbLockBackend and Claims as the direct mode (so both modes have
+ * one implementation of the protocol).
  *
  * Guarantees: stateless between invocations. `acquire` and `elect` wait inside the
  * invocation (never past its remaining time minus a reserve) and hand the lease to the
@@ -11,14 +11,14 @@
  * Assumes: requests were validated against lockRequestSchema; owners are the callers' own
  * ids (IAM decides who may invoke; an owner id is only as secret as the caller keeps it).
  */
-import { DynamoDBClient, ScanCommand } from "@aws-sdk/client-dynamodb";
-import { randomUUID } from "node:crypto";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { Claims } from "../locks/claims.js";
-import { LockClient, stateOf, type InvocationContext } from "../locks/client.js";
-import { electionKey } from "../locks/election.js";
-import { parseLease } from "../locks/lease.js";
+import { LockClient, type InvocationContext } from "../locks/client.js";
+import { systemClock } from "../locks/clock.js";
+import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
+import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
-import type { LockGrant, LockKind, LockRequest, LockResponses } from "./lock-api.js";
+import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
 
 /** Time kept back from the invocation for the response. */
 const RESERVE_MS = 1000;
@@ -32,18 +32,19 @@ export interface LockServiceOptions {
   waitMs?: number;
 }
 
-export const keyOf = (kind: LockKind | undefined, name: string) => (kind === "election" ? electionKey(name) : `lock#${name}`);
-
 export class LockService {
   readonly #options: LockServiceOptions;
   readonly #dynamodb: DynamoDBClient;
   readonly #locks: LockClient;
+  /** Heartbeats, releases and reads on behalf of any owner. */
+  readonly #backend: DynamoDbLockBackend;
   readonly #claims: Claims;
 
   constructor(options: LockServiceOptions) {
     this.#options = options;
     this.#dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.#locks = this.#clientFor("fencepost-service");
+    this.#backend = new DynamoDbLockBackend({ dynamodb: this.#dynamodb, tableName: options.tableName, clock: systemClock, pollMs: 10 });
     this.#claims = new Claims({ tableName: options.tableName, dynamodb: this.#dynamodb });
   }
 
@@ -53,7 +54,7 @@ export class LockService {
   }
 
   async #dispatch(req: LockRequest, context: InvocationContext | undefined): Promise<LockResponses[LockRequest["action"]]> {
-    const store = this.#locks.store;
+    const backend = this.#backend;
     switch (req.action) {
       case "acquire": {
         const lock = await this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data });
@@ -64,19 +65,19 @@ export class LockService {
         return lock ? { granted: true, lock: grantOf(req.name, lock) } : { granted: false };
       }
       case "heartbeat": {
-        const outcome = await store.heartbeat(keyOf(req.kind, req.name), req.owner, req.version, req.nextVersion, req.leaseMs);
+        const outcome = await backend.heartbeat({ kind: req.kind ?? "lock", name: req.name }, req.owner, req.version, req.nextVersion, req.leaseMs);
         return outcome.ok ? { ok: true, version: req.nextVersion } : { ok: false, holder: outcome.found?.holder, version: outcome.found?.version };
       }
       case "release": {
-        const outcome = await store.release(keyOf(req.kind, req.name), req.owner, req.fencingToken, randomUUID());
+        const outcome = await backend.release({ kind: req.kind ?? "lock", name: req.name }, req.owner, req.fencingToken);
         return { released: outcome.released };
       }
       case "inspect":
-        return stateOf(await store.read(keyOf("lock", req.name))) ?? null;
+        return (await backend.read({ kind: req.kind ?? "lock", name: req.name })) ?? null;
       case "list":
-        return this.#list(req.limit ?? 100, req.startAfter);
+        return backend.list(req.limit ?? 100, req.startAfter);
       case "elect": {
-        const lock = await this.#clientFor(req.owner).acquireKey(electionKey(req.name), req.name, {
+        const lock = await this.#clientFor(req.owner).acquireIn("election", req.name, {
           waitMs: this.#wait(req.waitMs, context),
           leaseMs: req.leaseMs,
           data: req.value,
@@ -84,7 +85,7 @@ export class LockService {
         return grantOf(req.name, lock);
       }
       case "leader":
-        return (await this.#locks.leader(req.name)) ?? null;
+        return (await new Election(this.#locks, req.name).leader()) ?? null;
       case "claim":
         return { claimed: true, incarnation: (await this.#claims.claim(req.namespace, req.value, req.owner, { incarnation: req.incarnation })).incarnation };
       case "releaseClaim":
@@ -104,27 +105,6 @@ export class LockService {
     const wanted = requested ?? this.#options.waitMs ?? 10_000;
     const available = context ? context.getRemainingTimeInMillis() - RESERVE_MS : wanted;
     return Math.max(1, Math.min(wanted, available));
-  }
-
-  /** Lock items, a page of the table at a time (needs dynamodb:Scan); `next` is an opaque cursor. */
-  async #list(limit: number, startAfter: string | undefined): Promise<LockResponses["list"]> {
-    const out = await this.#dynamodb.send(
-      new ScanCommand({
-        TableName: this.#options.tableName,
-        FilterExpression: "begins_with(pk, :prefix)",
-        ExpressionAttributeValues: { ":prefix": { S: "lock#" } },
-        ConsistentRead: true,
-        Limit: limit,
-        ExclusiveStartKey: startAfter ? { pk: { S: startAfter } } : undefined,
-      }),
-    );
-    const locks = (out.Items ?? []).flatMap((item) => {
-      const state = stateOf(parseLease(item));
-      const key = item["pk"]?.S;
-      return state && key ? [{ name: key.slice("lock#".length), ...state }] : [];
-    });
-    const next = out.LastEvaluatedKey?.["pk"]?.S;
-    return { locks, ...(next ? { next } : {}) };
   }
 }
 

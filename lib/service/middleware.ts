@@ -3,10 +3,31 @@
  * structured logs. Handlers stay thin: validate, call lib/, let typed errors through.
  *
  * Errors: a thrown error reaches the caller of a direct invoke as
- * `{ errorType, errorMessage }` (errorType is the class name, e.g. InvalidArgumentError),
- * which the remote client turns back into the same class.
+ * `{ errorType, errorMessage }`. `typedErrors` writes Fencepost's typed errors in the form
+ * errors.ts `toWire` defines (errorType is the class name, e.g. InvalidArgumentError; the
+ * message carries the error's fields), which the caller's `fromWire` turns back into the
+ * same class.
  */
 import type { MiddlewareObj } from "@middy/core";
+import { FencepostError, toWire } from "../errors.js";
+
+/**
+ * Rethrows a FencepostError in its wire form (errors.ts `toWire`), so its fields reach
+ * the caller. Use it before structuredLog, which then logs the error as it was thrown.
+ */
+export function typedErrors(): MiddlewareObj<unknown, unknown> {
+  return {
+    onError: (request) => {
+      const err = request.error;
+      if (!(err instanceof FencepostError)) return;
+      const wire = toWire(err);
+      const onWire = new Error(wire.errorMessage, { cause: err });
+      onWire.name = wire.errorType;
+      onWire.stack = err.stack;
+      request.error = onWire;
+    },
+  };
+}
 
 /** Replaces the event with `validate(event)`; throws (and so writes nothing) on bad input. */
 export function validateEvent<T>(validate: (input: unknown) => T): MiddlewareObj<unknown, unknown> {
@@ -42,7 +63,8 @@ export function structuredLog(describe: (event: unknown) => Record<string, unkno
     },
     onError: (request) => {
       const err = request.error;
-      const expected = err instanceof Error && /Error$/.test(err.name) && err.name !== "Error" && err.name !== "TypeError";
+      // Typed errors are answers (a timeout, a taken claim, bad input); anything else is a bug or an outage.
+      const expected = err instanceof FencepostError;
       line({
         level: expected ? "warn" : "error",
         ...base(request),

@@ -10,7 +10,7 @@
 import type { TransactionRecord } from "../txn/log.js";
 import type { RecoveryReport } from "../txn/recovery.js";
 import type { TransactionResult } from "../txn/coordinator.js";
-import { action, integer, text } from "./validate.js";
+import { action, integer, text } from "../internal/schema.js";
 
 export type TxnRequest =
   | { action: "run"; txId: string; branches: { participant: string; input: unknown }[]; timeoutMs?: number }

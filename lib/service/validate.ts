@@ -4,7 +4,7 @@
  * learns exactly what to fix and nothing is written.
  */
 import { Ajv, type ErrorObject } from "ajv";
-import { InvalidArgumentError } from "../locks/errors.js";
+import { InvalidArgumentError } from "../errors.js";
 
 const ajv = new Ajv({ discriminator: true, allErrors: false, strict: true });
 
@@ -39,18 +39,4 @@ function toInvalidArgument(error: ErrorObject | undefined, input: unknown, tags:
     default:
       return new InvalidArgumentError(path || "(request)", error.message ?? "is not valid");
   }
-}
-
-/**
- * A whole number from `minimum` to `maximum` (schema fragment). The bound is always finite:
- * JSON numbers such as 1e308 are "integers" to a schema, yet overflow every use.
- */
-export const integer = (minimum: number, maximum = Number.MAX_SAFE_INTEGER) => ({ type: "integer", minimum, maximum });
-
-/** A non-empty string of at most `maxLength` characters (schema fragment). */
-export const text = (maxLength: number) => ({ type: "string", minLength: 1, maxLength });
-
-/** One branch of a request union dispatched on `action`: exactly these fields, `required` among them. */
-export function action(name: string, properties: Record<string, object>, required: string[]) {
-  return { type: "object", properties: { action: { const: name }, ...properties }, required: ["action", ...required], additionalProperties: false };
 }

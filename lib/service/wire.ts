@@ -4,7 +4,7 @@
  * test suite), and the Markdown page (docs/wire-protocol.md) rendered from them, so the
  * page cannot drift from what the functions accept.
  */
-import { lockRequestSchema, type LockRequest } from "./lock-api.js";
+import { lockRequestSchema, type LockRequest } from "../locks/protocol.js";
 import { txnRequestSchema, type TxnRequest } from "./txn-api.js";
 
 type ActionOf<R extends { action: string }> = R["action"];
@@ -67,8 +67,11 @@ export function renderWireProtocol(): string {
     "Fencepost's functions are invoked directly (Lambda `Invoke`, `RequestResponse`) with a JSON",
     "object whose `action` field selects the operation. Every request is validated against the",
     "schema below before anything is written; unknown fields are refused. Errors come back the",
-    "Lambda way, as a function error with `{ \"errorType\": \"InvalidArgumentError\", \"errorMessage\": \"Invalid name: ...\" }`;",
-    "`errorType` is the class name of the typed error (`LockTimeoutError`, `NotLockOwnerError`, ...).",
+    "Lambda way, as a function error with `{ \"errorType\": \"InvalidArgumentError\", \"errorMessage\": \"Invalid name: ...\\nDetails: {\\\"field\\\":\\\"name\\\"}\" }`;",
+    "`errorType` is the class name of the typed error (`LockTimeoutError`, `NotLockOwnerError`, ...); `errorMessage` is",
+    "its message for people, then, when the error has fields (the lock's name, the invalid field, ...), a last line",
+    "`Details: ` followed by those fields as one JSON object. The TypeScript client rebuilds the same class with",
+    "`fromWire({ errorType, errorMessage })`.",
     "The schemas are also exported from the package: `lockRequestSchema`, `txnRequestSchema`.",
     "",
     section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims.", lockRequestSchema, lockRequestExamples),

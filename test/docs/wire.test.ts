@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
-import { lockRequestSchema, LOCK_ACTIONS } from "../../lib/service/lock-api.js";
+import { lockRequestSchema, LOCK_ACTIONS } from "../../lib/locks/protocol.js";
 import { txnRequestSchema } from "../../lib/service/txn-api.js";
 import { validator } from "../../lib/service/validate.js";
 import { lockRequestExamples, renderWireProtocol, txnRequestExamples } from "../../lib/service/wire.js";

@@ -7,7 +7,7 @@
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, Claims, ClaimTakenError, hydrateError } from "../../lib/locks/index.js";
+import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, Claims, ClaimTakenError, fromWire, toWire } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { ghost } from "../support/intercept.js";
 import { uniqueName } from "../support/locks.js";
@@ -146,10 +146,11 @@ describe("Claims outcomes", () => {
     expect(claim).toMatchObject({ namespace: "ns", value, owner: "user-1" });
     down = false;
     expect(await claims.claim("ns", value, "user-1", { incarnation: claim.incarnation })).toEqual(claim);
-    // Across the Lambda boundary the error is rebuilt from its name and message, claim included.
-    const remote = hydrateError("ClaimOutcomeUnknownError", (err as Error).message);
+    // Across the Lambda boundary the error is rebuilt as the same class, message and claim included.
+    const remote = fromWire(toWire(err as Error));
     expect(remote).toBeInstanceOf(ClaimOutcomeUnknownError);
     expect((remote as ClaimOutcomeUnknownError).claim).toEqual(claim);
+    expect((remote as ClaimOutcomeUnknownError).message).toBe((err as Error).message);
   });
 
   it("claimWith retried with its incarnation returns the claim without writing the user's items again", async () => {

@@ -8,7 +8,7 @@
 import { DeleteItemCommand, GetItemCommand, TransactionCanceledException, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { injectFaults, RequestCounter } from "../../lib/check/middleware.js";
-import { Counter, CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError, type CounterOptions } from "../../lib/locks/index.js";
+import { Counter, CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError, type CounterOptions } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { randomUUID } from "node:crypto";
 import { uniqueName } from "../support/locks.js";

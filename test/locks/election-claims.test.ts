@@ -1,7 +1,7 @@
 /** Leader election and uniqueness claims on the lock table. */
 import { PutItemCommand, TransactionCanceledException, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
-import { ClaimHeldByOtherIncarnationError, Claims, ClaimTakenError, type Leader } from "../../lib/locks/index.js";
+import { ClaimHeldByOtherIncarnationError, Claims, ClaimTakenError, Election, type Leader } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { newLockClient, uniqueName, wait } from "../support/locks.js";
 
@@ -13,12 +13,12 @@ describe("leader election", () => {
     const stop = new AbortController();
     const seen: Array<Leader | undefined> = [];
     const watching = (async () => {
-      for await (const leader of a.observe(name, { signal: stop.signal, pollMs: 20 })) seen.push(leader);
+      for await (const leader of new Election(a, name).observe({ signal: stop.signal, pollMs: 20 })) seen.push(leader);
     })();
 
-    const first = await a.elect(name, { value: "10.0.0.1:80" });
-    expect(await b.leader(name)).toEqual({ holder: "cand-a", term: first.term, value: "10.0.0.1:80" });
-    const campaign = b.elect(name, { value: "10.0.0.2:80" });
+    const first = await new Election(a, name).campaign({ value: "10.0.0.1:80" });
+    expect(await new Election(b, name).leader()).toEqual({ holder: "cand-a", term: first.term, value: "10.0.0.1:80" });
+    const campaign = new Election(b, name).campaign({ value: "10.0.0.2:80" });
     await wait(100);
     expect(first.isLeader).toBe(true);
     await first.resign();

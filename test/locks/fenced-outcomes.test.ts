@@ -5,10 +5,10 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
-import { FencedStore, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "../../lib/locks/index.js";
+import { FencedStore, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "../../lib/index.js";
 import { TOKEN_FLOOR_KEY } from "../../lib/locks/lease.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
-import { newLockClient, uniqueName } from "../support/locks.js";
+import { newLockClient, uniqueName, leaseStore } from "../support/locks.js";
 
 /**
  * The first PutItem reaches DynamoDB and applies; before its answer arrives, `meanwhile`
@@ -58,7 +58,7 @@ it("refuses to overwrite a lock item or the token floor whatever the keyPrefix, 
   const name = uniqueName();
   const first = await client.acquire(name);
   await first.release();
-  await client.store.raiseFloor(first.fencingToken);
+  await leaseStore().raiseFloor(first.fencingToken);
 
   const onLocks = new FencedStore<string>({ tableName: lockTable(), dynamodb: dynamoDbClient(), keyPrefix: "lock#" });
   await expect(onLocks.put(name, "clobber", 1_000_000)).rejects.toBeInstanceOf(KeyInUseError);
@@ -66,7 +66,7 @@ it("refuses to overwrite a lock item or the token floor whatever the keyPrefix, 
   const onFloor = new FencedStore<string>({ tableName: lockTable(), dynamodb: dynamoDbClient(), keyPrefix: "" });
   await expect(onFloor.put(TOKEN_FLOOR_KEY, "clobber", 1_000_000)).rejects.toBeInstanceOf(KeyInUseError);
 
-  expect(await client.store.tokenFloor()).toBeGreaterThanOrEqual(first.fencingToken);
+  expect(await leaseStore().tokenFloor()).toBeGreaterThanOrEqual(first.fencingToken);
   const second = await client.acquire(name);
   expect(second.fencingToken).toBe(first.fencingToken + 1);
   await second.release();

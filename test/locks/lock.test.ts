@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { FencedStore, LockLostError, LockTimeoutError, NotLockOwnerError, StaleTokenError, InvalidArgumentError } from "../../lib/locks/index.js";
+import { FencedStore, LockLostError, LockTimeoutError, NotLockOwnerError, StaleTokenError, InvalidArgumentError } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { newLockClient, uniqueName, wait } from "../support/locks.js";
 

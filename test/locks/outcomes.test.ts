@@ -7,7 +7,7 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { InvalidArgumentError, ReleaseIncompleteError } from "../../lib/locks/index.js";
+import { InvalidArgumentError, ReleaseIncompleteError } from "../../lib/index.js";
 import { newLockClient, uniqueName } from "../support/locks.js";
 
 /** Waits until `check` holds (polling), or fails after `ms`. */

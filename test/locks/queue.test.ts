@@ -9,11 +9,11 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { InvalidArgumentError, LockQueueFullError, LockTimeoutError, type Lock } from "../../lib/locks/index.js";
+import { InvalidArgumentError, LockQueueFullError, LockTimeoutError, type Lock } from "../../lib/index.js";
 import { formatPlace, MAX_WAITERS, parsePlace } from "../../lib/locks/queue.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { ghost } from "../support/intercept.js";
-import { newLockClient, uniqueName } from "../support/locks.js";
+import { newLockClient, uniqueName, leaseStore } from "../support/locks.js";
 
 async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -25,7 +25,7 @@ async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Prom
 
 /** Fast-polling waiters with a short place lease (the smallest allowed: 1 s, twice maxPollMs). */
 const quick = { waiterLeaseMs: 1000, maxPollMs: 250 };
-const queueOf = async (name: string) => (await newLockClient().client.store.read(`lock#${name}`))?.queue ?? [];
+const queueOf = async (name: string) => (await leaseStore().read(`lock#${name}`))?.queue ?? [];
 
 /**
  * Queues `count` waiters on `name`, then cuts each off from DynamoDB and stops it: their
@@ -113,7 +113,7 @@ it("sweeps a released lock whose only waiters are dead, and its token continues 
   await first.release();
   await until(async () => {
     await client.sweep({ idleMs: 0 });
-    return (await client.store.read(`lock#${name}`)) === undefined;
+    return (await leaseStore().read(`lock#${name}`)) === undefined;
   });
   const second = await client.acquire(name);
   expect(second.fencingToken).toBeGreaterThan(first.fencingToken);
@@ -187,9 +187,9 @@ it("keeps the largest item the bounds allow under DynamoDB's limit: the holder c
   );
   // A full queue refuses newcomers with a typed error, not a raw ValidationException.
   await expect(newLockClient({ maxWaiters: MAX_WAITERS }).client.acquire(name, { waitMs: 5_000 })).rejects.toBeInstanceOf(LockQueueFullError);
-  const granted = await client.store.read(`lock#${name}`);
+  const granted = await leaseStore().read(`lock#${name}`);
   // Heartbeats still land on the full item.
-  await until(async () => (await client.store.read(`lock#${name}`))?.version !== granted?.version);
+  await until(async () => (await leaseStore().read(`lock#${name}`))?.version !== granted?.version);
   expect(lock.held).toBe(true);
   expect(await lock.release()).toBe(true);
   // Leave no minute-long places behind for other tests' sweeps to wait on.

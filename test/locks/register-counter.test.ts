@@ -2,7 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { Counter, OutcomeUnknownError, Register } from "../../lib/locks/index.js";
+import { Counter, OutcomeUnknownError, Register } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
 

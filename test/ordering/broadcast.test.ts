@@ -3,7 +3,7 @@ import { GetItemCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb
 import { PurgeQueueCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { describe, expect, it } from "vitest";
 import { RequestCounter } from "../../lib/check/middleware.js";
-import { Broadcast, ConsumerGroup, MAX_PAYLOAD_BYTES, PayloadTooLargeError, type Delivery } from "../../lib/ordering/index.js";
+import { Broadcast, ConsumerGroup, MAX_PAYLOAD_BYTES, PayloadTooLargeError, type Delivery } from "../../lib/index.js";
 import { broadcastQueueUrl, dynamoDbClient, logTable, sqsClient } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
 

@@ -6,7 +6,7 @@
  */
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { Broadcast, PublishIncompleteError } from "../../lib/ordering/index.js";
+import { Broadcast, PublishIncompleteError } from "../../lib/index.js";
 import { StreamLog } from "../../lib/ordering/log.js";
 import { dynamoDbClient, logTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";

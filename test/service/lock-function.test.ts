@@ -7,7 +7,7 @@
 import { InvokeCommand } from "@aws-sdk/client-lambda";
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
-import { LOCK_ACTIONS, lockRequestSchema } from "../../lib/service/lock-api.js";
+import { LOCK_ACTIONS, lockRequestSchema } from "../../lib/locks/protocol.js";
 import { dynamoDbClient, lambdaClient, lockFunction, lockTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
 

@@ -5,7 +5,7 @@
  * elections, and mutual exclusion with direct-mode clients on the same lock.
  */
 import { describe, expect, it } from "vitest";
-import { FencepostError, InvalidArgumentError, LockClient, LockTimeoutError, NotLockOwnerError } from "../../lib/locks/index.js";
+import { Election, FencepostError, InvalidArgumentError, LockClient, LockTimeoutError, NotLockOwnerError } from "../../lib/index.js";
 import { lambdaClient, lockFunction } from "../support/cloud.js";
 import { newLockClient, uniqueName, wait } from "../support/locks.js";
 
@@ -69,9 +69,9 @@ describe("LockClient in remote mode", () => {
     const name = uniqueName("remote-election");
     const a = remote("alice");
     const b = remote("bob");
-    const first = await a.elect(name, { value: "10.0.0.1" });
-    expect(await b.leader(name)).toMatchObject({ holder: "alice", term: first.term, value: "10.0.0.1" });
-    const campaign = b.elect(name, { waitMs: 5000 });
+    const first = await new Election(a, name).campaign({ value: "10.0.0.1" });
+    expect(await new Election(b, name).leader()).toMatchObject({ holder: "alice", term: first.term, value: "10.0.0.1" });
+    const campaign = new Election(b, name).campaign({ waitMs: 5000 });
     await first.resign();
     const second = await campaign;
     expect(second.term).toBeGreaterThan(first.term);

@@ -1,7 +1,8 @@
 /** Lock clients on the shared local cloud, each with its own SDK client (so faults stay per client). */
 import { randomUUID } from "node:crypto";
 import { RequestCounter } from "../../lib/check/middleware.js";
-import { LockClient, type LockClientOptions } from "../../lib/locks/index.js";
+import { LockClient, type LockClientOptions } from "../../lib/index.js";
+import { LeaseStore } from "../../lib/locks/lease.js";
 import { dynamoDbClient, lockTable } from "./cloud.js";
 
 export function newLockClient(options: Partial<LockClientOptions> = {}) {
@@ -10,6 +11,11 @@ export function newLockClient(options: Partial<LockClientOptions> = {}) {
   requests.attach(dynamodb);
   const client = new LockClient({ tableName: lockTable(), dynamodb, ...options });
   return { client, dynamodb, requests };
+}
+
+/** The lock table's persistence layer, to read or arrange items beneath the client. */
+export function leaseStore(): LeaseStore {
+  return new LeaseStore(dynamoDbClient(), lockTable());
 }
 
 export function uniqueName(prefix = "lock"): string {

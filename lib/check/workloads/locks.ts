@@ -26,7 +26,7 @@ import { fencedMutex } from "../models.js";
 import { lockAnomalies } from "../invariants.js";
 import { FencedStore } from "../../locks/fencing.js";
 import { LockClient } from "../../locks/client.js";
-import { LockTimeoutError, StaleTokenError } from "../../locks/errors.js";
+import { LockTimeoutError, StaleTokenError } from "../../errors.js";
 import type { MonotonicClock } from "../../locks/clock.js";
 import { countOk, pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 

@@ -1,26 +1,65 @@
 /**
- * The lock service's wire format: the requests the lock Lambda accepts (one function,
- * dispatched on `action`), their JSON schema, and the responses. Shared by the handler
- * (functions/locks.ts), which validates every request against the schema before it
- * touches DynamoDB, and by the remote-mode LockClient, which sends them.
+ * The lock family's wire protocol: the requests the lock Lambda accepts (one function,
+ * dispatched on `action`), their JSON schema, the responses, and the views of a lock and
+ * a leader that both modes return. Shared by the service (lib/service/lock-service.ts and
+ * functions/locks.ts, which validates every request against the schema before it touches
+ * DynamoDB) and by the Lambda backend of LockClient (lambda-backend.ts), which sends them.
  *
  * Bounds: names, namespaces and values up to 512 characters; owners up to 256 (and 256
  * UTF-8 bytes, as LockClient requires: an owner id is stored in every queue place); attached data up to
  * 4 KiB; waits up to 15 minutes (Lambda's limit); leases from 1 ms to 24 hours. Unknown
  * fields are refused, not ignored, so a misspelt option never silently does nothing.
  */
-import type { LockState } from "../locks/client.js";
-import type { Leader } from "../locks/election.js";
-import { action, integer, text } from "./validate.js";
+import { action, integer, text } from "../internal/schema.js";
 
+/** The two namespaces of lease items: locks (`lock#name`) and elections (`election#name`). */
 export type LockKind = "lock" | "election";
+
+/** The table key of a lock or election item. */
+export const leaseKey = (kind: LockKind, name: string): string => `${kind}#${name}`;
+
+/** What LockClient.inspect reports about a lock (and the lock service's `inspect` and `list` return). */
+export interface LockState {
+  holder: string | undefined;
+  fencingToken: number;
+  leaseMs: number;
+  released: boolean;
+  /** Places in the waiter queue (a crashed waiter's place counts until it is judged gone and removed). */
+  waiters: number;
+  data: string | undefined;
+  /**
+   * When the holder's lease runs out (epoch ms: its last heartbeat plus the lease), by the
+   * wall clocks of the writers and the reader. An estimate for people: taking over never
+   * uses it (a waiter measures the lease on its own monotonic clock). Undefined when free.
+   */
+  expiresAt: number | undefined;
+  /** Held, but the lease ran out by `expiresAt`: the next acquire will take it over. */
+  expired: boolean;
+}
+
+/** One page of LockClient.list: lock items in table order. */
+export interface LockPage {
+  locks: ({ name: string } & LockState)[];
+  /** Pass as `startAfter` for the following page; absent on the last page. */
+  next?: string;
+}
+
+/** The leader of an election as followers see it. */
+export interface Leader {
+  /** Owner id of the leader. */
+  readonly holder: string;
+  /** Term: the fencing token of the leader's grant. */
+  readonly term: number;
+  /** Value the leader proclaimed (its address, say). */
+  readonly value: string | undefined;
+}
 
 export type LockRequest =
   | { action: "acquire"; name: string; owner: string; waitMs?: number; leaseMs?: number; data?: string }
   | { action: "tryAcquire"; name: string; owner: string; leaseMs?: number; data?: string }
   | { action: "heartbeat"; kind?: LockKind; name: string; owner: string; version: string; nextVersion: string; leaseMs: number }
   | { action: "release"; kind?: LockKind; name: string; owner: string; fencingToken: number }
-  | { action: "inspect"; name: string }
+  | { action: "inspect"; kind?: LockKind; name: string }
   | { action: "list"; limit?: number; startAfter?: string }
   | { action: "elect"; name: string; owner: string; waitMs?: number; leaseMs?: number; value?: string }
   | { action: "leader"; name: string }
@@ -46,8 +85,7 @@ export interface LockResponses {
   heartbeat: { ok: true; version: string } | { ok: false; holder?: string; version?: string };
   release: { released: boolean };
   inspect: LockState | null;
-  /** `next`: pass as `startAfter` for the following page; absent on the last page. */
-  list: { locks: ({ name: string } & LockState)[]; next?: string };
+  list: LockPage;
   elect: LockGrant;
   leader: Leader | null;
   /** `incarnation`: pass it to `releaseClaim` (and to a retried `claim`, to stay the same claim). */
@@ -76,7 +114,7 @@ export const lockRequestSchema = {
     action("tryAcquire", { name, owner, leaseMs, data }, ["name", "owner"]),
     action("heartbeat", { kind, name, owner, version, nextVersion: version, leaseMs }, ["name", "owner", "version", "nextVersion", "leaseMs"]),
     action("release", { kind, name, owner, fencingToken: integer(1) }, ["name", "owner", "fencingToken"]),
-    action("inspect", { name }, ["name"]),
+    action("inspect", { kind, name }, ["name"]),
     action("list", { limit: integer(1, 1000), startAfter: text(1024) }, []),
     action("elect", { name, owner, waitMs, leaseMs, value: data }, ["name", "owner"]),
     action("leader", { name }, ["name"]),

@@ -1,0 +1,89 @@
+/**
+ * LambdaLockBackend: the lock protocol through the lock function (lib/service), for callers
+ * that may invoke the function but not touch the table.
+ *
+ * Semantics are the direct mode's, because the function runs a DynamoDbLockBackend: it
+ * waits for the grant inside the invocation and hands the lease over without
+ * heartbeating it; this side keeps it with `heartbeat` and ends it with `release`, one
+ * invocation (one DynamoDB request) each. The grant's `sentAt` is taken before the invoke
+ * is sent, which precedes the granting write, so the holder still stops believing before
+ * any waiter may take over (see lock.ts). A wait longer than one invocation allows is
+ * asked for a slice at a time.
+ *
+ * Errors thrown by the function come back as the same classes (see remote.ts), so
+ * `instanceof` works across the boundary.
+ * Assumes: a lost invoke response after a grant leaves an orphan lease under this owner,
+ * which expires after one lease (safe; a retry waits for it). `sweep` needs the table:
+ * it is refused here.
+ */
+import type { LambdaClient } from "@aws-sdk/client-lambda";
+import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
+import type { MonotonicClock } from "./clock.js";
+import { FencepostError, LockTimeoutError } from "../errors.js";
+import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
+import { invokeJson } from "./remote.js";
+
+/** Longest wait one acquire invocation is asked for; longer waits take several. */
+export const WAIT_SLICE_MS = 20_000;
+
+export class LambdaLockBackend implements LockBackend {
+  constructor(
+    readonly lambda: LambdaClient,
+    /** Name or ARN of the lock function. */
+    readonly functionName: string,
+    readonly clock: MonotonicClock,
+  ) {}
+
+  /** Sends one LockRequest and returns the function's answer (or throws the error it threw). */
+  async call<R extends LockRequest>(request: R): Promise<LockResponses[R["action"]]> {
+    return (await invokeJson(this.lambda, this.functionName, request)) as LockResponses[R["action"]];
+  }
+
+  async acquire(request: AcquireRequest): Promise<Grant> {
+    const { kind, name, owner, data, signal } = request;
+    const deadline = this.clock.now() + request.waitMs;
+    for (;;) {
+      signal?.throwIfAborted();
+      const sentAt = this.clock.now();
+      const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, WAIT_SLICE_MS)));
+      const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
+      try {
+        const grant = await this.call(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data });
+        return grantOf(grant, sentAt);
+      } catch (err) {
+        if (!(err instanceof LockTimeoutError) || this.clock.now() >= deadline) throw err;
+      }
+    }
+  }
+
+  async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
+    const sentAt = this.clock.now();
+    const out = await this.call({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data });
+    return out.granted ? grantOf(out.lock, sentAt) : undefined;
+  }
+
+  async read(lease: LeaseName): Promise<LockState | undefined> {
+    return (await this.call({ action: "inspect", kind: lease.kind, name: lease.name })) ?? undefined;
+  }
+
+  async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number) {
+    const out = await this.call({ action: "heartbeat", kind: lease.kind, name: lease.name, owner, version: current, nextVersion: next, leaseMs: Math.round(leaseMs) });
+    return out.ok ? { ok: true as const } : { ok: false as const, found: out.version ? { holder: out.holder, version: out.version } : undefined };
+  }
+
+  async release(lease: LeaseName, owner: string, fencingToken: number) {
+    return this.call({ action: "release", kind: lease.kind, name: lease.name, owner, fencingToken });
+  }
+
+  async list(limit: number, startAfter?: string): Promise<LockPage> {
+    return this.call({ action: "list", limit, ...(startAfter ? { startAfter } : {}) });
+  }
+
+  async sweep(): Promise<number> {
+    throw new FencepostError(`This LockClient talks to the lock function '${this.functionName}'; sweep needs direct table access (a LockClient with tableName).`);
+  }
+}
+
+function grantOf(grant: LockGrant, sentAt: number): Grant {
+  return { fencingToken: grant.fencingToken, version: grant.version, data: grant.data, leaseMs: grant.leaseMs, sentAt };
+}
