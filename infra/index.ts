@@ -1,3 +1,7 @@
-export { Fencepost, RESOURCE_ROLE_TAG, type FencepostProps } from "./fencepost.js";
+export { Fencepost, HANDLER_METADATA, RESOURCE_ROLE_TAG, type FencepostProps } from "./fencepost.js";
+export { LockService, type LockServiceProps } from "./lock-service.js";
+export { BroadcastLog, type BroadcastLogProps } from "./broadcast-log.js";
+export { TransactionCoordinator, type ParticipantResource, type TransactionCoordinatorProps } from "./transaction-coordinator.js";
+export type { FencepostFunctionProps, FencepostTableProps, ResourceScopeProps } from "./internal.js";
 export { FencepostStack, STACK_NAME } from "./stack.js";
 export { buildApp, synthesizeTemplate } from "./synth.js";

@@ -5,6 +5,18 @@
  */
 import type { TransactionRecord } from "../txn/log.js";
 
+/**
+ * Where the in-doubt metrics are reported: the CloudWatch namespace, the dimension naming
+ * the construct, and the two metric names. The Fencepost construct's `metric*` methods and
+ * its in-doubt alarm read these, so what is reported and what is watched cannot drift.
+ */
+export const IN_DOUBT_METRICS = {
+  namespace: "Fencepost",
+  dimension: "Construct",
+  inDoubtTransactions: "InDoubtTransactions",
+  oldestInDoubtSeconds: "OldestInDoubtSeconds",
+} as const;
+
 export function inDoubtMetrics(inDoubt: readonly TransactionRecord[], construct: string, now = Date.now()): Record<string, unknown> {
   const oldest = inDoubt.reduce((min, r) => Math.min(min, r.deadline), now);
   return {
@@ -12,17 +24,17 @@ export function inDoubtMetrics(inDoubt: readonly TransactionRecord[], construct:
       Timestamp: now,
       CloudWatchMetrics: [
         {
-          Namespace: "Fencepost",
-          Dimensions: [["Construct"]],
+          Namespace: IN_DOUBT_METRICS.namespace,
+          Dimensions: [[IN_DOUBT_METRICS.dimension]],
           Metrics: [
-            { Name: "InDoubtTransactions", Unit: "Count" },
-            { Name: "OldestInDoubtSeconds", Unit: "Seconds" },
+            { Name: IN_DOUBT_METRICS.inDoubtTransactions, Unit: "Count" },
+            { Name: IN_DOUBT_METRICS.oldestInDoubtSeconds, Unit: "Seconds" },
           ],
         },
       ],
     },
-    Construct: construct,
-    InDoubtTransactions: inDoubt.length,
-    OldestInDoubtSeconds: Math.max(0, Math.round((now - oldest) / 1000)),
+    [IN_DOUBT_METRICS.dimension]: construct,
+    [IN_DOUBT_METRICS.inDoubtTransactions]: inDoubt.length,
+    [IN_DOUBT_METRICS.oldestInDoubtSeconds]: Math.max(0, Math.round((now - oldest) / 1000)),
   };
 }

@@ -5,7 +5,7 @@
  * Guarantees: stateless between invocations; `run` is idempotent by transaction id, so a
  * caller whose invoke failed simply invokes again with the same id.
  * Assumes: requests were validated against txnRequestSchema; the function's role may
- * reach the participants named (Fencepost construct `allowParticipant`).
+ * reach the participants named (Fencepost construct `addParticipant`).
  */
 import { Coordinator, type CoordinatorOptions } from "../txn/coordinator.js";
 import type { TxnRequest, TxnResponses } from "./txn-api.js";

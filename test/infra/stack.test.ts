@@ -1,23 +1,72 @@
 /**
  * The synthesized stack: what the construct promises (tables, function settings,
  * least-privilege IAM without wildcard actions, log retention), that cdk-nag's
- * AwsSolutions checks pass with only justified acknowledgements, and that the check is
- * live (a wildcard policy makes synthesis fail).
+ * AwsSolutions checks pass with only justified acknowledgements, that the check is
+ * live (a wildcard policy makes synthesis fail), that the logical IDs of stateful
+ * resources never change (an upgrade must not replace a table, a queue or a log group),
+ * and the parts' conventions: every grant returns an iam.Grant, alarms are built from
+ * the `metric*` methods.
  */
 import { App, RemovalPolicy, Stack, Validations } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
+import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as iam from "aws-cdk-lib/aws-iam";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sqs from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
 import { Fencepost, HANDLER_METADATA, RESOURCE_ROLE_TAG } from "../../infra/fencepost.js";
+import * as iamActions from "../../infra/iam-actions.js";
+import { BroadcastLog, LockService, TransactionCoordinator } from "../../infra/index.js";
 import { buildApp } from "../../infra/synth.js";
+import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
 
 const noBundling = () => new App({ context: { "aws:cdk:bundling-stacks": [] } });
 
 function stackTemplate(): Template {
   return Template.fromStack(buildApp(noBundling()).stack);
 }
+
+type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
+
+/** Logical IDs by resource type, sorted. */
+function logicalIds(resources: Resources, type: string): string[] {
+  return Object.keys(resources)
+    .filter((id) => resources[id]!.Type === type)
+    .sort();
+}
+
+/**
+ * The Fencepost stack's logical IDs as synthesized before the construct was split into
+ * LockService, BroadcastLog and TransactionCoordinator: a compatibility contract. A
+ * changed ID is a replaced resource on the next deploy; for the lock table that loses the
+ * fencing-token floor (tokens go backwards), for the decision log the decisions of
+ * transactions in doubt.
+ */
+const STATEFUL_LOGICAL_IDS: Record<string, string[]> = {
+  "AWS::DynamoDB::Table": ["FencepostLockTableADCE5140", "FencepostLogTable585E9B98", "FencepostTxnTable4A1A1841"],
+  "AWS::SQS::Queue": ["FencepostBroadcastDeadLettersF9D1149F", "FencepostBroadcastQueue9CA76340"],
+  "AWS::Logs::LogGroup": ["FencepostLockFunctionLogsAB30FA5A", "FencepostTxnFunctionLogsCAFB3A8E", "FencepostTxnRecoveryFunctionLogsC342A64E"],
+};
+/** Every other logical ID of that stack (functions, roles, policies, rule, alarms): kept too, so nothing is replaced. */
+const STATELESS_LOGICAL_IDS = [
+  "FencepostBroadcastDeadLettersPolicy9D78591D",
+  "FencepostBroadcastQueuePolicyC5D21CE1",
+  "FencepostBroadcastDeadLetterAlarm3ACCF0A6",
+  "FencepostLockFunctionRole44C42749",
+  "FencepostLockFunctionRoleDefaultPolicyB3431F0F",
+  "FencepostLockFunctionD72D879D",
+  "FencepostTxnFunctionRoleEC7B6978",
+  "FencepostTxnFunctionRoleDefaultPolicyD5AE5491",
+  "FencepostTxnFunction898810DB",
+  "FencepostTxnRecoveryFunctionRoleD11AFE6A",
+  "FencepostTxnRecoveryFunctionRoleDefaultPolicy52B0D2B2",
+  "FencepostTxnRecoveryFunction98DFA911",
+  "FencepostTxnRecoverySchedule796F9D12",
+  "FencepostTxnRecoveryScheduleAllowEventRuleFencepostTxnRecoveryFunction9BE4423C082765E4",
+  "FencepostInDoubtAlarm96434354",
+];
 
 describe("Fencepost stack", () => {
   it("declares the lock table on demand, with PITR and TTL, tagged with its role", () => {
@@ -77,6 +126,12 @@ describe("Fencepost stack", () => {
     }
   });
 
+  it("keeps the logical ID of every table, queue and log group, and of every other resource, from before the split", () => {
+    const resources = (stackTemplate().toJSON() as { Resources: Resources }).Resources;
+    for (const [type, ids] of Object.entries(STATEFUL_LOGICAL_IDS)) expect(logicalIds(resources, type), type).toEqual([...ids].sort());
+    expect(Object.keys(resources)).toEqual(expect.arrayContaining([...Object.values(STATEFUL_LOGICAL_IDS).flat(), ...STATELESS_LOGICAL_IDS]));
+  });
+
   it("passes cdk-nag AwsSolutions with every acknowledgement justified", () => {
     // buildApp registers the checks; synthesis throws on any unacknowledged finding.
     expect(() => buildApp(noBundling()).app.synth()).not.toThrow();
@@ -122,5 +177,145 @@ describe("Fencepost construct, embedded in another app", () => {
     template.hasResourceProperties("AWS::CloudWatch::Alarm", { Threshold: 1, MetricName: "ApproximateNumberOfMessagesVisible" });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", { BatchSize: 10, FunctionResponseTypes: ["ReportBatchItemFailures"] });
     template.hasResourceProperties("AWS::DynamoDB::Table", { KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }] });
+  });
+});
+
+describe("Fencepost construct, twice in one stack", () => {
+  it("keeps each construct's stateful logical IDs from before the split, distinct from the other's", () => {
+    const stack = new Stack(noBundling(), "UserStack");
+    new Fencepost(stack, "A");
+    new Fencepost(stack, "B");
+    const resources = (Template.fromStack(stack).toJSON() as { Resources: Resources }).Resources;
+    expect(logicalIds(resources, "AWS::DynamoDB::Table")).toEqual(["ALockTableFFF54D45", "ALogTable94D9CE82", "ATxnTableB3F4A1F6", "BLockTable1C0195BC", "BLogTable89B885F9", "BTxnTableB9BE7715"]);
+    expect(logicalIds(resources, "AWS::SQS::Queue")).toEqual(["ABroadcastDeadLetters773993DA", "ABroadcastQueue615AAA69", "BBroadcastDeadLetters894CFB05", "BBroadcastQueueE67AEC07"]);
+    expect(logicalIds(resources, "AWS::Logs::LogGroup")).toEqual([
+      "ALockFunctionLogs18F22E61",
+      "ATxnFunctionLogs7D9D5A85",
+      "ATxnRecoveryFunctionLogsD5F7DC22",
+      "BLockFunctionLogs8CB7F354",
+      "BTxnFunctionLogs95B1DEA2",
+      "BTxnRecoveryFunctionLogs88A0A753",
+    ]);
+  });
+});
+
+describe("Fencepost's grants and metrics", () => {
+  function embedded() {
+    const stack = new Stack(noBundling(), "UserStack");
+    const fencepost = new Fencepost(stack, "Coordination");
+    const worker = new iam.Role(stack, "Worker", { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") });
+    return { stack, fencepost, worker };
+  }
+
+  it("returns an iam.Grant from every grant, each granted to the principal", () => {
+    const { fencepost, worker } = embedded();
+    const grants = [
+      fencepost.grantLockClient(worker),
+      fencepost.grantInvokeLocks(worker),
+      fencepost.grantPublish(worker),
+      fencepost.grantConsume(worker),
+      fencepost.grantCoordinator(worker),
+      fencepost.grantInvokeCoordinator(worker),
+    ];
+    for (const grant of grants) {
+      expect(grant).toBeInstanceOf(iam.Grant);
+      expect(grant.success).toBe(true);
+    }
+    // The combined grants carry every statement: table and queue, items and in-doubt index.
+    expect(fencepost.grantPublish(worker).principalStatements).toHaveLength(2);
+    expect(fencepost.grantCoordinator(worker).principalStatements).toHaveLength(2);
+  });
+
+  it("adds a participant to both coordinator functions and returns the grants; allowParticipant still does the same", () => {
+    const { stack, fencepost } = embedded();
+    const orders = new dynamodb.Table(stack, "Orders", { partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING } });
+    const outbox = new sqs.Queue(stack, "Outbox", { fifo: true });
+    const grant = fencepost.addParticipant(orders);
+    expect(grant).toBeInstanceOf(iam.Grant);
+    expect(grant.principalStatements).toHaveLength(2);
+    expect(fencepost.allowParticipant(outbox)).toBeInstanceOf(iam.Grant);
+    const template = Template.fromStack(stack);
+    for (const role of ["TxnFunctionRole", "TxnRecoveryFunctionRole"]) {
+      template.hasResourceProperties("AWS::IAM::Policy", {
+        Roles: [{ Ref: Match.stringLikeRegexp(role) }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Action: [...iamActions.TXN_ITEM_ACTIONS], Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("Orders"), "Arn"] } }),
+            Match.objectLike({ Action: Match.arrayWith(["sqs:SendMessage"]), Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("Outbox"), "Arn"] } }),
+          ]),
+        },
+      });
+    }
+  });
+
+  it("names the in-doubt metrics as recovery reports them, and builds the in-doubt alarm from them", () => {
+    const { stack, fencepost } = embedded();
+    const reported = inDoubtMetrics([], fencepost.node.path);
+    for (const metric of [fencepost.metricInDoubtTransactions(), fencepost.metricOldestInDoubtSeconds()]) {
+      expect(metric.namespace).toBe("Fencepost");
+      expect(metric.statistic).toBe("Maximum");
+      expect(metric.dimensions).toEqual({ Construct: "UserStack/Coordination" });
+      expect(Object.keys(reported)).toContain(metric.metricName);
+      expect(reported["Construct"]).toBe(metric.dimensions?.["Construct"]);
+    }
+    expect(fencepost.metricOldestInDoubtSeconds({ statistic: "Average" }).statistic).toBe("Average");
+    expect(fencepost.metric("InDoubtTransactions").metricName).toBe("InDoubtTransactions");
+    Template.fromStack(stack).hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "Fencepost",
+      MetricName: fencepost.metricOldestInDoubtSeconds().metricName,
+      Dimensions: [{ Name: "Construct", Value: "UserStack/Coordination" }],
+      Statistic: "Maximum",
+      Period: 60,
+    });
+    Template.fromStack(stack).hasResourceProperties("AWS::Lambda::Function", {
+      Environment: { Variables: Match.objectLike({ METRIC_DIMENSION: "UserStack/Coordination" }) },
+    });
+  });
+
+  it("offers the dead letters and the functions' errors and throttles as metrics", () => {
+    const { fencepost } = embedded();
+    expect(fencepost.metricDeadLetters()).toMatchObject({ namespace: "AWS/SQS", metricName: "ApproximateNumberOfMessagesVisible", statistic: "Maximum" });
+    expect(fencepost.broadcastDeadLetterAlarm.metric).toMatchObject({ metricName: "ApproximateNumberOfMessagesVisible" });
+    const functionMetrics: [cloudwatch.Metric, lambda.IFunction, string][] = [
+      [fencepost.metricLockFunctionErrors(), fencepost.lockFunction, "Errors"],
+      [fencepost.metricLockFunctionThrottles(), fencepost.lockFunction, "Throttles"],
+      [fencepost.metricTxnFunctionErrors(), fencepost.txnFunction, "Errors"],
+      [fencepost.metricTxnFunctionThrottles(), fencepost.txnFunction, "Throttles"],
+      [fencepost.metricTxnRecoveryFunctionErrors(), fencepost.txnRecoveryFunction, "Errors"],
+      [fencepost.metricTxnRecoveryFunctionThrottles(), fencepost.txnRecoveryFunction, "Throttles"],
+    ];
+    for (const [metric, fn, name] of functionMetrics) {
+      expect(metric).toMatchObject({ namespace: "AWS/Lambda", metricName: name, statistic: "Sum" });
+      expect(metric.dimensions).toEqual({ FunctionName: fn.functionName });
+    }
+  });
+});
+
+describe("Fencepost's parts, each on its own", () => {
+  it("synthesize clean under cdk-nag, their resources under their own paths", () => {
+    const app = noBundling();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = new Stack(app, "Parts");
+    const locks = new LockService(stack, "Locks");
+    new BroadcastLog(stack, "Broadcast");
+    const transactions = new TransactionCoordinator(stack, "Transactions");
+    expect(() => app.synth()).not.toThrow();
+    const template = Template.fromStack(stack);
+    expect(stack.resolve(locks.lockTable.tableName)).toEqual({ Ref: expect.stringMatching(/^LocksLockTable/) });
+    expect(Object.keys(template.findResources("AWS::DynamoDB::Table")).sort()).toEqual([
+      expect.stringMatching(/^BroadcastLogTable/),
+      expect.stringMatching(/^LocksLockTable/),
+      expect.stringMatching(/^TransactionsTxnTable/),
+    ]);
+    expect(transactions.metricOldestInDoubtSeconds().dimensions).toEqual({ Construct: "Parts/Transactions" });
+    template.hasResourceProperties("AWS::Lambda::Function", { Environment: { Variables: Match.objectLike({ METRIC_DIMENSION: "Parts/Transactions" }) } });
+  });
+});
+
+describe("IAM action lists", () => {
+  it("name every action, no wildcard", () => {
+    const actions = Object.values(iamActions).flat();
+    expect(actions.length).toBeGreaterThan(10);
+    expect(actions.filter((action) => action.includes("*"))).toEqual([]);
   });
 });

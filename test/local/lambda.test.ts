@@ -42,7 +42,7 @@ function extendedTemplate(): CloudFormationTemplate {
     environment: { TABLE_NAME: fencepost.lockTable.tableName, TXN_TABLE: fencepost.txnTable.tableName },
   });
   (participant.node.defaultChild as lambda.CfnFunction).addMetadata(HANDLER_METADATA, "test/fixtures/participant-handler.ts");
-  fencepost.allowParticipant(participant);
+  fencepost.addParticipant(participant);
   new events.Rule(stack, "Tick", { schedule: events.Schedule.rate(Duration.minutes(1)), targets: [new targets.LambdaFunction(fn, { event: events.RuleTargetInput.fromObject({ scheduled: true }) })] });
   return app.synth().getStackByName("Extended").template as CloudFormationTemplate;
 }

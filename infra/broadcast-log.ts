@@ -1,0 +1,99 @@
+/**
+ * The broadcast log construct: the table that holds each stream's total order, the FIFO
+ * queue that carries published messages to consumers, and its alarmed dead-letter queue.
+ *
+ * Guarantees: the table and both queues keep their logical IDs across releases (the log
+ * is the source of truth for order; the queues only speed delivery); both queues are
+ * FIFO, SSE-encrypted and refuse plain HTTP; a message that fails 5 receives goes to the
+ * dead-letter queue and raises the alarm; every grant names its actions, no wildcard.
+ * Assumes: publishers are `Broadcast` and consumers `ConsumerGroup` (lib/ordering), which
+ * read the log to fill what the queue drops, so a dead letter delays no consumer for good.
+ */
+import { Duration, Tags } from "aws-cdk-lib";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import type * as iam from "aws-cdk-lib/aws-iam";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import * as sqs from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import { LOG_CONSUME_ACTIONS, LOG_ITEM_ACTIONS, QUEUE_CONSUME_ACTIONS, QUEUE_PUBLISH_ACTIONS } from "./iam-actions.js";
+import { createTable, RESOURCE_ROLE_TAG, type FencepostTableProps, type ResourceScopeProps } from "./internal.js";
+
+/** Settings of a BroadcastLog: those of its table, and where its resources are created. */
+export interface BroadcastLogProps extends FencepostTableProps, ResourceScopeProps {}
+
+/** The broadcast log table, the broadcast FIFO queue and its alarmed dead-letter queue. */
+export class BroadcastLog extends Construct {
+  /**
+   * The broadcast log: per stream a sequencer, write-once slots, dedup records and
+   * consumer cursors (lib/ordering/log.ts). Partition key `pk` (S), sort key `sk` (N).
+   */
+  public readonly logTable: dynamodb.Table;
+  /** FIFO queue that carries published messages (MessageGroupId = stream) to consumers. */
+  public readonly broadcastQueue: sqs.Queue;
+  /** Where broadcast messages go after 5 failed receives; alarmed. */
+  public readonly broadcastDeadLetters: sqs.Queue;
+  /** Fires when anything lands in the broadcast dead-letter queue (built from `metricDeadLetters`). */
+  public readonly broadcastDeadLetterAlarm: cloudwatch.Alarm;
+
+  /** Declares the log table, the queues and the alarm in `props.resourceScope` (default: this construct). */
+  constructor(scope: Construct, id: string, props: BroadcastLogProps = {}) {
+    super(scope, id);
+    const resourceScope = props.resourceScope ?? this;
+    this.logTable = createTable(resourceScope, "LogTable", "log", props, { name: "sk", type: dynamodb.AttributeType.NUMBER });
+    this.broadcastDeadLetters = new sqs.Queue(resourceScope, "BroadcastDeadLetters", {
+      fifo: true,
+      retentionPeriod: Duration.days(14),
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+    });
+    Tags.of(this.broadcastDeadLetters).add(RESOURCE_ROLE_TAG, "broadcast-dlq");
+    this.broadcastQueue = new sqs.Queue(resourceScope, "BroadcastQueue", {
+      fifo: true,
+      visibilityTimeout: Duration.seconds(60),
+      enforceSSL: true,
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: this.broadcastDeadLetters, maxReceiveCount: 5 },
+    });
+    Tags.of(this.broadcastQueue).add(RESOURCE_ROLE_TAG, "broadcast");
+    this.broadcastDeadLetterAlarm = new cloudwatch.Alarm(resourceScope, "BroadcastDeadLetterAlarm", {
+      alarmDescription: "Broadcast messages failed delivery 5 times. The log still holds them and consumers catch up from it; investigate the consumer.",
+      metric: this.metricDeadLetters({ period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /** Lets `grantee` publish with Broadcast: sequencer, slots and dedup records, and sending to the queue. */
+  public grantPublish(grantee: iam.IGrantable): iam.Grant {
+    return this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_PUBLISH_ACTIONS));
+  }
+
+  /** Lets `grantee` run a ConsumerGroup: read the log, fill holes, move cursors, take and delete queue messages. */
+  public grantConsume(grantee: iam.IGrantable): iam.Grant {
+    return this.logTable.grant(grantee, ...LOG_CONSUME_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_CONSUME_ACTIONS));
+  }
+
+  /**
+   * Makes `fn` the queue's consumer: a Lambda whose handler calls
+   * `ConsumerGroup.handleSqsEvent`. Batches of up to 10, batch item failures reported,
+   * and the grants of `grantConsume`. (SQS delivers each message to one consumer: other
+   * groups run `ConsumerGroup.run` or `catchUp`, which read the log.)
+   */
+  public consumeWith(fn: lambda.Function): void {
+    this.grantConsume(fn);
+    fn.addEventSource(new SqsEventSource(this.broadcastQueue, { batchSize: 10, reportBatchItemFailures: true }));
+  }
+
+  /**
+   * Messages waiting in the broadcast dead-letter queue (its
+   * `ApproximateNumberOfMessagesVisible`): maximum over 5 minutes unless `props` says
+   * otherwise. The dead-letter alarm watches it per minute.
+   */
+  public metricDeadLetters(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.broadcastDeadLetters.metricApproximateNumberOfMessagesVisible(props);
+  }
+}
