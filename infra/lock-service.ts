@@ -6,7 +6,7 @@
  * (replacing it would lose the fencing-token floor, and tokens would go backwards); the
  * function may touch only the lock table (item actions and Scan) and its own log group;
  * every grant names its actions and resources, no wildcard.
- * Assumes: the function's handler is `functions/locks.ts` (see lib/service/lock-api.ts for
+ * Assumes: the function's handler is `functions/locks.ts` (see lib/locks/protocol.ts for
  * what it serves), and clients reach the table either directly (`grantLockClient`) or
  * through the function (`grantInvokeLocks`).
  */
@@ -32,7 +32,7 @@ export class LockService extends Construct {
   public readonly lockTable: dynamodb.Table;
   /**
    * The lock service: acquire, tryAcquire, heartbeat, release, inspect, list, elect,
-   * leader and claims by direct invoke (see lib/service/lock-api.ts).
+   * leader and claims by direct invoke (see lib/locks/protocol.ts).
    */
   public readonly lockFunction: NodejsFunction;
 
