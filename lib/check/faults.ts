@@ -1,16 +1,6 @@
 /**
  * Faults for verification runs, on a seeded schedule so a failing run can be replayed:
- *
- * - `FaultSchedule`: per SDK request, maybe a fault (lost request, lost response after the
- *   write applied, a burst of throttling or 5xx, a slow response, a request delivered
- *   late after the client gave up on it). Each worker has its own
- *   schedule forked from the run's seed, so its n-th request meets the same fault in every
- *   run with that seed (which request is n-th still depends on timing).
- * - `PauseGate`: a stop-the-world pause of one worker. While paused, nothing the worker
- *   sends reaches the service and nothing it receives is seen; the worker itself sleeps
- *   through the pause and then carries on with what it believed before it (a GC pause).
- * - `SkewedClock`: a worker's monotonic clock with an arbitrary origin and a rate off by
- *   a bounded drift.
+ * (Guarantees and assumptions: see the TSDoc of FaultSchedule below.)
  */
 import { injectFaults, type FaultKind, type RequestInfo } from "./middleware.js";
 import type { MonotonicClock } from "../locks/clock.js";
@@ -42,6 +32,20 @@ export function emptyFaultCounts(): FaultCounts {
 
 type Client = Parameters<typeof injectFaults>[0];
 
+/**
+ * Faults for verification runs, on a seeded schedule so a failing run can be replayed:
+ *
+ * - `FaultSchedule`: per SDK request, maybe a fault (lost request, lost response after the
+ *   write applied, a burst of throttling or 5xx, a slow response, a request delivered
+ *   late after the client gave up on it). Each worker has its own
+ *   schedule forked from the run's seed, so its n-th request meets the same fault in every
+ *   run with that seed (which request is n-th still depends on timing).
+ * - `PauseGate`: a stop-the-world pause of one worker. While paused, nothing the worker
+ *   sends reaches the service and nothing it receives is seen; the worker itself sleeps
+ *   through the pause and then carries on with what it believed before it (a GC pause).
+ * - `SkewedClock`: a worker's monotonic clock with an arbitrary origin and a rate off by
+ *   a bounded drift.
+ */
 export class FaultSchedule {
   readonly #random: Random;
   readonly #rate: number;

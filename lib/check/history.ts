@@ -1,16 +1,7 @@
 /**
  * Histories: what a verification workload did, as a list of operations with invocation
  * and completion times on one monotonic clock (Jepsen's model).
- *
- * An operation's outcome is
- * - `ok`: it completed and we know its result;
- * - `fail`: it certainly had no effect (the service said so before applying it);
- * - `info`: we do not know whether it took effect. A timeout, a lost connection or any
- *   error the workload cannot prove harmless is `info`, never `fail`: its completion
- *   time is +Infinity, because its effect may land at any later moment.
- * Checkers drop `fail` operations and let `info` operations take effect at most once,
- * anywhere after their invocation.
- * Assumes: every operation of a history is timed by the same recorder's clock.
+ * (Guarantees and assumptions: see the TSDoc of HistoryRecorder below.)
  */
 import { systemClock, type MonotonicClock } from "../locks/clock.js";
 
@@ -46,6 +37,20 @@ export interface OperationSpec<I> {
   input: I;
 }
 
+/**
+ * Histories: what a verification workload did, as a list of operations with invocation
+ * and completion times on one monotonic clock (Jepsen's model).
+ *
+ * An operation's outcome is
+ * - `ok`: it completed and we know its result;
+ * - `fail`: it certainly had no effect (the service said so before applying it);
+ * - `info`: we do not know whether it took effect. A timeout, a lost connection or any
+ *   error the workload cannot prove harmless is `info`, never `fail`: its completion
+ *   time is +Infinity, because its effect may land at any later moment.
+ * Checkers drop `fail` operations and let `info` operations take effect at most once,
+ * anywhere after their invocation.
+ * Assumes: every operation of a history is timed by the same recorder's clock.
+ */
 export class HistoryRecorder {
   readonly #clock: MonotonicClock;
   readonly #operations: Operation[] = [];

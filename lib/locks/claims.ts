@@ -1,44 +1,7 @@
 /**
  * Uniqueness claims: "this username / email / order number belongs to one owner", the
  * uniqueness constraint DDIA shows needs linearizability.
- *
- * Guarantees:
- * - A value in a namespace is claimed by at most one claim at a time. Each claim is an
- *   incarnation: `claim` returns a `Claim` handle naming it (`incarnation`, fresh per
- *   call unless you pass your own), and `release` takes that handle. A release ends only
- *   the incarnation it names (its write is conditioned on it), so a release delivered
- *   late, after the value was released and claimed again (by anyone, the same owner
- *   included), changes nothing.
- * - A claim attempt can apply only to the exact item state it was sent for, so no attempt
- *   lands after its call has returned: not after a ClaimTakenError, not after the claim
- *   was confirmed and released. Release does not delete the claim item: it turns it into
- *   a tombstone (`releasedAt`, kept a day by DynamoDB TTL on `ttl`), which counts as free.
- *   Every claim sets `epoch` to one more than the tombstone it replaces (1 on an absent
- *   item) and is conditioned on `attribute_not_exists(pk)` (first attempt) or on that
- *   tombstone's `epoch` (an attempt that found one). A late copy of any earlier attempt
- *   then fails: the item exists, or its epoch has moved. (Release keeps the epoch: the
- *   tombstone differs from the claim by `releasedAt`, which no claim attempt accepts.)
- * - Idempotent per incarnation: an attempt or call that finds the value held by its own
- *   incarnation (the SDK's retry after a lost response, or a call retried with the same
- *   `incarnation`) returns that claim without writing; one that finds its incarnation
- *   already released throws ClaimAlreadyReleasedError instead of claiming again. A claim
- *   whose answer never came is settled by one consistent read of the item, never
- *   guessed; if that cannot decide it, ClaimOutcomeUnknownError carries the claim.
- *   The same owner holding the value under another incarnation is not this claim
- *   (ClaimHeldByOtherIncarnationError).
- * - `claimWith` writes the claim and your own items in one TransactWriteItems, so a user
- *   row never exists without its claim or the other way round; finding its claim proves
- *   the whole transaction applied, so a call retried with the same `incarnation` does
- *   not write your items twice.
- * - `release` reports success once the item proves the incarnation has ended: released
- *   by this call or an earlier attempt, or gone, or replaced by another claim.
- * Assumes: a table with string partition key `pk` and TTL on `ttl` (the lock table);
- * incarnation ids are unique (random UUIDs, or your own unique ids); a signed request is
- * not delivered more than 15 minutes after it was signed (AWS rejects it), so a tombstone
- * kept a day outlives every attempt it must refuse, with the releaser's clock within
- * hours of DynamoDB's. Claims never expire: a claim ends only by `release`. Items of the
- * previous version (no `epoch`) count as epoch 0; clients of that version read a
- * tombstone as held and must not run alongside this one.
+ * (Guarantees and assumptions: see the TSDoc of Claims below.)
  */
 import {
   DynamoDBClient,
@@ -56,12 +19,11 @@ import { jitter, sleep } from "../internal/time.js";
 import { validateName } from "../internal/validation.js";
 import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, ClaimTakenError } from "../errors.js";
 import { certainlyNotApplied } from "../internal/outcomes.js";
+import { TOMBSTONE_RETENTION_MS } from "./defaults.js";
 import { trackAttempts, type AttemptLog } from "./lease.js";
 
 /** Sends of a release that end with no answer before it gives up (the SDK retries each). */
 const RELEASE_SENDS = 3;
-/** How long a released claim's tombstone is kept (DynamoDB TTL): far past the 15 minutes a signed request stays valid. */
-export const TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
 /** Tombstones one claim call follows (each found means another claim came and went meanwhile) before it gives up. */
 const CLAIM_ATTEMPTS = 8;
 
@@ -112,6 +74,48 @@ type ClaimState =
   | { kind: "held"; claim: Claim }
   | { kind: "released"; claim: Claim; expected: Expected };
 
+/**
+ * Uniqueness claims: "this username / email / order number belongs to one owner", the
+ * uniqueness constraint DDIA shows needs linearizability.
+ *
+ * Guarantees:
+ * - A value in a namespace is claimed by at most one claim at a time. Each claim is an
+ *   incarnation: `claim` returns a `Claim` handle naming it (`incarnation`, fresh per
+ *   call unless you pass your own), and `release` takes that handle. A release ends only
+ *   the incarnation it names (its write is conditioned on it), so a release delivered
+ *   late, after the value was released and claimed again (by anyone, the same owner
+ *   included), changes nothing.
+ * - A claim attempt can apply only to the exact item state it was sent for, so no attempt
+ *   lands after its call has returned: not after a ClaimTakenError, not after the claim
+ *   was confirmed and released. Release does not delete the claim item: it turns it into
+ *   a tombstone (`releasedAt`, kept a day by DynamoDB TTL on `ttl`), which counts as free.
+ *   Every claim sets `epoch` to one more than the tombstone it replaces (1 on an absent
+ *   item) and is conditioned on `attribute_not_exists(pk)` (first attempt) or on that
+ *   tombstone's `epoch` (an attempt that found one). A late copy of any earlier attempt
+ *   then fails: the item exists, or its epoch has moved. (Release keeps the epoch: the
+ *   tombstone differs from the claim by `releasedAt`, which no claim attempt accepts.)
+ * - Idempotent per incarnation: an attempt or call that finds the value held by its own
+ *   incarnation (the SDK's retry after a lost response, or a call retried with the same
+ *   `incarnation`) returns that claim without writing; one that finds its incarnation
+ *   already released throws ClaimAlreadyReleasedError instead of claiming again. A claim
+ *   whose answer never came is settled by one consistent read of the item, never
+ *   guessed; if that cannot decide it, ClaimOutcomeUnknownError carries the claim.
+ *   The same owner holding the value under another incarnation is not this claim
+ *   (ClaimHeldByOtherIncarnationError).
+ * - `claimWith` writes the claim and your own items in one TransactWriteItems, so a user
+ *   row never exists without its claim or the other way round; finding its claim proves
+ *   the whole transaction applied, so a call retried with the same `incarnation` does
+ *   not write your items twice.
+ * - `release` reports success once the item proves the incarnation has ended: released
+ *   by this call or an earlier attempt, or gone, or replaced by another claim.
+ * Assumes: a table with string partition key `pk` and TTL on `ttl` (the lock table);
+ * incarnation ids are unique (random UUIDs, or your own unique ids); a signed request is
+ * not delivered more than 15 minutes after it was signed (AWS rejects it), so a tombstone
+ * kept a day outlives every attempt it must refuse, with the releaser's clock within
+ * hours of DynamoDB's. Claims never expire: a claim ends only by `release`. Items of the
+ * previous version (no `epoch`) count as epoch 0; clients of that version read a
+ * tombstone as held and must not run alongside this one.
+ */
 export class Claims {
   readonly #dynamodb: DynamoDBClient;
   readonly #tableName: string;

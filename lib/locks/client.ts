@@ -5,12 +5,7 @@
  * (`functionName`, LambdaLockBackend). Same API, same semantics, same guarantees; the
  * protocol, its fairness and its request counts are described in dynamodb-backend.ts, the
  * life of a held lease in lock.ts. Elections build on a client (election.ts).
- *
- * Guarantees: every name, owner id, option and attached value is validated before a
- * request is sent (InvalidArgumentError names the field). Inside Lambda (`context`), the
- * wait and the lease end before the invocation does, with a reserve for release.
- * Assumes: one LockClient per process or ownerId (two clients sharing an ownerId are one
- * owner).
+ * (Guarantees and assumptions: see the TSDoc of LockClient below.)
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
@@ -21,6 +16,7 @@ import { systemClock, type MonotonicClock } from "./clock.js";
 import { DynamoDbLockBackend } from "./dynamodb-backend.js";
 import { InvalidArgumentError, LockLostError, NotLockOwnerError } from "../errors.js";
 import { LambdaLockBackend } from "./lambda-backend.js";
+import { DEFAULT_LEASE_MS, DEFAULT_LIST_LIMIT, DEFAULT_POLL_MS, DEFAULT_SWEEP_IDLE_MS, DEFAULT_WAIT_MS, INVOCATION_RESERVE_MS, MIN_SAFETY_MARGIN_MS, SAFETY_MARGIN_FRACTION } from "./defaults.js";
 import { Lock } from "./lock.js";
 import { validateName, validateNonNegativeMs, validatePositiveMs } from "../internal/validation.js";
 import type { LockKind, LockPage, LockState } from "./protocol.js";
@@ -51,28 +47,55 @@ export interface RemoteLockClientOptions extends CommonLockClientOptions {
 }
 
 export interface CommonLockClientOptions {
-  /** Default lease. Default: 10 000 ms. */
+  /**
+   * Lease of each grant, unless the acquire names one.
+   * @default DEFAULT_LEASE_MS (10 s)
+   */
   leaseMs?: number;
-  /** Identifies this client as a holder. Default: hostname/pid/random. */
+  /**
+   * Identifies this client as a holder (at most 256 UTF-8 bytes).
+   * @default `${hostname}/${pid}/${random}`
+   */
   ownerId?: string;
-  /** Default acquire wait. Default: 60 000 ms. */
+  /**
+   * How long `acquire` waits, unless the acquire says.
+   * @default DEFAULT_WAIT_MS (60 s)
+   */
   waitMs?: number;
-  /** Fastest poll while waiting. Default: 10 ms. */
+  /**
+   * Fastest poll while waiting.
+   * @default DEFAULT_POLL_MS (10 ms)
+   */
   pollMs?: number;
-  /** Slowest poll while waiting. Default: min(leaseMs / 4, 1000) ms. */
+  /**
+   * Slowest poll while waiting (direct mode).
+   * @default min(leaseMs / 4, MAX_DEFAULT_POLL_MS) (at most 1 s)
+   */
   maxPollMs?: number;
   /**
    * How long a waiter's place near the head of the queue lasts unless the waiter renews
    * it (it does, every half of this, while it waits): a crashed waiter holds others up
-   * about this long, plus one second. From 1000 ms (and twice maxPollMs) to 60 000 ms. Default:
-   * max(5000, 4 * maxPollMs) ms.
+   * about this long, plus one second. From 1000 ms (and twice maxPollMs) to 60 000 ms
+   * (direct mode).
+   * @default max(MIN_DEFAULT_WAITER_LEASE_MS, 4 × maxPollMs) (at least 5 s)
    */
   waiterLeaseMs?: number;
-  /** Most waiters queued on one lock; an acquire beyond it fails with LockQueueFullError. Default 64, at most 1000. */
+  /**
+   * Most waiters queued on one lock, at most 1000; an acquire beyond it fails with
+   * LockQueueFullError (direct mode).
+   * @default DEFAULT_MAX_WAITERS (64)
+   */
   maxWaiters?: number;
-  /** Holder-side margin for clock drift and timer lateness. Default: max(2% of leaseMs, 50 ms). */
+  /**
+   * Holder-side margin for clock drift and timer lateness: a Lock stops believing it holds
+   * this long before its lease ends.
+   * @default max(SAFETY_MARGIN_FRACTION × leaseMs, MIN_SAFETY_MARGIN_MS) (2%, at least 50 ms)
+   */
   safetyMarginMs?: number;
-  /** Monotonic clock; injectable for tests. */
+  /**
+   * Monotonic clock every lease is measured on; injectable for tests.
+   * @default systemClock (performance.now)
+   */
   clock?: MonotonicClock;
 }
 
@@ -85,7 +108,7 @@ export interface AcquireOptions {
   signal?: AbortSignal;
   /** A value attached to the grant, visible to inspect() (a leader's address, say). */
   data?: string;
-  /** Inside Lambda: bound the wait and the lease by the remaining invocation time. */
+  /** Inside Lambda: bound the wait and the lease by the remaining invocation time, less INVOCATION_RESERVE_MS. */
   context?: InvocationContext;
 }
 
@@ -93,16 +116,21 @@ export interface AcquireOptions {
 const MAX_OWNER_ID_BYTES = 256;
 /** Data attached to a grant (a leader's address, say). */
 const MAX_DATA_BYTES = 16 * 1024;
-/** Time kept back from a Lambda invocation for release and the response. */
-const INVOCATION_RESERVE_MS = 500;
 
-/** Default lease of a grant. */
-export const DEFAULT_LEASE_MS = 10_000;
-/** Default acquire wait. */
-export const DEFAULT_WAIT_MS = 60_000;
-/** Default fastest poll while waiting. */
-export const DEFAULT_POLL_MS = 10;
-
+/**
+ * LockClient: acquire, tryAcquire, withLock, inspect, release, list and sweep of named
+ * locks with fencing tokens. A client is an owner (its `ownerId`) over one backend, chosen
+ * once: the lock table itself (`tableName`, DynamoDbLockBackend) or the lock function
+ * (`functionName`, LambdaLockBackend). Same API, same semantics, same guarantees; the
+ * protocol, its fairness and its request counts are described in dynamodb-backend.ts, the
+ * life of a held lease in lock.ts. Elections build on a client (election.ts).
+ *
+ * Guarantees: every name, owner id, option and attached value is validated before a
+ * request is sent (InvalidArgumentError names the field). Inside Lambda (`context`), the
+ * wait and the lease end before the invocation does, with a reserve for release.
+ * Assumes: one LockClient per process or ownerId (two clients sharing an ownerId are one
+ * owner).
+ */
 export class LockClient {
   readonly ownerId: string;
   /** The lock table when this client talks to it directly; undefined through the lock function. */
@@ -194,7 +222,7 @@ export class LockClient {
    * `limit` locks (up to `limit` items are examined).
    */
   async list(options: { limit?: number; startAfter?: string } = {}): Promise<LockPage> {
-    const limit = options.limit ?? 100;
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
     if (!(Number.isSafeInteger(limit) && limit >= 1 && limit <= 1000)) throw new InvalidArgumentError("limit", `must be an integer from 1 to 1000, got ${limit}`);
     return this.#backend.list(limit, options.startAfter);
   }
@@ -207,7 +235,7 @@ export class LockClient {
    */
   async sweep(options: { idleMs?: number } = {}): Promise<number> {
     validateNonNegativeMs("idleMs", options.idleMs);
-    return this.#backend.sweep(Date.now() - (options.idleMs ?? 24 * 3600_000));
+    return this.#backend.sweep(Date.now() - (options.idleMs ?? DEFAULT_SWEEP_IDLE_MS));
   }
 
   /** @internal Waits for the lease of `kind`/`name` (locks and elections share this loop). */
@@ -245,7 +273,7 @@ export class LockClient {
   }
 
   #lockFrom(kind: LockKind, name: string, grant: Grant, stopBy: number | undefined): Lock {
-    const safetyMarginMs = this.#safetyMarginMs ?? Math.max(grant.leaseMs * 0.02, 50);
+    const safetyMarginMs = this.#safetyMarginMs ?? Math.max(grant.leaseMs * SAFETY_MARGIN_FRACTION, MIN_SAFETY_MARGIN_MS);
     return new Lock({ backend: this.#backend, clock: this.#clock, kind, name, owner: this.ownerId, record: grant, sentAt: grant.sentAt, leaseMs: grant.leaseMs, safetyMarginMs, stopBy });
   }
 }

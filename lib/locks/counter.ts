@@ -1,6 +1,75 @@
 /**
  * A linearizable increment-and-get counter: the primitive DDIA builds total order
  * broadcast from.
+ * (Guarantees and assumptions: see the TSDoc of Counter below.)
+ */
+import {
+  DynamoDBClient,
+  GetItemCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+  type AttributeValue,
+} from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import { jitter, sleep } from "../internal/time.js";
+import { validateName } from "../internal/validation.js";
+import { CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError } from "../errors.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CALL_MS, DEFAULT_RETRY_WINDOW_MS } from "./defaults.js";
+import { trackAttempts } from "./lease.js";
+
+/** The shortest retry window accepted: an increment's own tries must fit inside it. */
+const MIN_RETRY_WINDOW_MS = 1000;
+/** How long request items outlive the retry window: covers clock skew and requests still in flight. */
+export const RETENTION_MARGIN_MS = 60 * 60 * 1000;
+/** Sends that end with no answer before an increment gives up with IncrementOutcomeUnknownError. */
+const UNANSWERED_SENDS = 3;
+
+export interface CounterOptions {
+  tableName: string;
+  name: string;
+  dynamodb?: DynamoDBClient;
+  /**
+   * The retry window of the request ids this Counter mints (at least 1 s): how long
+   * after minting an increment may be retried with its id. The id carries it, so a
+   * retry is judged by it whichever Counter sends the retry. Request items are kept
+   * this long plus `RETENTION_MARGIN_MS`.
+   * @default DEFAULT_RETRY_WINDOW_MS (1 hour)
+   */
+  retryWindowMs?: number;
+  /**
+   * The wall clock (epoch ms) stamped into request ids and read on retry. Injectable for
+   * tests; correctness assumes it is within the margin of DynamoDB's (see the header).
+   * @default Date.now
+   */
+  wallClock?: () => number;
+  /**
+   * Attempts one `incrementAndGet` call makes while refused by contention (other
+   * increments, transaction conflicts, throttling) before it throws
+   * `CounterContentionError` (or `IncrementOutcomeUnknownError` if an attempt went unanswered).
+   * @default DEFAULT_MAX_ATTEMPTS (50)
+   */
+  maxAttempts?: number;
+  /**
+   * How long (ms, monotonic) one `incrementAndGet` call keeps trying, apart from the retry window.
+   * @default DEFAULT_MAX_CALL_MS (10 s)
+   */
+  maxCallMs?: number;
+}
+
+export interface IncrementOptions {
+  /**
+   * The request id of an increment you are retrying: one `newRequestId()` minted (of
+   * any Counter), used with the same `delta`. Omit for a new increment.
+   */
+  requestId?: string;
+}
+
+type Item = Record<string, AttributeValue>;
+
+/**
+ * A linearizable increment-and-get counter: the primitive DDIA builds total order
+ * broadcast from.
  *
  * Guarantees:
  * - Every successful `incrementAndGet` returns a distinct value, and values follow the
@@ -48,75 +117,6 @@
  * flight) of DynamoDB's. Counter items of the previous design keep their `recent` map
  * (ignored); clients of that version must not increment counters this one created.
  */
-import {
-  DynamoDBClient,
-  GetItemCommand,
-  TransactionCanceledException,
-  TransactWriteItemsCommand,
-  type AttributeValue,
-} from "@aws-sdk/client-dynamodb";
-import { randomUUID } from "node:crypto";
-import { jitter, sleep } from "../internal/time.js";
-import { validateName } from "../internal/validation.js";
-import { CounterContentionError, IncrementOutcomeUnknownError, InvalidArgumentError, RetryWindowExceededError } from "../errors.js";
-import { certainlyNotApplied } from "../internal/outcomes.js";
-import { trackAttempts } from "./lease.js";
-
-/** Default for `CounterOptions.retryWindowMs`: an increment may be retried for an hour after its first attempt. */
-export const DEFAULT_RETRY_WINDOW_MS = 60 * 60 * 1000;
-/** The shortest retry window accepted: an increment's own tries must fit inside it. */
-const MIN_RETRY_WINDOW_MS = 1000;
-/** How long request items outlive the retry window: covers clock skew and requests still in flight. */
-export const RETENTION_MARGIN_MS = 60 * 60 * 1000;
-/** Sends that end with no answer before an increment gives up with IncrementOutcomeUnknownError. */
-const UNANSWERED_SENDS = 3;
-/** Default for `CounterOptions.maxAttempts`. */
-export const DEFAULT_MAX_ATTEMPTS = 50;
-/** Default for `CounterOptions.maxCallMs`. */
-export const DEFAULT_MAX_CALL_MS = 10_000;
-
-export interface CounterOptions {
-  tableName: string;
-  name: string;
-  dynamodb?: DynamoDBClient;
-  /**
-   * The retry window of the request ids this Counter mints (at least 1 s): how long
-   * after minting an increment may be retried with its id. The id carries it, so a
-   * retry is judged by it whichever Counter sends the retry. Request items are kept
-   * this long plus `RETENTION_MARGIN_MS`.
-   * @default DEFAULT_RETRY_WINDOW_MS (1 hour)
-   */
-  retryWindowMs?: number;
-  /**
-   * The wall clock (epoch ms) stamped into request ids and read on retry. Injectable for
-   * tests; correctness assumes it is within the margin of DynamoDB's (see the header).
-   * @default Date.now
-   */
-  wallClock?: () => number;
-  /**
-   * Attempts one `incrementAndGet` call makes while refused by contention (other
-   * increments, transaction conflicts, throttling) before it throws
-   * `CounterContentionError` (or `IncrementOutcomeUnknownError` if an attempt went unanswered).
-   * @default DEFAULT_MAX_ATTEMPTS (50)
-   */
-  maxAttempts?: number;
-  /**
-   * How long (ms, monotonic) one `incrementAndGet` call keeps trying, apart from the retry window.
-   * @default DEFAULT_MAX_CALL_MS (10 s)
-   */
-  maxCallMs?: number;
-}
-
-export interface IncrementOptions {
-  /**
-   * The request id of an increment you are retrying: one `newRequestId()` minted (of
-   * any Counter), used with the same `delta`. Omit for a new increment.
-   */
-  requestId?: string;
-}
-
-type Item = Record<string, AttributeValue>;
-
 export class Counter {
   readonly name: string;
   readonly #dynamodb: DynamoDBClient;

@@ -1,5 +1,37 @@
 /**
  * DynamoDbLockBackend: the lock protocol on the lock table itself (LeaseStore's writes).
+ * (Guarantees and assumptions: see the TSDoc of DynamoDbLockBackend below.)
+ */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
+import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
+import { sleep } from "../internal/time.js";
+import type { MonotonicClock } from "./clock.js";
+import { FencepostError, InvalidArgumentError, LockQueueFullError, LockTimeoutError } from "../errors.js";
+import { certainlyNotApplied, isThrottling } from "../internal/outcomes.js";
+import { LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
+import { DEFAULT_MAX_WAITERS, MAX_DEFAULT_POLL_MS, MIN_DEFAULT_WAITER_LEASE_MS } from "./defaults.js";
+import { leaseKey, type LockPage, type LockState } from "./protocol.js";
+import { formatPlace, MAX_WAITER_LEASE_MS, MAX_WAITERS, MIN_WAITER_LEASE_MS, parsePlace, PlaceWatch, QUEUE_WINDOW } from "./queue.js";
+
+
+/** How a DynamoDbLockBackend waits; LockClient passes its options on. */
+export interface DynamoDbLockBackendOptions {
+  readonly dynamodb: DynamoDBClient;
+  readonly tableName: string;
+  readonly clock: MonotonicClock;
+  /** Fastest poll while waiting. */
+  readonly pollMs: number;
+  /** Slowest poll while waiting. @default min(leaseMs / 4, MAX_DEFAULT_POLL_MS), and at least pollMs */
+  readonly maxPollMs?: number | undefined;
+  /** A queued waiter's place lease. @default max(MIN_DEFAULT_WAITER_LEASE_MS, 4 × maxPollMs), at most MAX_WAITER_LEASE_MS */
+  readonly waiterLeaseMs?: number | undefined;
+  /** Most places in one lock's queue. @default DEFAULT_MAX_WAITERS */
+  readonly maxWaiters?: number | undefined;
+}
+
+/**
+ * DynamoDbLockBackend: the lock protocol on the lock table itself (LeaseStore's writes).
  *
  * Requests: a free or released lock is granted in one request (a conditional UpdateItem
  * that also increments the fencing token); release is one request; a heartbeat is one
@@ -39,35 +71,6 @@
  *
  * Assumes: the table has partition key `pk` (string).
  */
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { randomUUID } from "node:crypto";
-import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
-import { sleep } from "../internal/time.js";
-import type { MonotonicClock } from "./clock.js";
-import { FencepostError, InvalidArgumentError, LockQueueFullError, LockTimeoutError } from "../errors.js";
-import { certainlyNotApplied, isThrottling } from "../internal/outcomes.js";
-import { LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
-import { leaseKey, type LockPage, type LockState } from "./protocol.js";
-import { formatPlace, MAX_WAITER_LEASE_MS, MAX_WAITERS, MIN_WAITER_LEASE_MS, parsePlace, PlaceWatch, QUEUE_WINDOW } from "./queue.js";
-
-/** Most waiters queued on one lock unless `maxWaiters` says otherwise. */
-export const DEFAULT_MAX_WAITERS = 64;
-
-/** How a DynamoDbLockBackend waits; LockClient passes its options on. */
-export interface DynamoDbLockBackendOptions {
-  readonly dynamodb: DynamoDBClient;
-  readonly tableName: string;
-  readonly clock: MonotonicClock;
-  /** Fastest poll while waiting. */
-  readonly pollMs: number;
-  /** Slowest poll while waiting. Default: min(leaseMs / 4, 1000) ms (and at least pollMs). */
-  readonly maxPollMs?: number | undefined;
-  /** A queued waiter's place lease. Default: max(5000, 4 * maxPollMs) ms, at most 60 000. */
-  readonly waiterLeaseMs?: number | undefined;
-  /** Most places in one lock's queue. Default: DEFAULT_MAX_WAITERS. */
-  readonly maxWaiters?: number | undefined;
-}
-
 export class DynamoDbLockBackend implements LockBackend {
   /** The persistence layer: the conditional writes on lease items. */
   readonly store: LeaseStore;
@@ -101,7 +104,7 @@ export class DynamoDbLockBackend implements LockBackend {
     const key = leaseKey(request.kind, name);
     const clock = this.#clock;
     const minPollMs = this.#options.pollMs;
-    const maxPollMs = this.#options.maxPollMs ?? Math.max(minPollMs, Math.min(leaseMs / 4, 1000));
+    const maxPollMs = this.#options.maxPollMs ?? Math.max(minPollMs, Math.min(leaseMs / 4, MAX_DEFAULT_POLL_MS));
     const waiterLeaseMs = this.#waiterLeaseMs(maxPollMs);
     const maxWaiters = this.#options.maxWaiters ?? DEFAULT_MAX_WAITERS;
     const watch = this.#watch;
@@ -297,7 +300,7 @@ export class DynamoDbLockBackend implements LockBackend {
     if (declared !== undefined && !(declared >= floor && declared <= MAX_WAITER_LEASE_MS)) {
       throw new InvalidArgumentError("waiterLeaseMs", `must be from ${floor} ms (1 s, and twice maxPollMs, so a waiter renews its place in time) to ${MAX_WAITER_LEASE_MS} ms, got ${declared}`);
     }
-    return declared ?? Math.min(MAX_WAITER_LEASE_MS, Math.max(5000, 4 * maxPollMs));
+    return declared ?? Math.min(MAX_WAITER_LEASE_MS, Math.max(MIN_DEFAULT_WAITER_LEASE_MS, 4 * maxPollMs));
   }
 
   #grant(key: string, owner: string, attempt: string, leaseMs: number, data: string | undefined, expect: GrantExpectation) {

@@ -16,11 +16,10 @@
 import { validateName } from "../internal/validation.js";
 import type { AcquireOptions, LockClient } from "./client.js";
 import { sleep } from "../internal/time.js";
+import { DEFAULT_OBSERVE_POLL_MS } from "./defaults.js";
 import type { Lock } from "./lock.js";
 import type { Leader } from "./protocol.js";
 
-/** How often `observe` reads the election unless told otherwise. */
-export const DEFAULT_OBSERVE_POLL_MS = 250;
 
 /** Being the leader of one election. */
 export class Leadership {
@@ -62,7 +61,7 @@ export interface CampaignOptions extends Omit<AcquireOptions, "data"> {
 export interface ObserveOptions {
   /** Ends the observation (the iterator returns). */
   signal?: AbortSignal;
-  /** How often to read the election. Default: DEFAULT_OBSERVE_POLL_MS. */
+  /** How often to read the election. @default DEFAULT_OBSERVE_POLL_MS (250 ms) */
   pollMs?: number;
 }
 

@@ -3,8 +3,9 @@ export { lockRequestSchema, type LockState, type LockPage, type Leader, type Loc
 export { Lock } from "./lock.js";
 export { Election, Leadership, type CampaignOptions, type ObserveOptions } from "./election.js";
 export { FencedStore, fenceCondition, type FencingToken, type FenceCondition, type FencedStoreOptions } from "./fencing.js";
-export { Claims, TOMBSTONE_RETENTION_MS, type Claim, type ClaimOptions, type ClaimWithOptions, type ClaimsOptions } from "./claims.js";
+export { Claims, type Claim, type ClaimOptions, type ClaimWithOptions, type ClaimsOptions } from "./claims.js";
 export { Register, type CasResult, type Versioned, type RegisterOptions } from "./register.js";
-export { Counter, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_CALL_MS, DEFAULT_RETRY_WINDOW_MS, RETENTION_MARGIN_MS, type CounterOptions, type IncrementOptions } from "./counter.js";
+export { Counter, RETENTION_MARGIN_MS, type CounterOptions, type IncrementOptions } from "./counter.js";
+export * from "./defaults.js";
 export { systemClock, type MonotonicClock } from "./clock.js";
 export { parseLease, TOKEN_FLOOR_KEY, type LeaseRecord } from "./lease.js";

@@ -1,6 +1,21 @@
 /**
  * LambdaLockBackend: the lock protocol through the lock function (lib/service), for callers
  * that may invoke the function but not touch the table.
+ * (Guarantees and assumptions: see the TSDoc of LambdaLockBackend below.)
+ */
+import type { LambdaClient } from "@aws-sdk/client-lambda";
+import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
+import type { MonotonicClock } from "./clock.js";
+import { FencepostError, LockTimeoutError } from "../errors.js";
+import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
+import { invokeJson } from "./remote.js";
+
+/** Longest wait one acquire invocation is asked for; longer waits take several. */
+export const WAIT_SLICE_MS = 20_000;
+
+/**
+ * LambdaLockBackend: the lock protocol through the lock function (lib/service), for callers
+ * that may invoke the function but not touch the table.
  *
  * Semantics are the direct mode's, because the function runs a DynamoDbLockBackend: it
  * waits for the grant inside the invocation and hands the lease over without
@@ -16,16 +31,6 @@
  * which expires after one lease (safe; a retry waits for it). `sweep` needs the table:
  * it is refused here.
  */
-import type { LambdaClient } from "@aws-sdk/client-lambda";
-import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
-import type { MonotonicClock } from "./clock.js";
-import { FencepostError, LockTimeoutError } from "../errors.js";
-import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
-import { invokeJson } from "./remote.js";
-
-/** Longest wait one acquire invocation is asked for; longer waits take several. */
-export const WAIT_SLICE_MS = 20_000;
-
 export class LambdaLockBackend implements LockBackend {
   constructor(
     readonly lambda: LambdaClient,

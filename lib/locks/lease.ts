@@ -2,24 +2,7 @@
  * LeaseRecord: the one DynamoDB item behind a lock, an election, and their fencing token,
  * and the conditional writes that move it. Every other module in lib/locks is a story
  * told with these writes.
- *
- * Guarantees:
- * - Each write is one conditional request. A grant sets the holder and increments the
- *   fencing token in the same write, so the token is issued exactly when the lock is.
- * - Every write stamps `version` with a fresh attempt id. When a response is lost, the
- *   write is resolved, not guessed: a retry whose condition fails but finds our own
- *   attempt id in the returned old item was applied; an unknown outcome is settled by
- *   one consistent read of the item.
- * - Tokens never regress. Deleting an idle item (`sweep`) first raises a table-wide
- *   token floor to at least the item's token; a grant that recreates a missing item takes
- *   floor + 1 in a transaction that checks the floor did not move.
- * - The waiter queue (`queue`, places as queue.ts formats them) only orders grants; it is
- *   never needed for safety. A grant may remove places ahead of its grantee that the
- *   caller judged dead (queue.ts), named by their exact strings, in the same write.
- * - The item stays below DynamoDB's 400 KB limit: at most MAX_WAITERS queue entries of
- *   bounded size (owner ids and attached data are bounded by LockClient), so a release
- *   can always be written.
- * Assumes: a table with a string partition key `pk`, strongly consistent reads.
+ * (Guarantees and assumptions: see the TSDoc of LeaseStore below.)
  */
 import {
   ConditionalCheckFailedException,
@@ -147,6 +130,29 @@ export interface GrantRequest {
   readonly expect: GrantExpectation;
 }
 
+/**
+ * LeaseRecord: the one DynamoDB item behind a lock, an election, and their fencing token,
+ * and the conditional writes that move it. Every other module in lib/locks is a story
+ * told with these writes.
+ *
+ * Guarantees:
+ * - Each write is one conditional request. A grant sets the holder and increments the
+ *   fencing token in the same write, so the token is issued exactly when the lock is.
+ * - Every write stamps `version` with a fresh attempt id. When a response is lost, the
+ *   write is resolved, not guessed: a retry whose condition fails but finds our own
+ *   attempt id in the returned old item was applied; an unknown outcome is settled by
+ *   one consistent read of the item.
+ * - Tokens never regress. Deleting an idle item (`sweep`) first raises a table-wide
+ *   token floor to at least the item's token; a grant that recreates a missing item takes
+ *   floor + 1 in a transaction that checks the floor did not move.
+ * - The waiter queue (`queue`, places as queue.ts formats them) only orders grants; it is
+ *   never needed for safety. A grant may remove places ahead of its grantee that the
+ *   caller judged dead (queue.ts), named by their exact strings, in the same write.
+ * - The item stays below DynamoDB's 400 KB limit: at most MAX_WAITERS queue entries of
+ *   bounded size (owner ids and attached data are bounded by LockClient), so a release
+ *   can always be written.
+ * Assumes: a table with a string partition key `pk`, strongly consistent reads.
+ */
 export class LeaseStore {
   constructor(
     readonly dynamodb: DynamoDBClient,

@@ -1,26 +1,12 @@
 /**
  * Lock: a granted lease on one lock item, kept alive by heartbeats until released.
- *
- * Guarantees:
- * - `signal` aborts before any other client can be granted the lock, as long as this
- *   process is not paused and its monotonic clock runs within `safetyMarginMs / leaseMs`
- *   of the waiters' clocks. The holder's lease is measured from the moment it *sent* the
- *   write that granted or extended it; a waiter measures a full lease from the moment it
- *   *received* an answer showing that same write. Since the send precedes the write and
- *   the write precedes the answer, the holder's deadline (send + lease - margin) falls
- *   before the earliest takeover (receipt + lease), with `margin` to spare for drift and
- *   timer lateness.
- * - A paused holder can outlive that guarantee (GC, a frozen Lambda). That is what the
- *   fencing token is for: writes fenced with it are rejected once a newer holder writes.
- * - Heartbeats run every leaseMs / 3, survive lost responses (attempt ids), retry on
- *   throttling until the deadline, and stop for good on release, loss, or the end of
- *   a Lambda invocation. Timers never keep the process alive.
- * Assumes: created only by LockClient from a grant it has confirmed.
+ * (Guarantees and assumptions: see the TSDoc of Lock below.)
  */
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
 import { LockLostError } from "../errors.js";
 import type { LeaseKeeper } from "./backend.js";
+import { HEARTBEAT_FRACTION } from "./defaults.js";
 import type { LockKind } from "./protocol.js";
 
 export interface LockParams {
@@ -41,6 +27,25 @@ export interface LockParams {
   readonly stopBy?: number;
 }
 
+/**
+ * Lock: a granted lease on one lock item, kept alive by heartbeats until released.
+ *
+ * Guarantees:
+ * - `signal` aborts before any other client can be granted the lock, as long as this
+ *   process is not paused and its monotonic clock runs within `safetyMarginMs / leaseMs`
+ *   of the waiters' clocks. The holder's lease is measured from the moment it *sent* the
+ *   write that granted or extended it; a waiter measures a full lease from the moment it
+ *   *received* an answer showing that same write. Since the send precedes the write and
+ *   the write precedes the answer, the holder's deadline (send + lease - margin) falls
+ *   before the earliest takeover (receipt + lease), with `margin` to spare for drift and
+ *   timer lateness.
+ * - A paused holder can outlive that guarantee (GC, a frozen Lambda). That is what the
+ *   fencing token is for: writes fenced with it are rejected once a newer holder writes.
+ * - Heartbeats run every leaseMs / 3, survive lost responses (attempt ids), retry on
+ *   throttling until the deadline, and stop for good on release, loss, or the end of
+ *   a Lambda invocation. Timers never keep the process alive.
+ * Assumes: created only by LockClient from a grant it has confirmed.
+ */
 export class Lock {
   /** The lock's name. */
   readonly name: string;
@@ -70,7 +75,7 @@ export class Lock {
     this.#armDeadline();
     // A third of the lease after the grant was sent, not after it was answered: a slow grant
     // (the first of a new name takes two requests) must not eat the heartbeat's slack.
-    this.#scheduleHeartbeat(Math.max(0, params.sentAt + params.leaseMs / 3 - params.clock.now()));
+    this.#scheduleHeartbeat(Math.max(0, params.sentAt + params.leaseMs * HEARTBEAT_FRACTION - params.clock.now()));
   }
 
   /** Aborts (with a LockLostError reason) before any other client could be granted this lock. */
@@ -159,7 +164,7 @@ export class Lock {
     this.#deadlineTimer.unref();
   }
 
-  #scheduleHeartbeat(delayMs = this.#params.leaseMs / 3): void {
+  #scheduleHeartbeat(delayMs = this.#params.leaseMs * HEARTBEAT_FRACTION): void {
     clearTimeout(this.#heartbeatTimer);
     this.#heartbeatTimer = setTimeout(() => void this.#heartbeat(), delayMs);
     this.#heartbeatTimer.unref();

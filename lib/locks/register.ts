@@ -1,16 +1,7 @@
 /**
  * A linearizable compare-and-set register: one DynamoDB item, strongly consistent reads,
  * writes conditioned on the version.
- *
- * Guarantees: versions start at 1 and increase by exactly 1 per successful write;
- * `compareAndSet(v, x)` succeeds only if the current version is `v` (0: absent). A write
- * whose response is lost is settled, not guessed: each carries a write id, recognised in
- * the old item a retry returns or in one consistent read. If the register has moved on
- * past our version by then and the write id is not there, whether our write landed is
- * unknowable and the call rejects with OutcomeUnknownError (never a wrong answer). That
- * includes a condition failure met by a retry (the SDK's or ours) after an attempt whose
- * answer was lost: it says nothing about whether that attempt landed.
- * Assumes: a table with string partition key `pk`; values are JSON.
+ * (Guarantees and assumptions: see the TSDoc of Register below.)
  */
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
@@ -34,6 +25,20 @@ export interface RegisterOptions {
   dynamodb?: DynamoDBClient;
 }
 
+/**
+ * A linearizable compare-and-set register: one DynamoDB item, strongly consistent reads,
+ * writes conditioned on the version.
+ *
+ * Guarantees: versions start at 1 and increase by exactly 1 per successful write;
+ * `compareAndSet(v, x)` succeeds only if the current version is `v` (0: absent). A write
+ * whose response is lost is settled, not guessed: each carries a write id, recognised in
+ * the old item a retry returns or in one consistent read. If the register has moved on
+ * past our version by then and the write id is not there, whether our write landed is
+ * unknowable and the call rejects with OutcomeUnknownError (never a wrong answer). That
+ * includes a condition failure met by a retry (the SDK's or ours) after an attempt whose
+ * answer was lost: it says nothing about whether that attempt landed.
+ * Assumes: a table with string partition key `pk`; values are JSON.
+ */
 export class Register<T = unknown> {
   readonly name: string;
   readonly #dynamodb: DynamoDBClient;

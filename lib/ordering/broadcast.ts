@@ -1,34 +1,7 @@
 /**
  * Broadcast: total order broadcast per stream (DDIA: a linearizable increment-and-get
  * gives every message its place; a write-once log makes that place permanent).
- *
- * publish(stream, payload):
- * 1. take sequence numbers from the stream's sequencer (one atomic ADD; a batch takes k);
- * 2. write the messages into their slots with one transaction (write-once conditions,
- *    plus the dedup records); from here the publish is durable and `{ seq }` is returned;
- * 3. send them to the FIFO queue (MessageGroupId = stream, deduplication id derived from
- *    stream and seq), a notification that lets consumers skip polling the log. A failed
- *    send loses nothing: consumers read the log.
- *
- * A producer that took numbers and then stalled past the consumers' hole timeout finds
- * its slots filled with no-ops: the transaction fails, it fills whatever else of its
- * allocation is still empty, in one pass (nobody else will use those numbers), and tries
- * again with fresh numbers, at most `maxAttempts` times (then SlotLostError). The lost
- * numbers are reported in the result. Whenever the write was not seen to apply (lost to
- * a fill, cancelled by a conflict, outcome unknown) the producer fills its numbers and
- * judges by what they hold: a cancellation proves nothing about an earlier copy of the
- * same request (same ClientRequestToken) still in the network, so a slot holding this
- * attempt's own message means the write landed, whole (one transaction), and it is
- * reported as published, not published again. A conflict on a dedup record alone (a twin
- * publish of the same dedupId in progress) is retried after a backoff and loses no slots;
- * if it persists, PublishConflictError. Nothing is ever delivered twice or out of order,
- * because a slot's content never changes once written.
- *
- * Throughput: the sequencer is one item (about 1,000 writes/s per partition on AWS).
- * Batching amortises it: `publishBatch` works in chunks of up to 25 messages, each chunk
- * taking its numbers with one ADD and writing its slots (and dedup records) in one
- * transaction, so one sequencer write serves up to 25 messages.
- * Assumes: the log table from the Fencepost construct; a FIFO queue if `queueUrl` is given.
+ * (Guarantees and assumptions: see the TSDoc of Broadcast below.)
  */
 import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -80,6 +53,38 @@ interface Pending {
   index: number;
 }
 
+/**
+ * Broadcast: total order broadcast per stream (DDIA: a linearizable increment-and-get
+ * gives every message its place; a write-once log makes that place permanent).
+ *
+ * publish(stream, payload):
+ * 1. take sequence numbers from the stream's sequencer (one atomic ADD; a batch takes k);
+ * 2. write the messages into their slots with one transaction (write-once conditions,
+ *    plus the dedup records); from here the publish is durable and `{ seq }` is returned;
+ * 3. send them to the FIFO queue (MessageGroupId = stream, deduplication id derived from
+ *    stream and seq), a notification that lets consumers skip polling the log. A failed
+ *    send loses nothing: consumers read the log.
+ *
+ * A producer that took numbers and then stalled past the consumers' hole timeout finds
+ * its slots filled with no-ops: the transaction fails, it fills whatever else of its
+ * allocation is still empty, in one pass (nobody else will use those numbers), and tries
+ * again with fresh numbers, at most `maxAttempts` times (then SlotLostError). The lost
+ * numbers are reported in the result. Whenever the write was not seen to apply (lost to
+ * a fill, cancelled by a conflict, outcome unknown) the producer fills its numbers and
+ * judges by what they hold: a cancellation proves nothing about an earlier copy of the
+ * same request (same ClientRequestToken) still in the network, so a slot holding this
+ * attempt's own message means the write landed, whole (one transaction), and it is
+ * reported as published, not published again. A conflict on a dedup record alone (a twin
+ * publish of the same dedupId in progress) is retried after a backoff and loses no slots;
+ * if it persists, PublishConflictError. Nothing is ever delivered twice or out of order,
+ * because a slot's content never changes once written.
+ *
+ * Throughput: the sequencer is one item (about 1,000 writes/s per partition on AWS).
+ * Batching amortises it: `publishBatch` works in chunks of up to 25 messages, each chunk
+ * taking its numbers with one ADD and writing its slots (and dedup records) in one
+ * transaction, so one sequencer write serves up to 25 messages.
+ * Assumes: the log table from the Fencepost construct; a FIFO queue if `queueUrl` is given.
+ */
 export class Broadcast {
   readonly log: StreamLog;
   readonly #queueUrl: string | undefined;

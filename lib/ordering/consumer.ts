@@ -1,28 +1,7 @@
 /**
  * ConsumerGroup: delivers one stream to a handler strictly in sequence order, each
  * message's effects committed once, whatever the queue does.
- *
- * The group's cursor (`position`, in the log table) says how far it has delivered.
- * Delivering slot p+1 means: run the handler, then move the cursor from p to p+1 with a
- * conditional write. In transactional mode the handler returns its DynamoDB writes and
- * they commit in the same TransactWriteItems as the cursor move, so effects and cursor
- * can never disagree (exactly-once effects); otherwise a crash between handler and cursor
- * move makes the handler see that message again (at-least-once, never out of order).
- * Once the cursor has passed a message, the group never delivers it again: several
- * consumers of one group may run, and the cursor condition lets exactly one commit each.
- *
- * The queue is only a hint: a record's seq tells how far the log has grown. A consumer
- * delivers everything up to it from the log, so messages that arrive late, twice, out of
- * order or never are all handled the same way. A slot still empty `holeTimeoutMs` after
- * this consumer first saw it empty (on its monotonic clock) is filled with a no-op (see
- * log.ts) and skipped. Every hole in view when the consumer stalls starts its wait then,
- * and all holes whose wait is over are filled in one pass (one conditional put each, 25
- * in flight), so k consecutive holes cost one timeout, not k. Only slots the consumer
- * has read past count as holes: a read page that stopped early (100 slots, or DynamoDB's
- * 1 MB) ends the range at its last slot. A hole's wait counts only while a catch-up
- * watches it: a catch-up that ends (aborted, failed) forgets its holes. A run of no-ops
- * is skipped with one cursor move. Liveness assumes `until` is a number already handed out.
- * Assumes: the log table of the Fencepost construct; payloads were published by Broadcast.
+ * (Guarantees and assumptions: see the TSDoc of ConsumerGroup below.)
  */
 import {
   ConditionalCheckFailedException,
@@ -98,6 +77,32 @@ export interface SqsEvent {
   Records: { messageId: string; body: string }[];
 }
 
+/**
+ * ConsumerGroup: delivers one stream to a handler strictly in sequence order, each
+ * message's effects committed once, whatever the queue does.
+ *
+ * The group's cursor (`position`, in the log table) says how far it has delivered.
+ * Delivering slot p+1 means: run the handler, then move the cursor from p to p+1 with a
+ * conditional write. In transactional mode the handler returns its DynamoDB writes and
+ * they commit in the same TransactWriteItems as the cursor move, so effects and cursor
+ * can never disagree (exactly-once effects); otherwise a crash between handler and cursor
+ * move makes the handler see that message again (at-least-once, never out of order).
+ * Once the cursor has passed a message, the group never delivers it again: several
+ * consumers of one group may run, and the cursor condition lets exactly one commit each.
+ *
+ * The queue is only a hint: a record's seq tells how far the log has grown. A consumer
+ * delivers everything up to it from the log, so messages that arrive late, twice, out of
+ * order or never are all handled the same way. A slot still empty `holeTimeoutMs` after
+ * this consumer first saw it empty (on its monotonic clock) is filled with a no-op (see
+ * log.ts) and skipped. Every hole in view when the consumer stalls starts its wait then,
+ * and all holes whose wait is over are filled in one pass (one conditional put each, 25
+ * in flight), so k consecutive holes cost one timeout, not k. Only slots the consumer
+ * has read past count as holes: a read page that stopped early (100 slots, or DynamoDB's
+ * 1 MB) ends the range at its last slot. A hole's wait counts only while a catch-up
+ * watches it: a catch-up that ends (aborted, failed) forgets its holes. A run of no-ops
+ * is skipped with one cursor move. Liveness assumes `until` is a number already handed out.
+ * Assumes: the log table of the Fencepost construct; payloads were published by Broadcast.
+ */
 export class ConsumerGroup<T = unknown> {
   readonly stream: string;
   readonly group: string;

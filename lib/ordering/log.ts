@@ -2,29 +2,7 @@
  * StreamLog: the persistence layer of total order broadcast, a write-once log per stream
  * in DynamoDB (Corfu's design on one table with partition key `pk` (S) and sort key
  * `sk` (N)).
- *
- * Items:
- * - `seq#<stream>`, 0: the sequencer. `next` is the last sequence number allocated; an
- *   allocation is one atomic `ADD` of the batch size, so numbers are unique and
- *   increase. An allocation whose response is lost is simply retried: the numbers it
- *   took become holes, which are filled (below). Hence no idempotency key is needed.
- * - `log#<stream>`, seq: a slot, written once (`attribute_not_exists`), holding either a
- *   message (`kind` = message, the payload, the writer's attempt id) or an explicit no-op.
- * - `dedup#<stream>#<dedupId>`, 0: which sequence number a dedup id was published at.
- * - `cursor#<stream>#<group>`, 0: how far a consumer group has delivered (`position`).
- *
- * Hole filling: a slot below the sequencer's `next` that stays empty for a timeout (its
- * producer crashed, or is slow) is filled with a no-op by a conditional write. Exactly
- * one of the producer's write and the fill succeeds, so every reader sees the same
- * content of every slot forever: agreement without consensus, because the sequencer
- * and each slot are single linearizable items. `fillAll` fills a run of holes (a crashed
- * producer's whole chunk) with one conditional PutItem per slot, up to FILLS_IN_FLIGHT at
- * once: about one round trip, one WCU per slot, and each slot settled on its own (a fill
- * needs no atomicity; a transaction would cost two WCUs per slot and be cancelled whole
- * by any conflict). A put that meets a transaction in progress on its slot
- * (TransactionConflictException), is throttled, or has an unknown outcome is tried again
- * with jittered backoff, a bounded number of times; trying again is safe because every
- * fill writes the same no-op.
+ * (Guarantees and assumptions: see the TSDoc of StreamLog below.)
  */
 import { numberValue, stringValue } from "../internal/attributes.js";
 import {
@@ -70,6 +48,34 @@ export function parseSlot(item: Item | undefined): Slot | undefined {
   return { seq, kind: "message", payload: item["payload"]?.S ?? "null", writer: item["writer"]?.S ?? "", ...(dedupId ? { dedupId } : {}) };
 }
 
+/**
+ * StreamLog: the persistence layer of total order broadcast, a write-once log per stream
+ * in DynamoDB (Corfu's design on one table with partition key `pk` (S) and sort key
+ * `sk` (N)).
+ *
+ * Items:
+ * - `seq#<stream>`, 0: the sequencer. `next` is the last sequence number allocated; an
+ *   allocation is one atomic `ADD` of the batch size, so numbers are unique and
+ *   increase. An allocation whose response is lost is simply retried: the numbers it
+ *   took become holes, which are filled (below). Hence no idempotency key is needed.
+ * - `log#<stream>`, seq: a slot, written once (`attribute_not_exists`), holding either a
+ *   message (`kind` = message, the payload, the writer's attempt id) or an explicit no-op.
+ * - `dedup#<stream>#<dedupId>`, 0: which sequence number a dedup id was published at.
+ * - `cursor#<stream>#<group>`, 0: how far a consumer group has delivered (`position`).
+ *
+ * Hole filling: a slot below the sequencer's `next` that stays empty for a timeout (its
+ * producer crashed, or is slow) is filled with a no-op by a conditional write. Exactly
+ * one of the producer's write and the fill succeeds, so every reader sees the same
+ * content of every slot forever: agreement without consensus, because the sequencer
+ * and each slot are single linearizable items. `fillAll` fills a run of holes (a crashed
+ * producer's whole chunk) with one conditional PutItem per slot, up to FILLS_IN_FLIGHT at
+ * once: about one round trip, one WCU per slot, and each slot settled on its own (a fill
+ * needs no atomicity; a transaction would cost two WCUs per slot and be cancelled whole
+ * by any conflict). A put that meets a transaction in progress on its slot
+ * (TransactionConflictException), is throttled, or has an unknown outcome is tried again
+ * with jittered backoff, a bounded number of times; trying again is safe because every
+ * fill writes the same no-op.
+ */
 export class StreamLog {
   constructor(
     readonly dynamodb: DynamoDBClient,

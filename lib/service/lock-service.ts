@@ -2,6 +2,32 @@
  * The lock service: what the lock Lambda does with a validated LockRequest, using the
  * same LockClient, DynamoDbLockBackend and Claims as the direct mode (so both modes have
  * one implementation of the protocol).
+ * (Guarantees and assumptions: see the TSDoc of LockService below.)
+ */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { Claims } from "../locks/claims.js";
+import { LockClient, type InvocationContext } from "../locks/client.js";
+import { systemClock } from "../locks/clock.js";
+import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, INVOCATION_RESERVE_MS } from "../locks/defaults.js";
+import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
+import { Election } from "../locks/election.js";
+import type { Lock } from "../locks/lock.js";
+import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
+
+
+export interface LockServiceOptions {
+  tableName: string;
+  dynamodb?: DynamoDBClient;
+  /** Lease for grants that name none. @default DEFAULT_LEASE_MS (10 s) */
+  leaseMs?: number;
+  /** Wait for acquire and elect requests that name none (bounded by the invocation). @default DEFAULT_SERVICE_WAIT_MS (10 s) */
+  waitMs?: number;
+}
+
+/**
+ * The lock service: what the lock Lambda does with a validated LockRequest, using the
+ * same LockClient, DynamoDbLockBackend and Claims as the direct mode (so both modes have
+ * one implementation of the protocol).
  *
  * Guarantees: stateless between invocations. `acquire` and `elect` wait inside the
  * invocation (never past its remaining time minus a reserve) and hand the lease to the
@@ -11,27 +37,6 @@
  * Assumes: requests were validated against lockRequestSchema; owners are the callers' own
  * ids (IAM decides who may invoke; an owner id is only as secret as the caller keeps it).
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { Claims } from "../locks/claims.js";
-import { LockClient, type InvocationContext } from "../locks/client.js";
-import { systemClock } from "../locks/clock.js";
-import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
-import { Election } from "../locks/election.js";
-import type { Lock } from "../locks/lock.js";
-import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
-
-/** Time kept back from the invocation for the response. */
-const RESERVE_MS = 1000;
-
-export interface LockServiceOptions {
-  tableName: string;
-  dynamodb?: DynamoDBClient;
-  /** Default lease for grants that name none. Default 10 000 ms. */
-  leaseMs?: number;
-  /** Default wait for acquire and elect. Default 10 000 ms (bounded by the invocation). */
-  waitMs?: number;
-}
-
 export class LockService {
   readonly #options: LockServiceOptions;
   readonly #dynamodb: DynamoDBClient;
@@ -44,7 +49,7 @@ export class LockService {
     this.#options = options;
     this.#dynamodb = options.dynamodb ?? new DynamoDBClient({});
     this.#locks = this.#clientFor("fencepost-service");
-    this.#backend = new DynamoDbLockBackend({ dynamodb: this.#dynamodb, tableName: options.tableName, clock: systemClock, pollMs: 10 });
+    this.#backend = new DynamoDbLockBackend({ dynamodb: this.#dynamodb, tableName: options.tableName, clock: systemClock, pollMs: DEFAULT_POLL_MS });
     this.#claims = new Claims({ tableName: options.tableName, dynamodb: this.#dynamodb });
   }
 
@@ -98,12 +103,12 @@ export class LockService {
 
   #clientFor(owner: string): LockClient {
     const { tableName, leaseMs } = this.#options;
-    return new LockClient({ tableName, dynamodb: this.#dynamodb, ownerId: owner, leaseMs: leaseMs ?? 10_000 });
+    return new LockClient({ tableName, dynamodb: this.#dynamodb, ownerId: owner, leaseMs: leaseMs ?? DEFAULT_LEASE_MS });
   }
 
   #wait(requested: number | undefined, context: InvocationContext | undefined): number {
-    const wanted = requested ?? this.#options.waitMs ?? 10_000;
-    const available = context ? context.getRemainingTimeInMillis() - RESERVE_MS : wanted;
+    const wanted = requested ?? this.#options.waitMs ?? DEFAULT_SERVICE_WAIT_MS;
+    const available = context ? context.getRemainingTimeInMillis() - INVOCATION_RESERVE_MS : wanted;
     return Math.max(1, Math.min(wanted, available));
   }
 }

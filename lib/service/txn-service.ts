@@ -1,15 +1,20 @@
 /**
  * The coordinator service: what the transaction Lambda does with a validated TxnRequest,
  * using the same Coordinator as the library (one implementation of the protocol).
+ * (Guarantees and assumptions: see the TSDoc of TxnService below.)
+ */
+import { Coordinator, type CoordinatorOptions } from "../txn/coordinator.js";
+import type { TxnRequest, TxnResponses } from "./txn-api.js";
+
+/**
+ * The coordinator service: what the transaction Lambda does with a validated TxnRequest,
+ * using the same Coordinator as the library (one implementation of the protocol).
  *
  * Guarantees: stateless between invocations; `run` is idempotent by transaction id, so a
  * caller whose invoke failed simply invokes again with the same id.
  * Assumes: requests were validated against txnRequestSchema; the function's role may
  * reach the participants named (Fencepost construct `addParticipant`).
  */
-import { Coordinator, type CoordinatorOptions } from "../txn/coordinator.js";
-import type { TxnRequest, TxnResponses } from "./txn-api.js";
-
 export class TxnService {
   readonly coordinator: Coordinator;
 
