@@ -109,12 +109,16 @@ export interface BroadcastOptions {
   sqs?: SQSClient;
   /** Attempts when slots are lost to hole filling, or a twin publish conflicts. Default 3. */
   maxAttempts?: number;
+}
+
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface BroadcastHooks {
   /**
-   * NEGATIVE CONTROL, never in production: deduplicate by reading first and then writing
-   * the dedup record unconditionally (check-then-act). Exists so verification can prove
-   * that concurrent publishes of one dedup id expose it.
+   * NEGATIVE CONTROL: deduplicate by reading first and then writing the dedup record
+   * unconditionally (check-then-act). Exists so verification can prove that concurrent
+   * publishes of one dedup id expose it.
    */
-  unsafeDedupCheckThenAct?: boolean;
+  readonly unsafeDedupCheckThenAct?: boolean;
 }
 
 export interface PublishOptions {
@@ -148,6 +152,7 @@ interface Pending {
   index: number;
 }
 
+/** Total order broadcast per stream: publishes messages into their permanent places (see the module comment). */
 export class Broadcast {
   readonly log: StreamLog;
   readonly #queueUrl: string | undefined;
@@ -155,13 +160,17 @@ export class Broadcast {
   readonly #maxAttempts: number;
   readonly #checkThenAct: boolean;
 
-  constructor(options: BroadcastOptions) {
+  /**
+   * @param options the log table, the queue and the clients.
+   * @param hooks test seams for the verification harness (lib/check); never set in production.
+   */
+  constructor(options: BroadcastOptions, hooks: BroadcastHooks = {}) {
     validateName("tableName", options.tableName);
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
     this.#queueUrl = options.queueUrl;
     this.#sqs = options.queueUrl ? (options.sqs ?? new SQSClient({})) : undefined;
     this.#maxAttempts = options.maxAttempts ?? 3;
-    this.#checkThenAct = options.unsafeDedupCheckThenAct ?? false;
+    this.#checkThenAct = hooks.unsafeDedupCheckThenAct ?? false;
   }
 
   /**
