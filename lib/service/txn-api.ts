@@ -9,7 +9,7 @@
  */
 import type { TransactionRecord } from "../txn/log.js";
 import type { RecoveryReport } from "../txn/recovery.js";
-import type { TransactionResult } from "../txn/coordinator.js";
+import type { TransactionResult } from "../txn/result.js";
 import { action, integer, text } from "./validate.js";
 
 export type TxnRequest =
