@@ -25,12 +25,16 @@ export interface BroadcastOptions {
   sqs?: SQSClient;
   /** Attempts when slots are lost to hole filling, or a twin publish conflicts. Default 3. */
   maxAttempts?: number;
+}
+
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface BroadcastHooks {
   /**
-   * NEGATIVE CONTROL, never in production: deduplicate by reading first and then writing
-   * the dedup record unconditionally (check-then-act). Exists so verification can prove
-   * that concurrent publishes of one dedup id expose it.
+   * NEGATIVE CONTROL: deduplicate by reading first and then writing the dedup record
+   * unconditionally (check-then-act). Exists so verification can prove that concurrent
+   * publishes of one dedup id expose it.
    */
-  unsafeDedupCheckThenAct?: boolean;
+  readonly unsafeDedupCheckThenAct?: boolean;
 }
 
 export interface PublishOptions {
@@ -92,13 +96,17 @@ export class Broadcast {
   readonly #maxAttempts: number;
   readonly #checkThenAct: boolean;
 
-  constructor(options: BroadcastOptions) {
+  /**
+   * @param options the log table, the queue and the clients.
+   * @param hooks test seams for the verification harness (lib/check); never set in production.
+   */
+  constructor(options: BroadcastOptions, hooks: BroadcastHooks = {}) {
     validateName("tableName", options.tableName);
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
     this.#queueUrl = options.queueUrl;
     this.#sqs = options.queueUrl ? (options.sqs ?? new SQSClient({})) : undefined;
     this.#maxAttempts = options.maxAttempts ?? 3;
-    this.#checkThenAct = options.unsafeDedupCheckThenAct ?? false;
+    this.#checkThenAct = hooks.unsafeDedupCheckThenAct ?? false;
   }
 
   /**

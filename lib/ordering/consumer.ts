@@ -58,8 +58,12 @@ export interface ConsumerGroupOptions<T> {
    */
   holeTimeoutMs?: number;
   clock?: MonotonicClock;
-  /** @internal Negative control for the verification harness: move the cursor without checking where it was. */
-  unsafeSkipCursorCheck?: boolean;
+}
+
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface ConsumerGroupHooks {
+  /** NEGATIVE CONTROL: move the cursor without checking where it was. */
+  readonly unsafeSkipCursorCheck?: boolean;
 }
 
 /** What a catch-up did. */
@@ -108,12 +112,17 @@ export class ConsumerGroup<T = unknown> {
   readonly group: string;
   readonly log: StreamLog;
   readonly #options: ConsumerGroupOptions<T>;
+  readonly #hooks: ConsumerGroupHooks;
   readonly #clock: MonotonicClock;
   readonly #holeTimeoutMs: number;
   /** When this consumer first saw each hole (monotonic). */
   readonly #holes = new Map<number, number>();
 
-  constructor(options: ConsumerGroupOptions<T>) {
+  /**
+   * @param options the stream, the group, the handler and the log table.
+   * @param hooks test seams for the verification harness (lib/check); never set in production.
+   */
+  constructor(options: ConsumerGroupOptions<T>, hooks: ConsumerGroupHooks = {}) {
     validateStream(options.stream);
     validateName("group", options.group);
     if (!options.handler === !options.transactional) throw new TypeError("ConsumerGroup needs exactly one of handler and transactional");
@@ -121,6 +130,7 @@ export class ConsumerGroup<T = unknown> {
     this.group = options.group;
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
     this.#options = options;
+    this.#hooks = hooks;
     this.#clock = options.clock ?? systemClock;
     this.#holeTimeoutMs = options.holeTimeoutMs ?? DEFAULT_HOLE_TIMEOUT_MS;
   }
@@ -243,7 +253,7 @@ export class ConsumerGroup<T = unknown> {
    * consumer committed the move, and the cursor after.
    */
   async #advance(position: number, to: number, message: Extract<Slot, { kind: "message" }> | undefined): Promise<{ committed: boolean; position: number }> {
-    const advance = this.log.cursorAdvance(this.stream, this.group, position, to, !this.#options.unsafeSkipCursorCheck);
+    const advance = this.log.cursorAdvance(this.stream, this.group, position, to, !this.#hooks.unsafeSkipCursorCheck);
     const delivery: Delivery<T> | undefined = message && { stream: this.stream, seq: message.seq, payload: JSON.parse(message.payload) as T };
     try {
       if (delivery && this.#options.transactional) {

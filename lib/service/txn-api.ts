@@ -9,7 +9,7 @@
  */
 import type { TransactionRecord } from "../txn/log.js";
 import type { RecoveryReport } from "../txn/recovery.js";
-import type { TransactionResult } from "../txn/coordinator.js";
+import type { TransactionResult } from "../txn/result.js";
 import { action, integer, text } from "../internal/schema.js";
 
 export type TxnRequest =

@@ -3,7 +3,11 @@
  * using the same Coordinator as the library (one implementation of the protocol).
  * (Guarantees and assumptions: see the TSDoc of TxnService below.)
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { Coordinator, type CoordinatorOptions } from "../txn/coordinator.js";
+import { ParticipantRegistry } from "../txn/registry.js";
 import type { TxnRequest, TxnResponses } from "./txn-api.js";
 
 /**
@@ -17,9 +21,13 @@ import type { TxnRequest, TxnResponses } from "./txn-api.js";
  */
 export class TxnService {
   readonly coordinator: Coordinator;
+  /** Resolves the participant ids of `run` requests, on the coordinator's clients. */
+  readonly #participants: ParticipantRegistry;
 
   constructor(options: CoordinatorOptions) {
-    this.coordinator = new Coordinator(options);
+    const clients = { dynamodb: options.dynamodb ?? new DynamoDBClient({}), sqs: options.sqs ?? new SQSClient({}), lambda: options.lambda ?? new LambdaClient({}) };
+    this.coordinator = new Coordinator({ ...options, ...clients });
+    this.#participants = new ParticipantRegistry({ tableName: options.tableName, ...clients, participants: options.participants });
   }
 
   async handle<R extends TxnRequest>(request: R): Promise<TxnResponses[R["action"]]> {
@@ -32,7 +40,7 @@ export class TxnService {
       case "run":
         return c.run(
           req.txId,
-          req.branches.map((b) => ({ participant: c.participant(b.participant, req.txId), input: b.input })),
+          req.branches.map((b) => ({ participant: this.#participants.resolve(b.participant, req.txId), input: b.input })),
           req.timeoutMs ? { timeoutMs: req.timeoutMs } : {},
         );
       case "status":

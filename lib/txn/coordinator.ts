@@ -23,43 +23,31 @@
  *
  * Fast path: if every branch is a DynamoDbParticipant on this coordinator's DynamoDB
  * client, one TransactWriteItems (idempotent by a client request token derived from the
- * id) applies all writes and records the decision; no locks, no phase two.
+ * id) applies all writes and records the decision; no locks, no phase two (fast-path.ts).
+ *
+ * Built from: the decision log (log.ts), the participant registry (registry.ts), phase
+ * two (phase-two.ts), the fast path (fast-path.ts) and recovery (recovery.ts), none of
+ * which imports this file.
  *
  * Assumes: participants follow the protocol in participant.ts; clocks matter for
  * deadlines only (liveness), never for what is decided.
  */
-import {
-  DynamoDBClient,
-  IdempotentParameterMismatchException,
-  PutItemCommand,
-  TransactionCanceledException,
-  TransactWriteItemsCommand,
-  ConditionalCheckFailedException,
-} from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { createHash } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
 import { validateName } from "../locks/client.js";
-import { FencepostError, InvalidArgumentError } from "../locks/errors.js";
-import { DynamoDbParticipant, validateWrites, type DynamoWrite } from "./dynamodb.js";
-import { CoordinatorCrashedError, ProtocolViolationError, TransactionTimeoutError, UnknownParticipantError } from "./errors.js";
-import { sameDatabase } from "./database.js";
-import { LambdaParticipant } from "./lambda-participant.js";
+import { recordBranches, sameTransaction } from "./branches.js";
+import { crashIfAsked, type CrashPoint, type CrashSeam } from "./crash-points.js";
+import { raceUntil } from "./deadline.js";
+import type { DynamoWrite } from "./dynamodb.js";
+import { FastPath } from "./fast-path.js";
 import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type TransactionRecord } from "./log.js";
-import { outboxParticipant } from "./outbox.js";
 import type { Branch, Participant, TxContext, Vote } from "./participant.js";
-import { override, recover, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
-import { jitter, persistently } from "./retry.js";
-
-/** Where a coordinator can be made to "die" in tests: before a step, or before message i of a phase. */
-export type CrashPoint = "begin" | `prepare:${number}` | "decide" | `phase2:${number}` | "complete";
-
-/** Every crash point of a transaction over `participants` branches, in protocol order. */
-export function crashPoints(participants: number): CrashPoint[] {
-  const each = (phase: "prepare" | "phase2") => Array.from({ length: participants + 1 }, (_, i) => `${phase}:${i}` as CrashPoint);
-  return ["begin", ...each("prepare"), "decide", ...each("phase2"), "complete"];
-}
+import { PhaseTwo } from "./phase-two.js";
+import { Recovery, type OverrideRequest, type RecoverOptions, type RecoveryReport } from "./recovery.js";
+import { ParticipantRegistry } from "./registry.js";
+import type { TransactionResult } from "./result.js";
+import { runStep } from "./unknown-outcome.js";
 
 export interface CoordinatorOptions {
   /** The transaction table (the Fencepost construct's `txnTable`). */
@@ -87,17 +75,26 @@ export interface CoordinatorOptions {
   readonly retainMs?: number;
   /** Each request to the decision log (begin, decide, complete), retries included, gives up after this long. Default 5 000 ms. */
   readonly requestTimeoutMs?: number;
-  /** Test seam: return true to make the coordinator stop dead at `point` (CoordinatorCrashedError). */
-  readonly crashAt?: (point: CrashPoint, txId: string) => boolean;
+}
+
+/**
+ * Test seams for the verification harness (lib/check); never set in production. Crash
+ * seams stop the coordinator at a named step; the `unsafe*` switches are negative
+ * controls: deliberately broken variants that verification must catch. Either switch
+ * turns the fast path off.
+ */
+export interface CoordinatorHooks {
+  /** Return true to make the coordinator stop dead at `point` (CoordinatorCrashedError). See crash-points.ts. */
+  readonly crashAt?: CrashSeam;
   /**
-   * NEGATIVE CONTROL, never in production: send commit before the decision is logged.
-   * Exists so verification can prove it catches the bug.
+   * NEGATIVE CONTROL: send commit before the decision is logged. Exists so verification
+   * can prove it catches the bug.
    */
   readonly unsafeCommitBeforeDecision?: boolean;
   /**
-   * NEGATIVE CONTROL, never in production: log this run's own decision unconditionally,
-   * overwriting another run's. Exists so verification can prove that duplicate runs of one
-   * id expose a decision that is not a single conditional write.
+   * NEGATIVE CONTROL: log this run's own decision unconditionally, overwriting another
+   * run's. Exists so verification can prove that duplicate runs of one id expose a
+   * decision that is not a single conditional write.
    */
   readonly unsafeBlindDecision?: boolean;
 }
@@ -107,80 +104,51 @@ export interface RunOptions {
   readonly timeoutMs?: number;
 }
 
-export interface TransactionResult {
-  readonly txId: string;
-  readonly outcome: Decision;
-  readonly path: "fast" | "protocol";
-  /** Why it aborted: the first no vote, a timeout, or who decided. */
-  readonly reason?: string;
-  /** Every participant acknowledged the decision; if false, recovery finishes phase two. */
-  readonly acknowledged: boolean;
-  /** Participants that had not acknowledged when run returned. */
-  readonly pending: readonly string[];
-  /** An earlier run of this transaction id decided it. */
-  readonly duplicate: boolean;
-}
-
-/** Largest logged branch list, as JSON (the record must fit a DynamoDB item). */
-export const MAX_BRANCHES_BYTES = 300 * 1024;
-
-/** A transaction id names one transaction: a second run of it must ask for the same work. */
-function sameTransaction(record: TransactionRecord, branches: readonly BranchRecord[]): void {
-  if (JSON.stringify(record.branches) !== JSON.stringify(branches)) {
-    throw new InvalidArgumentError("txId", `'${record.txId}' was already used for a different transaction; transaction ids must be unique`);
-  }
-}
-
 /**
- * Whether an error from a request leaves its outcome open: a timeout, a dropped
- * connection, throttling or a server error after the SDK's retries (an earlier attempt may
- * have applied). A definite refusal (bad input, a missing table, access denied) and the
- * library's own errors are not.
+ * Runs two-phase commit with its state in the decision log (see the module comment):
+ * `run` a transaction, look at its `status`, `listInDoubt`, `recover` stuck ones, and
+ * `override` one as an operator.
  */
-export function outcomeUnknown(err: unknown): boolean {
-  if (err instanceof FencepostError || err instanceof TypeError || err instanceof RangeError) return false;
-  const e = err as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
-  if (e?.name === "AbortError" || e?.name === "TimeoutError") return true;
-  if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionInProgress/.test(e?.name ?? "")) return true;
-  return e?.$fault !== "client";
-}
-
-/** A phase-two call still running when the phase ended. */
-class PhaseTwoHung extends Error {}
-
-/** Waits for `work` until epoch ms `until`; "timeout" if it has not settled by then. */
-async function raceUntil(work: Promise<unknown>, until: number): Promise<"done" | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, until - Date.now()))));
-  try {
-    return await Promise.race([work.then(() => "done" as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export class Coordinator {
-  readonly log: DecisionLog;
-  readonly dynamodb: DynamoDBClient;
   readonly #options: CoordinatorOptions;
-  readonly #registry = new Map<string, Participant>();
-  readonly #sqs: SQSClient;
-  readonly #lambda: LambdaClient;
+  readonly #hooks: CoordinatorHooks;
+  readonly #log: DecisionLog;
+  readonly #registry: ParticipantRegistry;
+  readonly #phaseTwo: PhaseTwo;
+  readonly #fastPath: FastPath;
+  readonly #recovery: Recovery;
 
-  constructor(options: CoordinatorOptions) {
+  /**
+   * @param options what the coordinator works on and how long it waits.
+   * @param hooks test seams for the verification harness (lib/check); never set in production.
+   */
+  constructor(options: CoordinatorOptions, hooks: CoordinatorHooks = {}) {
     validateName("tableName", options.tableName);
     this.#options = options;
-    this.dynamodb = options.dynamodb ?? new DynamoDBClient({});
-    this.#sqs = options.sqs ?? new SQSClient({});
-    this.#lambda = options.lambda ?? new LambdaClient({});
-    this.log = new DecisionLog(this.dynamodb, options.tableName, options.retainMs, Date.now, options.requestTimeoutMs);
-    for (const p of options.participants ?? []) this.#registry.set(p.id, p);
+    this.#hooks = hooks;
+    const dynamodb = options.dynamodb ?? new DynamoDBClient({});
+    this.#log = new DecisionLog(dynamodb, options.tableName, options.retainMs, Date.now, options.requestTimeoutMs);
+    this.#registry = new ParticipantRegistry({
+      tableName: options.tableName,
+      dynamodb,
+      sqs: options.sqs ?? new SQSClient({}),
+      lambda: options.lambda ?? new LambdaClient({}),
+      participants: options.participants,
+    });
+    this.#phaseTwo = new PhaseTwo({ log: this.#log, registry: this.#registry, timeoutMs: options.phaseTwoTimeoutMs }, { crashAt: hooks.crashAt });
+    this.#fastPath = new FastPath({ log: this.#log, dynamodb });
+    this.#recovery = new Recovery({ log: this.#log, phaseTwo: this.#phaseTwo });
   }
 
   /** Runs transaction `txId` over `branches` to a decision; see the module comment. */
   async run(txId: string, branches: readonly Branch[], options: RunOptions = {}): Promise<TransactionResult> {
-    const records = this.#validate(txId, branches);
-    if (await this.#fastPathApplies(branches, records)) return this.#fastPath(txId, branches as Branch<DynamoWrite[]>[], records);
+    const records = recordBranches(txId, branches);
+    for (const b of branches) this.#registry.register(b.participant);
+    if (await this.#fastPathApplies(branches, records)) {
+      return this.#fastPath.run(txId, branches as Branch<DynamoWrite[]>[], records, (record) =>
+        record.status === "preparing" ? this.#protocol(txId, branches, records, {}) : this.#finish(record, record.status, true),
+      );
+    }
     return this.#protocol(txId, branches, records, options);
   }
 
@@ -188,32 +156,32 @@ export class Coordinator {
   async #protocol(txId: string, branches: readonly Branch[], records: BranchRecord[], options: RunOptions): Promise<TransactionResult> {
     this.#crash("begin", txId);
     const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
-    const { created, record } = await this.#step(txId, "begin", () => this.log.begin(txId, records, deadline));
+    const { created, record } = await this.#step(txId, "begin", () => this.#log.begin(txId, records, deadline));
     if (!created) {
       sameTransaction(record, records);
       if (record.status !== "preparing") return this.#finish(record, record.status, true);
     }
-    const tx = this.#context(txId, record.deadline);
+    const tx: TxContext = { txId, deadline: record.deadline, decisions: this.#log };
     const votes = await this.#prepareAll(tx, branches);
     this.#crash("decide", txId);
     const no = votes.find((v): v is Extract<Vote, { vote: "no" }> => v.vote === "no");
     const wanted: Decision = no ? "aborted" : "committed";
-    if (this.#options.unsafeCommitBeforeDecision && wanted === "committed") {
-      await this.#phaseTwo(tx, record.branches, "committed"); // the bug the negative control must expose
+    if (this.#hooks.unsafeCommitBeforeDecision && wanted === "committed") {
+      await this.#phaseTwo.send(tx, record.branches, "committed"); // the bug the negative control must expose
     }
-    const decided = await this.#step(txId, "decide", () => (this.#options.unsafeBlindDecision ? this.log.unsafeOverwriteDecision(txId, wanted, no?.reason) : this.log.decide(txId, wanted, no?.reason)));
+    const decided = await this.#step(txId, "decide", () => (this.#hooks.unsafeBlindDecision ? this.#log.unsafeOverwriteDecision(txId, wanted, no?.reason) : this.#log.decide(txId, wanted, no?.reason)));
     return this.#finish({ ...record, status: decided, ...(decided === "aborted" ? { reason: no?.reason ?? "decided by another party before this coordinator" } : {}) }, decided, !created);
   }
 
   /** The record of a transaction, or undefined if it is unknown (presumed aborted). */
   status(txId: string): Promise<TransactionRecord | undefined> {
     validateName("txId", txId);
-    return this.log.get(txId);
+    return this.#log.get(txId);
   }
 
   /** Finishes every transaction stuck past its deadline (see recovery.ts). */
   recover(options: RecoverOptions = {}): Promise<RecoveryReport> {
-    return recover(this, options);
+    return this.#recovery.recover(options);
   }
 
   /**
@@ -225,7 +193,7 @@ export class Coordinator {
     const records: TransactionRecord[] = [];
     let startAfter: { deadline: number; txId: string } | undefined;
     do {
-      const page = await this.log.listInDoubt({ ...options, limit: limit - records.length, ...(startAfter ? { startAfter } : {}) });
+      const page = await this.#log.listInDoubt({ ...options, limit: limit - records.length, ...(startAfter ? { startAfter } : {}) });
       records.push(...page.records);
       startAfter = page.next;
     } while (startAfter && records.length < limit);
@@ -235,71 +203,16 @@ export class Coordinator {
   /** An operator's abort or forget, with an audit entry (see recovery.ts). */
   override(txId: string, request: OverrideRequest): Promise<TransactionRecord> {
     validateName("txId", txId);
-    return override(this, txId, request);
-  }
-
-  /**
-   * Drives a logged decision to every branch (phase two) and marks the record done when
-   * all acknowledge. Returns the participants that did not acknowledge in time.
-   */
-  async drive(record: TransactionRecord, decision: Decision): Promise<{ acknowledged: boolean; pending: string[] }> {
-    const pending = await this.#phaseTwo(this.#context(record.txId, record.deadline), record.branches, decision);
-    if (pending.length > 0) return { acknowledged: false, pending };
-    this.#crash("complete", record.txId);
-    await this.#step(record.txId, "complete", () => this.log.complete(record.txId));
-    return { acknowledged: true, pending: [] };
-  }
-
-  /** The participant with this id: registered, seen in a run, or a built-in one made from its id. */
-  participant(id: string, txId = "(unknown)"): Participant {
-    const known = this.#registry.get(id);
-    if (known) return known;
-    const [, kind, rest] = /^(dynamodb|outbox|lambda):(.+)$/.exec(id) ?? [];
-    let made: Participant;
-    if (kind === "dynamodb") {
-      const cut = rest!.indexOf("#");
-      const [tableName, label] = cut < 0 ? [rest!, undefined] : [rest!.slice(0, cut), rest!.slice(cut + 1)];
-      made = new DynamoDbParticipant({ tableName, dynamodb: this.dynamodb, ...(label ? { label } : {}) });
-    } else if (kind === "outbox") made = outboxParticipant({ queueUrl: rest!, sqs: this.#sqs, tableName: this.log.tableName, dynamodb: this.dynamodb });
-    else if (kind === "lambda") made = new LambdaParticipant(rest!, { lambda: this.#lambda });
-    else throw new UnknownParticipantError(id, txId);
-    this.#registry.set(id, made);
-    return made;
-  }
-
-  #validate(txId: string, branches: readonly Branch[]): BranchRecord[] {
-    validateName("txId", txId);
-    if (!Array.isArray(branches) || branches.length === 0) throw new InvalidArgumentError("branches", "must list at least one participant");
-    const ids = new Set<string>();
-    const records = branches.map((b, i) => {
-      if (!b?.participant?.id) throw new InvalidArgumentError(`branches[${i}].participant`, "must be a Participant (with an id)");
-      if (ids.has(b.participant.id)) throw new InvalidArgumentError(`branches[${i}].participant`, `'${b.participant.id}' appears twice; give it all its work in one branch`);
-      ids.add(b.participant.id);
-      if (b.participant instanceof DynamoDbParticipant) validateWrites(`branches[${i}].input`, b.input);
-      this.#registry.set(b.participant.id, b.participant);
-      return { participant: b.participant.id, input: b.input ?? null };
-    });
-    const bytes = Buffer.byteLength(JSON.stringify(records), "utf8");
-    if (bytes > MAX_BRANCHES_BYTES) throw new InvalidArgumentError("branches", `are ${bytes} bytes as JSON; at most ${MAX_BRANCHES_BYTES} fit the decision log. Pass references to large data.`);
-    return records;
+    return this.#recovery.override(txId, request);
   }
 
   /** A step's request; an answer that does not settle its outcome is reported as TransactionTimeoutError. */
-  async #step<T>(txId: string, step: TransactionTimeoutError["step"], body: () => Promise<T>): Promise<T> {
-    try {
-      return await body();
-    } catch (err) {
-      if (outcomeUnknown(err)) throw new TransactionTimeoutError(txId, step, this.log.requestTimeoutMs, { cause: err });
-      throw err;
-    }
-  }
-
-  #context(txId: string, deadline: number): TxContext {
-    return { txId, deadline, decisions: this.log };
+  #step<T>(txId: string, step: "begin" | "decide", body: () => Promise<T>): Promise<T> {
+    return runStep(txId, step, this.#log.requestTimeoutMs, body);
   }
 
   #crash(point: CrashPoint, txId: string): void {
-    if (this.#options.crashAt?.(point, txId)) throw new CoordinatorCrashedError(txId, point);
+    crashIfAsked(this.#hooks.crashAt, point, txId);
   }
 
   /** Prepares every branch in parallel until the deadline; anything but a yes in time is a no. */
@@ -314,113 +227,15 @@ export class Coordinator {
     return Promise.all(votes.map(async (v) => ((await raceUntil(v, tx.deadline)) === "done" ? v : late)));
   }
 
-  /** Sends the decision to every branch, retrying each until it acknowledges or time runs out. Returns the ones that did not. */
-  async #phaseTwo(tx: TxContext, branches: readonly BranchRecord[], decision: Decision): Promise<string[]> {
-    const until = Date.now() + (this.#options.phaseTwoTimeoutMs ?? 30_000);
-    const deliveries: Promise<string | undefined>[] = [];
-    for (const [i, b] of branches.entries()) {
-      this.#crash(`phase2:${i}`, tx.txId);
-      deliveries.push(this.#deliver(tx, b, decision, until));
-    }
-    this.#crash(`phase2:${branches.length}`, tx.txId);
-    return (await Promise.all(deliveries)).filter((id): id is string => id !== undefined);
-  }
-
-  async #deliver(tx: TxContext, b: BranchRecord, decision: Decision, until: number): Promise<string | undefined> {
-    try {
-      const participant = this.participant(b.participant, tx.txId);
-      await persistently(
-        async () => {
-          // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
-          const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
-          attempt.catch(() => undefined);
-          if ((await raceUntil(attempt, until)) === "timeout") throw new PhaseTwoHung();
-        },
-        // A protocol violation or a hang will not go away by asking again; anything else may.
-        { until, retryIf: (err) => !(err instanceof ProtocolViolationError || err instanceof PhaseTwoHung) },
-      );
-      return undefined;
-    } catch {
-      return b.participant;
-    }
-  }
-
+  /** The result of a decided transaction, after phase two unless the record is done already. */
   async #finish(record: TransactionRecord, decision: Decision, duplicate: boolean): Promise<TransactionResult> {
     const base = { txId: record.txId, outcome: decision, path: record.path, duplicate, ...(decision === "aborted" && record.reason ? { reason: record.reason } : {}) };
     if (record.done) return { ...base, acknowledged: true, pending: [] };
-    return { ...base, ...(await this.drive(record, decision)) };
+    return { ...base, ...(await this.#phaseTwo.drive(record, decision)) };
   }
 
   async #fastPathApplies(branches: readonly Branch[], records: BranchRecord[]): Promise<boolean> {
-    if (this.#options.fastPath === false || this.#options.unsafeCommitBeforeDecision || this.#options.unsafeBlindDecision) return false;
-    if (!branches.every((b) => b.participant instanceof DynamoDbParticipant)) return false;
-    if (records.reduce((sum, r) => sum + (r.input as unknown[]).length, 0) >= 100) return false;
-    return sameDatabase(this.dynamodb, branches.map((b) => (b.participant as DynamoDbParticipant).dynamodb));
-  }
-
-  /**
-   * One TransactWriteItems: every write under its lock check, plus the decided-and-done
-   * record, whose `attribute_not_exists` condition makes it apply at most once per id
-   * however often it is sent (SDK retries, a second run, a late delivery). The client
-   * request token lets a retry of the same request learn that it applied.
-   */
-  async #fastPath(txId: string, branches: readonly Branch<DynamoWrite[]>[], records: BranchRecord[]): Promise<TransactionResult> {
-    const writes = branches.flatMap((b) => b.input.map((w) => (b.participant as DynamoDbParticipant).directWrite(w)));
-    const base = { txId, path: "fast" as const, acknowledged: true, pending: [] };
-    /**
-     * The outcome of an earlier run of this id, if it has one: decided (finished first if a
-     * protocol run left phase two open), or a protocol run still preparing, which this run
-     * then joins on the protocol path, so both report the one logged decision.
-     */
-    const existing = async (): Promise<TransactionResult | undefined> => {
-      const record = await this.log.get(txId);
-      if (!record) return undefined;
-      sameTransaction(record, records);
-      if (record.status === "preparing") return this.#protocol(txId, branches, records, {});
-      if (!record.done) return this.#finish(record, record.status, true);
-      return { ...base, path: record.path, outcome: record.status, duplicate: true, ...(record.reason ? { reason: record.reason } : {}) };
-    };
-    return this.#step(txId, "fast path", async () => {
-      const transactItems = [...writes, { Put: this.log.fastPathPut(txId, records, "committed") }];
-      let token: string | undefined = createHash("sha256").update(txId).digest("hex").slice(0, 36);
-      let reason = "the transaction was cancelled";
-      for (let conflicts = 0; ; ) {
-        try {
-          await this.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: transactItems, ...(token ? { ClientRequestToken: token } : {}) }));
-          return { ...base, outcome: "committed" as const, duplicate: false };
-        } catch (err) {
-          if (err instanceof IdempotentParameterMismatchException || (err as Error).name === "TransactionInProgressException") {
-            // Another run of this id sent its own request under the same token.
-            const found = await existing();
-            if (found) return found;
-            token = undefined; // without it, the record's condition still applies the writes at most once
-            await sleep(50);
-            continue;
-          }
-          if (!(err instanceof TransactionCanceledException)) throw err;
-          const reasons = err.CancellationReasons ?? [];
-          if (reasons[writes.length]?.Code === "ConditionalCheckFailed") {
-            const found = await existing(); // this id ran before
-            if (found) return found;
-          }
-          if (reasons.some((r) => r.Code === "TransactionConflict") && ++conflicts <= 3) {
-            await sleep(jitter(10 * 2 ** conflicts));
-            continue;
-          }
-          const failed = reasons.findIndex((r, i) => i < writes.length && r.Code && r.Code !== "None");
-          if (failed >= 0) reason = `write ${failed} failed: ${reasons[failed]!.Code === "ConditionalCheckFailed" ? "its condition does not hold, or a transaction holds the item" : reasons[failed]!.Code}`;
-          break;
-        }
-      }
-      // Record the abort, so this id keeps its outcome (unless a concurrent run of it committed).
-      try {
-        await this.dynamodb.send(new PutItemCommand(this.log.fastPathPut(txId, records, "aborted", reason)));
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        const found = await existing();
-        if (found) return found;
-      }
-      return { ...base, outcome: "aborted" as const, reason, duplicate: false };
-    });
+    if (this.#options.fastPath === false || this.#hooks.unsafeCommitBeforeDecision || this.#hooks.unsafeBlindDecision) return false;
+    return this.#fastPath.applies(branches, records);
   }
 }

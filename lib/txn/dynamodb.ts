@@ -107,10 +107,14 @@ export interface DynamoDbParticipantOptions {
   readonly transactionTable?: string;
   /** How long ledger items are kept after their last change. Default 7 days (as decision records). */
   readonly retainMs?: number;
+}
+
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface DynamoDbParticipantHooks {
   /**
-   * NEGATIVE CONTROL, never in production: create the ledger on prepare without checking
-   * that none exists, so a late prepare can lock again after the decision reached this
-   * participant. Exists so verification can prove that late delivery exposes it.
+   * NEGATIVE CONTROL: create the ledger on prepare without checking that none exists, so a
+   * late prepare can lock again after the decision reached this participant. Exists so
+   * verification can prove that late delivery exposes it.
    */
   readonly unsafeUnconditionalLedger?: boolean;
 }
@@ -227,6 +231,7 @@ function cancelled(err: unknown): { conflict: boolean; found: Found } | undefine
   return { conflict: reasons.some((r) => r.Code === "TransactionConflict"), found: reasons.map((r) => (r.Code === "ConditionalCheckFailed" ? (r.Item ?? {}) : undefined)) };
 }
 
+/** DynamoDB writes on one table that take part in two-phase commit (see the module comment). */
 export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   readonly id: string;
   readonly tableName: string;
@@ -235,7 +240,11 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   readonly #retainMs: number;
   readonly #ledgerCondition: string | undefined;
 
-  constructor(options: DynamoDbParticipantOptions) {
+  /**
+   * @param options the participant's table, client and ledger settings.
+   * @param hooks test seams for the verification harness (lib/check); never set in production.
+   */
+  constructor(options: DynamoDbParticipantOptions, hooks: DynamoDbParticipantHooks = {}) {
     validateName("tableName", options.tableName);
     if (options.transactionTable !== undefined) validateName("transactionTable", options.transactionTable);
     this.tableName = options.tableName;
@@ -243,7 +252,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
     this.id = `dynamodb:${options.tableName}${options.label ? `#${options.label}` : ""}`;
     this.#transactionTable = options.transactionTable;
     this.#retainMs = options.retainMs ?? DEFAULT_RETAIN_MS;
-    this.#ledgerCondition = options.unsafeUnconditionalLedger ? undefined : "attribute_not_exists(pk)";
+    this.#ledgerCondition = hooks.unsafeUnconditionalLedger ? undefined : "attribute_not_exists(pk)";
   }
 
   /** The write as one TransactWriteItems entry that applies it now, if the item is not locked (the fast path). */

@@ -209,7 +209,7 @@ export class DecisionLog {
     }
   }
 
-  /** NEGATIVE CONTROL, never in production: writes `decision` whatever is logged (see CoordinatorOptions.unsafeBlindDecision). */
+  /** NEGATIVE CONTROL, never in production: writes `decision` whatever is logged (see CoordinatorHooks.unsafeBlindDecision). */
   async unsafeOverwriteDecision(txId: string, decision: Decision, reason?: string): Promise<Decision> {
     await this.#send(
       new UpdateItemCommand({

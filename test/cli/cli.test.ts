@@ -102,7 +102,7 @@ describe("fencepost CLI against `fencepost up`", () => {
     const state = JSON.parse(readFileSync(stateFile, "utf8")) as { region: string; endpoints: { dynamodb: string }; credentials: { accessKeyId: string; secretAccessKey: string }; tables: Record<string, string> };
     const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials });
     const accounts = new DynamoDbParticipant({ tableName: state.tables["locks"]!, dynamodb });
-    const dying = new Coordinator({ tableName: state.tables["txn"]!, dynamodb, fastPath: false, crashAt: (p) => p === "decide", timeoutMs: 50 });
+    const dying = new Coordinator({ tableName: state.tables["txn"]!, dynamodb, fastPath: false, timeoutMs: 50 }, { crashAt: (p) => p === "decide" });
     const branches = [branch(accounts, [{ type: "put" as const, key: { pk: "cli-acct" }, item: { balance: 1 } }])];
     await expect(dying.run("cli-stuck", branches)).rejects.toThrow(/crashed/);
     await expect(dying.run("cli-stuck-2", branches.map((b) => ({ ...b, input: [{ type: "put" as const, key: { pk: "cli-acct-2" }, item: { balance: 1 } }] })))).rejects.toThrow(/crashed/);

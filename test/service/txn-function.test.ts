@@ -85,7 +85,7 @@ describe("coordinator function", () => {
 describe("recovery function", () => {
   it("finishes a transaction whose coordinator died, once it is 10 s past its deadline, and reports in-doubt metrics", { timeout: 30_000 }, async () => {
     const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
-    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "decide", timeoutMs: 1 });
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, timeoutMs: 1 }, { crashAt: (p) => p === "decide" });
     const txId = `svc-stuck-${run}`;
     await expect(dying.run(txId, [branch(accounts, [{ type: "put", key: { pk: `svc-stuck-${run}` }, item: { v: 1 } }])])).rejects.toThrow(/crashed/);
     const recovery = txnRecoveryFunction();

@@ -5,8 +5,13 @@
  * the clients' set-up and tear-down.
  */
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { LambdaClient } from "@aws-sdk/client-lambda";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll } from "vitest";
-import { Coordinator, DynamoDbParticipant, type CoordinatorOptions, type DynamoWrite } from "../../lib/index.js";
+import { Coordinator, DecisionLog, DynamoDbParticipant, type CoordinatorOptions, type DynamoWrite } from "../../lib/index.js";
+import type { CoordinatorHooks } from "../../lib/txn/coordinator.js";
+import { PhaseTwo } from "../../lib/txn/phase-two.js";
+import { ParticipantRegistry } from "../../lib/txn/registry.js";
 import { dynamoDbClient, lockTable, txnTable } from "./cloud.js";
 
 export function txnScene(tag: string) {
@@ -43,8 +48,13 @@ export function txnScene(tag: string) {
     },
     open: async (key: string, amount: number) => void (await db.send(new PutItemCommand({ TableName: lockTable(), Item: { pk: { S: key }, balance: { N: String(amount) } } }))),
     credit: (key: string, amount: number): DynamoWrite => ({ type: "update", key: { pk: key }, add: { balance: amount } }),
-    /** A coordinator that always takes the protocol path. */
-    protocol: (client: DynamoDBClient, extra: Partial<CoordinatorOptions> = {}) => new Coordinator({ tableName: txnTable(), dynamodb: client, fastPath: false, timeoutMs: 5000, ...extra }),
+    /** A coordinator that always takes the protocol path (`hooks`: crash seams, negative controls). */
+    protocol: (client: DynamoDBClient, extra: Partial<CoordinatorOptions> = {}, hooks: CoordinatorHooks = {}) => new Coordinator({ tableName: txnTable(), dynamodb: client, fastPath: false, timeoutMs: 5000, ...extra }, hooks),
+    /** The decision log on `client`, as a coordinator hands it to participants (`TxContext.decisions`). */
+    decisionsOn: (client: DynamoDBClient) => new DecisionLog(client, txnTable()),
+    /** Phase two on `client`, as a coordinator or recovery drives a logged decision (built-in participants only). */
+    phaseTwoOn: (client: DynamoDBClient) =>
+      new PhaseTwo({ log: new DecisionLog(client, txnTable()), registry: new ParticipantRegistry({ tableName: txnTable(), dynamodb: client, sqs: new SQSClient({}), lambda: new LambdaClient({}) }) }),
     accountsOn: (client: DynamoDBClient, label?: string) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client, ...(label ? { label } : {}) }),
   };
 }

@@ -27,7 +27,7 @@ import { ghost, holdResponse, touches } from "../support/intercept.js";
 import { txnScene } from "../support/txn.js";
 
 const scene = txnScene("d");
-const { fresh, mine, ownClient, account, open, credit, protocol, accountsOn } = scene;
+const { fresh, mine, ownClient, account, open, credit, protocol, accountsOn, decisionsOn } = scene;
 let sqs: SQSClient;
 beforeAll(() => {
   sqs = sqsClient();
@@ -45,7 +45,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     const first = protocol(slowClient).run(txId, [branch(accountsOn(slowClient), [credit(a, 5)])]);
     await slow.held;
     // Run 2 of the same id prepares (meeting run 1's lock), logs commit, and dies before phase two.
-    const second = protocol(ownClient(), { crashAt: (p) => p === "phase2:0" });
+    const second = protocol(ownClient(), {}, { crashAt: (p) => p === "phase2:0" });
     await expect(second.run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     slow.release();
     expect(await first).toMatchObject({ outcome: "committed", acknowledged: true });
@@ -69,7 +69,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
     await late.deliver().catch(() => undefined);
     expect((await account(a)).locked).toBeUndefined();
     // A repeated commit delivery (an old phase-two retry) must apply nothing.
-    const tx: TxContext = { txId, deadline: Date.now() + 5000, decisions: coordinator.log };
+    const tx: TxContext = { txId, deadline: Date.now() + 5000, decisions: decisionsOn(lateClient) };
     await participant.commit(tx, [credit(a, 30)]);
     expect(await participant.prepare(tx, [credit(a, 30)])).toMatchObject({ vote: "no" });
     await participant.commit(tx, [credit(a, 30)]);
@@ -99,7 +99,7 @@ describe("two-phase commit with duplicate runs and late requests", () => {
   });
 
   it("negative control: without the ledger's condition, the same late prepare locks the item again after its abort", async () => {
-    const { txId, after } = await prepareDeliveredAfterAbort((client) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client, unsafeUnconditionalLedger: true }));
+    const { txId, after } = await prepareDeliveredAfterAbort((client) => new DynamoDbParticipant({ tableName: lockTable(), dynamodb: client }, { unsafeUnconditionalLedger: true }));
     expect(after.locked).toBe(txId);
   });
 

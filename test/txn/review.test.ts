@@ -14,7 +14,7 @@ import { holdResponse, touches } from "../support/intercept.js";
 import { txnScene } from "../support/txn.js";
 
 const scene = txnScene("r");
-const { fresh, ownClient, item, account, open, credit, protocol, accountsOn } = scene;
+const { fresh, ownClient, item, account, open, credit, protocol, accountsOn, decisionsOn, phaseTwoOn } = scene;
 const ledgerKey = (participantId: string, txId: string) => ({ pk: { S: `part#${encodeURIComponent(participantId)}#${txId}` } });
 
 function deferred() {
@@ -88,7 +88,7 @@ describe("two-phase commit against the review's interleavings", () => {
     const a = fresh("acct");
     await open(a, 10);
     const txId = fresh("tx");
-    await expect(protocol(ownClient(), { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(protocol(ownClient(), {}, { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     const ops = protocol(scene.db);
     await ops.override(txId, { action: "forget", operator: "ops", reason: "phase two kept failing" });
     await ops.recover({ prefix: txId }); // a done record is not in doubt: nothing to do
@@ -102,13 +102,13 @@ describe("two-phase commit against the review's interleavings", () => {
     await open(a, 10);
     const txId = fresh("tx");
     const participant = accountsOn(scene.db);
-    const c = protocol(scene.db, { crashAt: (p) => p === "phase2:0" });
+    const c = protocol(scene.db, {}, { crashAt: (p) => p === "phase2:0" });
     await expect(c.run(txId, [branch(participant, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     const { Item: ledger } = await scene.db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
     expect(ledger?.["state"]?.S).toBe("prepared");
     expect(ledger?.["ttl"]).toBeUndefined(); // kept until the decision reaches it
     const recovery = protocol(scene.db);
-    expect(await recovery.drive((await recovery.status(txId))!, "committed")).toMatchObject({ acknowledged: true });
+    expect(await phaseTwoOn(scene.db).drive((await recovery.status(txId))!, "committed")).toMatchObject({ acknowledged: true });
     const { Item: after } = await scene.db.send(new GetItemCommand({ TableName: txnTable(), Key: ledgerKey(participant.id, txId), ConsistentRead: true }));
     expect(after?.["state"]?.S).toBe("committed");
     expect(after?.["ttl"]?.N).toBeDefined(); // a final state expires with the decision record
@@ -132,11 +132,11 @@ describe("two-phase commit against the review's interleavings", () => {
     const plain = accountsOn(scene.db);
     const labelled = accountsOn(scene.db, "L");
     // Transaction aTx: committed in the log, its phase two not yet delivered (ledger `prepared`).
-    await expect(protocol(scene.db, { crashAt: (p) => p === "phase2:0" }).run(aTx, [branch(plain, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(protocol(scene.db, {}, { crashAt: (p) => p === "phase2:0" }).run(aTx, [branch(plain, [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     // An unrelated transaction `base` at the labelled participant, on another item.
     const other = await protocol(scene.db).run(base, [branch(labelled, [credit(b, 1)])]);
     expect(other.outcome).toBe("committed"); // before the fix: aborted (it met aTx's ledger), and its abort overwrote that ledger with `aborted`
-    const tx: TxContext = { txId: aTx, deadline: Date.now() + 5000, decisions: protocol(scene.db).log };
+    const tx: TxContext = { txId: aTx, deadline: Date.now() + 5000, decisions: decisionsOn(scene.db) };
     await expect(plain.commit(tx, [credit(a, 5)])).resolves.toBeUndefined(); // before the fix: ProtocolViolationError "commit after abort"
     expect(await account(a)).toEqual({ balance: 15, locked: undefined });
   });
@@ -166,13 +166,13 @@ describe("two-phase commit against the review's interleavings", () => {
     await open(a, 10);
     const txId = fresh("tx");
     // T, coordinated through the txn table: prepared (a locked), committed, phase two not yet delivered.
-    await expect(protocol(scene.db, { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
+    await expect(protocol(scene.db, {}, { crashAt: (p) => p === "phase2:0" }).run(txId, [branch(accountsOn(scene.db), [credit(a, 5)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     // U, coordinated by a second deployment whose transaction table is another table (here: the lock table, which has the same `pk` key).
     const otherDeployment = new Coordinator({ tableName: lockTable(), dynamodb: scene.db, fastPath: false, timeoutMs: 5000 });
     const u = await otherDeployment.run(fresh("tx"), [branch(accountsOn(scene.db), [credit(a, 1)])]);
     expect(u.outcome).toBe("aborted"); // before the fix: committed, after releasing T's lock as "presumed aborted" in the wrong log
     const home = protocol(scene.db);
-    const driven = await home.drive((await home.status(txId))!, "committed");
+    const driven = await phaseTwoOn(scene.db).drive((await home.status(txId))!, "committed");
     expect(driven.acknowledged).toBe(true); // before the fix: false (ProtocolViolationError: an item lost this transaction's lock)
     expect((await account(a)).balance).toBe(u.outcome === "committed" ? 16 : 15); // before the fix: 11 — T's committed credit is lost
   });

@@ -20,12 +20,12 @@ import {
   ProtocolViolationError,
   TransactionTimeoutError,
   branch,
-  crashPoints,
   defineParticipant,
   outboxParticipant,
   type DynamoWrite,
   type Participant,
 } from "../../lib/index.js";
+import { crashPoints } from "../../lib/txn/crash-points.js";
 import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
 
 let db: DynamoDBClient;
@@ -171,7 +171,7 @@ describe("two-phase commit", () => {
   });
 
   it("does not apply a fast-path write to an item a protocol transaction holds", async () => {
-    const protocol = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "decide" });
+    const protocol = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false }, { crashAt: (p) => p === "decide" });
     const fast = new Coordinator({ tableName: txnTable(), dynamodb: db });
     const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
     const a = fresh("acct");
@@ -208,7 +208,7 @@ describe("two-phase commit", () => {
   });
 
   it("settles a dead coordinator's locks when the next transaction needs the item", async () => {
-    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "decide" });
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false }, { crashAt: (p) => p === "decide" });
     const next = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false });
     const accounts = new DynamoDbParticipant({ tableName: lockTable(), dynamodb: db });
     const a = fresh("acct");
@@ -238,7 +238,7 @@ describe("two-phase commit", () => {
 
     // A committed transaction whose coordinator died in phase two: the next transaction that
     // needs the item applies its commit first (idempotent by its ledger), then goes ahead.
-    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, crashAt: (p) => p === "phase2:0", timeoutMs: 5000 });
+    const dying = new Coordinator({ tableName: txnTable(), dynamodb: db, fastPath: false, timeoutMs: 5000 }, { crashAt: (p) => p === "phase2:0" });
     const pending = fresh("tx");
     await expect(dying.run(pending, [branch(accounts, [credit(a, 1000)])])).rejects.toBeInstanceOf(CoordinatorCrashedError);
     expect((await balance(a)).locked).toBe(pending);
@@ -316,7 +316,7 @@ describe("recovery", () => {
     for (const point of points) {
       const { book, a, b, branches } = await setup();
       const txId = fresh(`crash-${point}`);
-      const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === point, timeoutMs: 800 });
+      const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], timeoutMs: 800 }, { crashAt: (p) => p === point });
       await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
       await pastDeadline(coordinator, txId);
       const recovery = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }); // another process
@@ -352,7 +352,7 @@ describe("recovery", () => {
   it("negative control: a coordinator that commits before logging its decision is caught breaking atomicity", async () => {
     const { book, a, branches } = await setup();
     const txId = fresh("unsafe");
-    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], unsafeCommitBeforeDecision: true, crashAt: (p) => p === "phase2:1", timeoutMs: 800 });
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], timeoutMs: 800 }, { unsafeCommitBeforeDecision: true, crashAt: (p) => p === "phase2:1" });
     await expect(coordinator.run(txId, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
     await pastDeadline(coordinator, txId);
     await new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book] }).recover(mine);
@@ -364,7 +364,7 @@ describe("recovery", () => {
   it("lists in-doubt transactions; an operator can abort one (audited) but never overturn a commit", async () => {
     const { book, branches } = await setup();
     // A long deadline keeps every recovery away from it; list all unfinished ones to see it.
-    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], crashAt: (p) => p === "decide", timeoutMs: 600_000 });
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb: db, participants: [book], timeoutMs: 600_000 }, { crashAt: (p) => p === "decide" });
     const stuck = fresh("stuck");
     await expect(coordinator.run(stuck, branches)).rejects.toBeInstanceOf(CoordinatorCrashedError);
     expect((await coordinator.listInDoubt({ ...mine })).map((r) => r.txId)).not.toContain(stuck); // not past its deadline

@@ -16,15 +16,17 @@ const config = JSON.parse(process.argv[2] ?? "{}") as BankProcessConfig;
 const db = new DynamoDBClient(config.dynamodb);
 const sqs = new SQSClient(config.sqs);
 const participants = bankParticipants(db, sqs, config);
-const coordinator = new Coordinator({
-  tableName: config.txnTable,
-  dynamodb: db,
-  sqs,
-  participants: [participants.ledger, participants.outbox, participants.accounts],
-  timeoutMs: config.timeoutMs,
-  phaseTwoTimeoutMs: 2000,
-  unsafeCommitBeforeDecision: config.unsafeCommitBeforeDecision,
-});
+const coordinator = new Coordinator(
+  {
+    tableName: config.txnTable,
+    dynamodb: db,
+    sqs,
+    participants: [participants.ledger, participants.outbox, participants.accounts],
+    timeoutMs: config.timeoutMs,
+    phaseTwoTimeoutMs: 2000,
+  },
+  { unsafeCommitBeforeDecision: config.unsafeCommitBeforeDecision },
+);
 const say = (message: object) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 // Warm up (connections, code paths) so that kills land in transactions, not in a cold start.

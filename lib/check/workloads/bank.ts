@@ -48,11 +48,14 @@ import { createRequire } from "node:module";
 import { dirname, extname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { Coordinator, crashPoints, type CrashPoint, type TransactionResult } from "../../txn/coordinator.js";
-import { DynamoDbParticipant, type DynamoDbParticipantOptions, type DynamoWrite } from "../../txn/dynamodb.js";
+import { Coordinator } from "../../txn/coordinator.js";
+import { crashPoints, type CrashPoint } from "../../txn/crash-points.js";
+import { DynamoDbParticipant, type DynamoDbParticipantHooks, type DynamoWrite } from "../../txn/dynamodb.js";
 import { CoordinatorCrashedError } from "../../txn/errors.js";
+import { DecisionLog } from "../../txn/log.js";
 import { outboxParticipant, type OutboxMessage } from "../../txn/outbox.js";
 import { branch, defineParticipant, type Branch, type Participant } from "../../txn/participant.js";
+import type { TransactionResult } from "../../txn/result.js";
 import type { FaultRates } from "../faults.js";
 import type { Anomaly } from "../invariants.js";
 import type { Operation } from "../history.js";
@@ -109,9 +112,9 @@ export interface BankParticipants {
   readonly outbox: Participant<OutboxMessage>;
 }
 
-export function bankParticipants(db: DynamoDBClient, sqs: SQSClient, c: Pick<BankProcessConfig, "tableName" | "txnTable" | "queueUrl" | "ledgerId">, accounts: Partial<DynamoDbParticipantOptions> = {}): BankParticipants {
+export function bankParticipants(db: DynamoDBClient, sqs: SQSClient, c: Pick<BankProcessConfig, "tableName" | "txnTable" | "queueUrl" | "ledgerId">, accountsHooks: DynamoDbParticipantHooks = {}): BankParticipants {
   return {
-    accounts: new DynamoDbParticipant({ tableName: c.tableName, dynamodb: db, ...accounts }),
+    accounts: new DynamoDbParticipant({ tableName: c.tableName, dynamodb: db }, accountsHooks),
     ledger: ledgerParticipant(db, c.tableName, c.txnTable, c.ledgerId),
     outbox: outboxParticipant({ queueUrl: c.queueUrl, sqs, tableName: c.txnTable, dynamodb: db }),
   };
@@ -296,11 +299,14 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const roles = new Map(
     run.workers.map((w) => {
       const p = participantsOf(w);
-      const common = { tableName: setup.tableName, dynamodb: w.dynamodb, sqs: p.sqs, participants: [p.ledger, p.outbox, p.accounts], timeoutMs: plan.timeoutMs, phaseTwoTimeoutMs: 2000, unsafeBlindDecision: control === "blind-decision" };
-      const coordinator = new Coordinator({ ...common, crashAt: (point, txId) => crashPlan.get(txId) === point, unsafeCommitBeforeDecision: control === "commit-before-log" });
+      const common = { tableName: setup.tableName, dynamodb: w.dynamodb, sqs: p.sqs, participants: [p.ledger, p.outbox, p.accounts], timeoutMs: plan.timeoutMs, phaseTwoTimeoutMs: 2000 };
+      const blindDecision = { unsafeBlindDecision: control === "blind-decision" };
+      const coordinator = new Coordinator(common, { ...blindDecision, crashAt: (point, txId) => crashPlan.get(txId) === point, unsafeCommitBeforeDecision: control === "commit-before-log" });
       /** Runs a transfer a second time, at once, as Lambda's at-least-once invoke may. */
-      const duplicate = new Coordinator(common);
-      return [w.id, { p, ledger: lossyLedger(w, p.ledger), coordinator, duplicate }] as const;
+      const duplicate = new Coordinator(common, blindDecision);
+      /** The decision log as the coordinators see it, for the stale messages sent after the fact. */
+      const decisions = new DecisionLog(w.dynamodb, setup.tableName);
+      return [w.id, { p, ledger: lossyLedger(w, p.ledger), coordinator, duplicate, decisions }] as const;
     }),
   );
 
@@ -356,7 +362,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       return;
     }
     if (processWorkers.has(w)) return childLifecycle(w);
-    const { p, ledger, coordinator } = roles.get(w.id)!;
+    const { p, ledger, coordinator, decisions } = roles.get(w.id)!;
     const t0 = draft(w);
     const branches = bankBranches(t0, { ...p, ledger }, prefix);
     const protocol = branches.some((b) => b.participant !== p.accounts);
@@ -400,7 +406,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
     if (protocol && plan.staleMessages && w.random.chance(0.15)) {
       const b = w.random.pick(branches);
       // As the coordinator would send them: with the decision log at hand.
-      const tx = { txId: transfer.txId, deadline: Date.now() + plan.timeoutMs, decisions: coordinator.log };
+      const tx = { txId: transfer.txId, deadline: Date.now() + plan.timeoutMs, decisions };
       stats.duplicatePhaseTwo++;
       await (outcome === "committed" ? b.participant.commit(tx, b.input) : b.participant.abort(tx, b.input)).catch(() => undefined);
       if (w.random.chance(0.3)) {

@@ -83,7 +83,6 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
       group,
       holeTimeoutMs: 500,
       clock: w.clock,
-      unsafeSkipCursorCheck: control,
       transactional: async (m): Promise<TransactWriteItem[]> => {
         calls.push({ seq: m.seq, committedBefore: committed });
         if (control) await pauseFor(w.random.int(5, 30));
@@ -98,7 +97,7 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
           },
         ];
       },
-    });
+    }, { unsafeSkipCursorCheck: control });
     return { consumer, noteCommitted: (position: number) => (committed = Math.max(committed, position)) };
   };
 
@@ -110,8 +109,8 @@ export async function runBroadcastWorkload(env: WorkloadEnvironment, options: Br
     const sqs = sqsOf(w);
     roles.set(w.id, {
       kind: "producer",
-      broadcast: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, queueUrl: setup.queueUrl, sqs, unsafeDedupCheckThenAct: checkThenAct }),
-      logOnly: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, unsafeDedupCheckThenAct: checkThenAct }),
+      broadcast: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb, queueUrl: setup.queueUrl, sqs }, { unsafeDedupCheckThenAct: checkThenAct }),
+      logOnly: new Broadcast({ tableName: setup.logTable, dynamodb: w.dynamodb }, { unsafeDedupCheckThenAct: checkThenAct }),
       sqs,
     });
   }
