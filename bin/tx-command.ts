@@ -4,7 +4,7 @@
  * two runs with the function's access to the participants).
  */
 import { hostname, userInfo } from "node:os";
-import { invokeJson } from "../lib/locks/remote.js";
+import { invokeJson } from "../lib/internal/lambda.js";
 import type { TxnRequest, TxnResponses } from "../lib/service/txn-api.js";
 import type { TransactionRecord } from "../lib/txn/log.js";
 import { txnService } from "./connection.js";

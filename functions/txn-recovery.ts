@@ -8,7 +8,7 @@
  */
 import middy from "@middy/core";
 import { Coordinator } from "../lib/txn/coordinator.js";
-import { structuredLog } from "../lib/service/middleware.js";
+import { structuredLog, typedErrors } from "../lib/service/middleware.js";
 import { inDoubtMetrics } from "../lib/service/txn-metrics.js";
 
 const tableName = process.env["TXN_TABLE"];
@@ -16,6 +16,7 @@ if (!tableName) throw new Error("TXN_TABLE is not set: deploy this function with
 const coordinator = new Coordinator({ tableName });
 
 export const handler = middy<unknown, unknown>()
+  .use(typedErrors())
   .use(structuredLog(() => ({ action: "recover" })))
   .handler(async () => {
     const report = await coordinator.recover({ graceMs: 10_000, limit: 1000 });

@@ -8,7 +8,7 @@
 import middy from "@middy/core";
 import { txnRequestSchema, type TxnRequest } from "../lib/service/txn-api.js";
 import { TxnService } from "../lib/service/txn-service.js";
-import { structuredLog, validateEvent } from "../lib/service/middleware.js";
+import { structuredLog, typedErrors, validateEvent } from "../lib/service/middleware.js";
 import { validator } from "../lib/service/validate.js";
 
 const tableName = process.env["TXN_TABLE"];
@@ -16,6 +16,7 @@ if (!tableName) throw new Error("TXN_TABLE is not set: deploy this function with
 const service = new TxnService({ tableName });
 
 export const handler = middy<unknown, unknown>()
+  .use(typedErrors())
   .use(structuredLog((event) => ({ action: (event as Partial<TxnRequest>).action, txId: (event as { txId?: string }).txId })))
   .use(validateEvent(validator<TxnRequest>(txnRequestSchema)))
   .handler((event) => service.handle(event as TxnRequest));

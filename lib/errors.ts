@@ -473,6 +473,35 @@ export class CoordinatorCrashedError extends FencepostError {
   }
 }
 
+/** A transaction was to be marked complete before any decision was logged: a coordinator bug; report it. */
+export class UndecidedTransactionError extends FencepostError {
+  override name = "UndecidedTransactionError";
+  constructor(
+    readonly txId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Transaction '${txId}' has no decision logged, so it cannot be marked complete. This is a coordinator bug: report it with the record (fencepost tx show ${txId}).`, options);
+  }
+}
+
+/**
+ * @internal A call to a participant still running when phase two's time ran out: the
+ * participant is left to recovery. Never leaves the coordinator.
+ */
+export class ParticipantCallHungError extends FencepostError {
+  override name = "ParticipantCallHungError";
+}
+
+/** The local cloud could not start, or a local resource is missing or misconfigured (fencepost/local). */
+export class LocalCloudError extends FencepostError {
+  override name = "LocalCloudError";
+}
+
+/** A synthesized CloudFormation template the local cloud cannot serve (fencepost/local). */
+export class TemplateError extends FencepostError {
+  override name = "TemplateError";
+}
+
 /** A function's error that is not one of Fencepost's own (a bug, a runtime failure, a timeout). */
 export class RemoteFunctionError extends FencepostError {
   override name = "RemoteFunctionError";
@@ -513,6 +542,7 @@ export const ERROR_CLASSES: Readonly<Record<string, new (...args: never[]) => Fe
   TransactionTimeoutError,
   UnknownParticipantError,
   CoordinatorCrashedError,
+  UndecidedTransactionError,
   RemoteFunctionError,
 });
 
@@ -540,6 +570,19 @@ export function toWire(err: Error): WireError {
   const details = detailsOf(err);
   const json = Object.keys(details).length > 0 ? JSON.stringify(details) : undefined;
   return { errorType: err.name, errorMessage: json === undefined ? err.message : `${err.message}${DETAILS_LINE}${json}` };
+}
+
+/**
+ * What a Lambda handler throws so that `err` reaches the caller as `toWire` describes:
+ * an Error named after err's class whose message carries its details (the Lambda runtime
+ * reports only a thrown error's name and message). `cause` keeps the original.
+ */
+export function wireError(err: FencepostError): Error {
+  const wire = toWire(err);
+  const onWire = new Error(wire.errorMessage, { cause: err });
+  onWire.name = wire.errorType;
+  if (err.stack !== undefined) onWire.stack = err.stack;
+  return onWire;
 }
 
 /**

@@ -33,7 +33,12 @@ interface MiddlewareClient {
 type Handler = (args: unknown) => Promise<unknown>;
 type Context = { commandName?: string };
 
-function faultError(name: string, message: string, status?: number): Error {
+/**
+ * An error shaped like the AWS SDK's (name, `$metadata`, `$fault`), as injected faults
+ * raise them: with `status` a definite answer (4xx: not applied), without one a failure
+ * whose outcome the caller cannot know.
+ */
+export function injectedFailure(name: string, message: string, status?: number): Error {
   const err = new Error(message);
   err.name = name;
   Object.assign(err, { $metadata: status ? { httpStatusCode: status } : {}, $fault: status && status < 500 ? "client" : "server" });
@@ -84,14 +89,14 @@ export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?
       onFault?.(fault.kind, request);
       switch (fault.kind) {
         case "lose-request":
-          throw faultError("TimeoutError", "injected fault: request lost before it reached the service");
+          throw injectedFailure("TimeoutError", "injected fault: request lost before it reached the service");
         case "throttle":
-          throw faultError("ThrottlingException", "injected fault: throttled", 400);
+          throw injectedFailure("ThrottlingException", "injected fault: throttled", 400);
         case "server-error":
-          throw faultError("InternalServerError", "injected fault: 500 before the write was applied", 500);
+          throw injectedFailure("InternalServerError", "injected fault: 500 before the write was applied", 500);
         case "lose-response": {
           await next(args);
-          throw faultError("TimeoutError", "injected fault: response lost after the service applied the request");
+          throw injectedFailure("TimeoutError", "injected fault: response lost after the service applied the request");
         }
         case "delay": {
           const result = await next(args);
@@ -106,7 +111,7 @@ export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?
             () => undefined,
           );
           onLate?.(delivery);
-          throw faultError("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
+          throw injectedFailure("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
         }
       }
     },

@@ -7,6 +7,7 @@
  * not on how the workers interleave.
  * Not for cryptography.
  */
+import { InvalidArgumentError } from "../errors.js";
 export class Random {
   #state: number;
 
@@ -34,7 +35,7 @@ export class Random {
   }
 
   pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new RangeError("pick from an empty list");
+    if (items.length === 0) throw new InvalidArgumentError("items", "must not be empty: there is nothing to pick");
     return items[Math.floor(this.next() * items.length)]!;
   }
 

@@ -14,12 +14,16 @@ export function certainlyNotApplied(err: unknown): boolean {
   return typeof status === "number" && status >= 400 && status < 500;
 }
 
+/** True when DynamoDB refused the request for capacity (throttling of any kind). */
+export function isThrottled(err: unknown): boolean {
+  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded/.test((err as { name?: string })?.name ?? "");
+}
+
 /**
  * True for errors that say DynamoDB is busy rather than that the request is wrong:
  * throttling, or a conflict with a transaction in progress on the item. Nothing applied,
  * and asking again after a backoff may succeed.
  */
-export function isThrottling(err: unknown): boolean {
-  const name = (err as { name?: string })?.name ?? "";
-  return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionConflict/.test(name);
+export function isBusy(err: unknown): boolean {
+  return isThrottled(err) || /TransactionConflict/.test((err as { name?: string })?.name ?? "");
 }

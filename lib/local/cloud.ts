@@ -14,7 +14,8 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { existsSync, readFileSync } from "node:fs";
-import { startDynamoDbLocal, startSqsEmulator, LocalCloudError, type RunningEmulator } from "./processes.js";
+import { startDynamoDbLocal, startSqsEmulator, type RunningEmulator } from "./processes.js";
+import { LocalCloudError } from "../errors.js";
 import { provisionTemplate, type Provisioned, type ProvisionedQueue } from "./provision.js";
 import { serveLambdas, type LocalLambdas } from "./lambda.js";
 import type { CloudFormationTemplate } from "./template.js";

@@ -20,6 +20,7 @@
  * Differences from AWS: one worker per function runs invocations concurrently; IAM is not
  * enforced; `cron(...)` schedules are reported and skipped.
  */
+import { LocalCloudError } from "../errors.js";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -75,7 +76,7 @@ const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..")
 function handlerFile(root: string, path: string): string {
   const candidates = [join(root, path), join(root, "dist", path.replace(/\.ts$/, ".js")), join(root, path.replace(/\.ts$/, ".js"))];
   const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`local Lambda: handler file ${path} not found (looked in ${candidates.join(", ")})`);
+  if (!found) throw new LocalCloudError(`local Lambda: handler file ${path} not found (looked in ${candidates.join(", ")})`);
   return found;
 }
 

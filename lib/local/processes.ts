@@ -14,10 +14,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
-
-export class LocalCloudError extends Error {
-  override name = "LocalCloudError";
-}
+import { LocalCloudError } from "../errors.js";
 
 export interface RunningEmulator {
   readonly endpoint: string;

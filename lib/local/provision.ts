@@ -18,8 +18,8 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { TemplateError } from "../errors.js";
 import {
-  TemplateError,
   resolveIntrinsics,
   resourceRole,
   resourcesOfType,

@@ -6,6 +6,7 @@
  * an intrinsic this module cannot resolve is an error naming it, never a silent guess.
  * Assumes: a template produced by `cdk synth` (JSON, no parameters needed to provision).
  */
+import { TemplateError } from "../errors.js";
 
 export interface CloudFormationResource {
   Type: string;
@@ -26,9 +27,6 @@ export interface ResolvedResource {
   attributes: Record<string, string>;
 }
 
-export class TemplateError extends Error {
-  override name = "TemplateError";
-}
 
 /** The `fencepost:resource` tag value of a resource, if it carries one. */
 export function resourceRole(resource: CloudFormationResource): string | undefined {

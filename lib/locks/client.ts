@@ -278,5 +278,3 @@ export class LockClient {
   }
 }
 
-/** @deprecated Transitional: import from lib/internal/validation.ts. */
-export { validateName };

@@ -10,5 +10,3 @@ export interface MonotonicClock {
 
 export const systemClock: MonotonicClock = { now: () => performance.now() };
 
-/** @deprecated Transitional for lib/txn: import from lib/internal/time.ts. */
-export { jitter, sleep } from "../internal/time.js";

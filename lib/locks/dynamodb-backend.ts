@@ -8,7 +8,7 @@ import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js
 import { sleep } from "../internal/time.js";
 import type { MonotonicClock } from "./clock.js";
 import { FencepostError, InvalidArgumentError, LockQueueFullError, LockTimeoutError } from "../errors.js";
-import { certainlyNotApplied, isThrottling } from "../internal/outcomes.js";
+import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
 import { LeaseStore, type GrantExpectation, type LeaseRecord } from "./lease.js";
 import { DEFAULT_MAX_WAITERS, MAX_DEFAULT_POLL_MS, MIN_DEFAULT_WAITER_LEASE_MS } from "./defaults.js";
 import { leaseKey, type LockPage, type LockState } from "./protocol.js";
@@ -215,7 +215,7 @@ export class DynamoDbLockBackend implements LockBackend {
         } catch (err) {
           // Throttled, or an outcome we could not learn: wait a poll and look again. Attempt
           // ids stay in `attempts`, so a grant that landed unseen is recognised later.
-          if (err instanceof FencepostError || (certainlyNotApplied(err) && !isThrottling(err)) || signal?.aborted) throw err;
+          if (err instanceof FencepostError || (certainlyNotApplied(err) && !isBusy(err)) || signal?.aborted) throw err;
           await sleep(pollMs, signal);
           observe(await this.store.read(key).catch(() => record));
         }

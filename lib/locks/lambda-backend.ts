@@ -8,7 +8,7 @@ import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js
 import type { MonotonicClock } from "./clock.js";
 import { FencepostError, LockTimeoutError } from "../errors.js";
 import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
-import { invokeJson } from "./remote.js";
+import { invokeJson } from "../internal/lambda.js";
 
 /** Longest wait one acquire invocation is asked for; longer waits take several. */
 export const WAIT_SLICE_MS = 20_000;

@@ -17,7 +17,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { numberValue, stringValue } from "../internal/attributes.js";
 import { randomUUID } from "node:crypto";
-import { ReleaseIncompleteError } from "../errors.js";
+import { OutcomeUnknownError, ReleaseIncompleteError } from "../errors.js";
 import { MAX_WAITER_LEASE_MS, MAX_WAITERS, parsePlace, PLACE_MARGIN_MS } from "./queue.js";
 import { sleep } from "../internal/time.js";
 import { certainlyNotApplied } from "../internal/outcomes.js";
@@ -178,7 +178,7 @@ export class LeaseStore {
   ): Promise<{ applied: true; record: LeaseRecord } | { applied: false; found: LeaseRecord | undefined }> {
     try {
       const after = parseLease(await send());
-      if (!after) throw new Error(`write to ${key} returned no item`);
+      if (!after) throw new OutcomeUnknownError(`The write to ${key} returned no item; its outcome is settled by reading it.`);
       return { applied: true, record: after };
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {

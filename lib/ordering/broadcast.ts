@@ -5,7 +5,8 @@
  */
 import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
+import { sha256Hex } from "../internal/ids.js";
 import { validateName } from "../internal/validation.js";
 import { jitter, sleep } from "../internal/time.js";
 import { FencepostError, InvalidArgumentError, PayloadTooLargeError, PublishConflictError, PublishIncompleteError, SlotLostError, type PublishResult } from "../errors.js";
@@ -262,7 +263,7 @@ export class Broadcast {
 
 /** The SQS deduplication id of a stream's message: fixed per (stream, seq), at most 128 characters. */
 export function deduplicationId(stream: string, seq: number): string {
-  return createHash("sha256").update(`${stream}\n${seq}`).digest("hex");
+  return sha256Hex(`${stream}\n${seq}`);
 }
 
 export function validateStream(stream: unknown): asserts stream is string {

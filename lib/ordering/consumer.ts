@@ -3,6 +3,7 @@
  * message's effects committed once, whatever the queue does.
  * (Guarantees and assumptions: see the TSDoc of ConsumerGroup below.)
  */
+import { InvalidArgumentError } from "../errors.js";
 import {
   ConditionalCheckFailedException,
   DynamoDBClient,
@@ -125,7 +126,7 @@ export class ConsumerGroup<T = unknown> {
   constructor(options: ConsumerGroupOptions<T>, hooks: ConsumerGroupHooks = {}) {
     validateStream(options.stream);
     validateName("group", options.group);
-    if (!options.handler === !options.transactional) throw new TypeError("ConsumerGroup needs exactly one of handler and transactional");
+    if (!options.handler === !options.transactional) throw new InvalidArgumentError("handler", "ConsumerGroup needs exactly one of handler and transactional");
     this.stream = options.stream;
     this.group = options.group;
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);

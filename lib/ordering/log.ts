@@ -16,7 +16,7 @@ import {
   type Update,
 } from "@aws-sdk/client-dynamodb";
 import { jitter, sleep } from "../internal/time.js";
-import { certainlyNotApplied, isThrottling } from "../internal/outcomes.js";
+import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
 
 type Item = Record<string, AttributeValue>;
 
@@ -230,5 +230,5 @@ export class StreamLog {
 
 /** A conflict with a transaction in progress, throttling, or an unknown outcome: asking again may succeed. */
 function worthTryingAgain(err: unknown): boolean {
-  return isThrottling(err) || !certainlyNotApplied(err);
+  return isBusy(err) || !certainlyNotApplied(err);
 }

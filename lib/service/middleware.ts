@@ -9,7 +9,7 @@
  * same class.
  */
 import type { MiddlewareObj } from "@middy/core";
-import { FencepostError, toWire } from "../errors.js";
+import { FencepostError, wireError } from "../errors.js";
 
 /**
  * Rethrows a FencepostError in its wire form (errors.ts `toWire`), so its fields reach
@@ -18,13 +18,7 @@ import { FencepostError, toWire } from "../errors.js";
 export function typedErrors(): MiddlewareObj<unknown, unknown> {
   return {
     onError: (request) => {
-      const err = request.error;
-      if (!(err instanceof FencepostError)) return;
-      const wire = toWire(err);
-      const onWire = new Error(wire.errorMessage, { cause: err });
-      onWire.name = wire.errorType;
-      onWire.stack = err.stack;
-      request.error = onWire;
+      if (request.error instanceof FencepostError) request.error = wireError(request.error);
     },
   };
 }

@@ -7,8 +7,8 @@
  * log's item; `sameTransaction` refuses a second run of an id that asks for other work.
  * Assumes: inputs are plain JSON (phase two and recovery apply them from the log).
  */
-import { validateName } from "../locks/client.js";
-import { InvalidArgumentError } from "../locks/errors.js";
+import { validateName } from "../internal/validation.js";
+import { InvalidArgumentError } from "../errors.js";
 import { DynamoDbParticipant, validateWrites } from "./dynamodb.js";
 import type { BranchRecord, TransactionRecord } from "./log.js";
 import type { Branch } from "./participant.js";

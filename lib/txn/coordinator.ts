@@ -35,7 +35,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { validateName } from "../locks/client.js";
+import { validateName } from "../internal/validation.js";
 import { recordBranches, sameTransaction } from "./branches.js";
 import { crashIfAsked, type CrashPoint, type CrashSeam } from "./crash-points.js";
 import { raceUntil } from "./deadline.js";

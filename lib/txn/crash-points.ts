@@ -7,7 +7,7 @@
  * coordinator there with CoordinatorCrashedError, before the step's request is sent.
  * Assumes: nothing; a coordinator without a seam never stops.
  */
-import { CoordinatorCrashedError } from "./errors.js";
+import { CoordinatorCrashedError } from "../errors.js";
 
 /** Where a coordinator can be made to "die" in tests: before a step, or before message i of a phase. */
 export type CrashPoint = "begin" | `prepare:${number}` | "decide" | `phase2:${number}` | "complete";

@@ -58,11 +58,11 @@ import {
   type TransactWriteItem,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
-import { setTimeout as sleep } from "node:timers/promises";
+import { sleep } from "../internal/time.js";
 import { isDeepStrictEqual } from "node:util";
-import { validateName } from "../locks/client.js";
-import { InvalidArgumentError } from "../locks/errors.js";
-import { ProtocolViolationError } from "./errors.js";
+import { validateName } from "../internal/validation.js";
+import { InvalidArgumentError } from "../errors.js";
+import { ProtocolViolationError } from "../errors.js";
 import { DEFAULT_RETAIN_MS } from "./log.js";
 import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
 import { jitter } from "./retry.js";
@@ -120,7 +120,8 @@ export interface DynamoDbParticipantHooks {
 }
 
 const LOCK_NAMES = { "#fptx": LOCK_ATTRIBUTES.tx, "#fpfresh": LOCK_ATTRIBUTES.fresh };
-const m = (v: Record<string, NativeAttributeValue>): Item => marshall(v, { removeUndefinedValues: true, convertClassInstanceToMap: false });
+/** Marshalls a participant write's plain values into DynamoDB attributes. */
+const toAttributes = (v: Record<string, NativeAttributeValue>): Item => marshall(v, { removeUndefinedValues: true, convertClassInstanceToMap: false });
 
 /** An expression with its placeholders, ready to merge. */
 interface Expr {
@@ -141,7 +142,7 @@ function userCondition(write: DynamoWrite): Expr | undefined {
     Object.assign(names, write.condition.names);
   }
   if (parts.length === 0) return undefined;
-  return { expression: parts.join(" AND "), names, values: write.condition?.values ? m(write.condition.values) : {} };
+  return { expression: parts.join(" AND "), names, values: write.condition?.values ? toAttributes(write.condition.values) : {} };
 }
 
 /** The write's own change, as update clauses (update) — without the lock bookkeeping. */
@@ -169,7 +170,7 @@ function changeClauses(write: Extract<DynamoWrite, { type: "update" }>): { set: 
     remove.push(`#fpa${i}`);
     i++;
   }
-  return { set, add, remove, names, values: m(values) };
+  return { set, add, remove, names, values: toAttributes(values) };
 }
 
 function updateExpression(clauses: { set: string[]; add: string[]; remove: string[] }): string {
@@ -263,10 +264,10 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
       ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx, ...cond?.names },
       ...(cond && Object.keys(cond.values).length ? { ExpressionAttributeValues: cond.values } : {}),
     };
-    const Key = m(write.key);
+    const Key = toAttributes(write.key);
     switch (write.type) {
       case "put":
-        return { Put: { TableName: this.tableName, Item: m({ ...write.item, ...write.key }), ...condition } };
+        return { Put: { TableName: this.tableName, Item: toAttributes({ ...write.item, ...write.key }), ...condition } };
       case "delete":
         return { Delete: { TableName: this.tableName, Key, ...condition } };
       case "check":
@@ -399,7 +400,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
     const cond = userCondition(write);
     return {
       TableName: this.tableName,
-      Key: m(write.key),
+      Key: toAttributes(write.key),
       UpdateExpression: "SET #fptx = :fptx, #fpfresh = :fpfresh, #fplog = :fplog",
       ConditionExpression: `${fresh ? "attribute_not_exists" : "attribute_exists"}(#fppk) AND attribute_not_exists(#fptx)${cond ? ` AND ${cond.expression}` : ""}`,
       ExpressionAttributeNames: { ...cond?.names, ...LOCK_NAMES, "#fplog": LOCK_ATTRIBUTES.log, "#fppk": Object.keys(write.key)[0]! },
@@ -500,10 +501,10 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   /** One write of the commit: applied under this transaction's lock, which it removes. */
   #applyItem(txId: string, write: DynamoWrite, fresh: boolean): TransactWriteItem {
     const held = { ConditionExpression: "#fptx = :fptx", ExpressionAttributeNames: { "#fptx": LOCK_ATTRIBUTES.tx }, ExpressionAttributeValues: { ":fptx": { S: txId } } };
-    const Key = m(write.key);
+    const Key = toAttributes(write.key);
     switch (write.type) {
       case "put":
-        return { Put: { TableName: this.tableName, Item: m({ ...write.item, ...write.key }), ...held, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } };
+        return { Put: { TableName: this.tableName, Item: toAttributes({ ...write.item, ...write.key }), ...held, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } };
       case "delete":
         return { Delete: { TableName: this.tableName, Key, ...held, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } };
       case "check": {
@@ -532,7 +533,7 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
 
   /** Unlocks an item held by `txId`; deletes it if the prepare created it. Nothing if it is not held by `txId`. */
   async #release(txId: string, key: Key): Promise<void> {
-    const Key = m(key);
+    const Key = toAttributes(key);
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({

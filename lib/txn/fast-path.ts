@@ -23,8 +23,8 @@ import {
   TransactionCanceledException,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
-import { createHash } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
+import { sha256Hex } from "../internal/ids.js";
+import { sleep } from "../internal/time.js";
 import { sameTransaction } from "./branches.js";
 import { sameDatabase } from "./database.js";
 import { DynamoDbParticipant, type DynamoWrite } from "./dynamodb.js";
@@ -82,7 +82,7 @@ export class FastPath {
     };
     return runStep(txId, "fast path", this.#log.requestTimeoutMs, async () => {
       const transactItems = [...writes, { Put: this.#log.fastPathPut(txId, records, "committed") }];
-      let token: string | undefined = createHash("sha256").update(txId).digest("hex").slice(0, 36);
+      let token: string | undefined = sha256Hex(txId).slice(0, 36);
       let reason = "the transaction was cancelled";
       for (let conflicts = 0; ; ) {
         try {

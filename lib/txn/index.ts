@@ -7,4 +7,4 @@ export { DynamoDbParticipant, notLockedByTransaction, LOCK_ATTRIBUTES, type Dyna
 export { outboxParticipant, outboxDeduplicationId, canonicalQueueUrl, MAX_OUTBOX_BYTES, type OutboxMessage, type OutboxParticipantOptions } from "./outbox.js";
 export { LambdaParticipant, participantHandler, parseParticipantRequest, PARTICIPANT_PROTOCOL, type ParticipantRequest } from "./lambda-participant.js";
 export type { RecoverOptions, RecoveryReport, RecoveredTransaction, OverrideRequest } from "./recovery.js";
-export * from "./errors.js";
+

@@ -10,9 +10,9 @@
  * `defineParticipant` inside it makes it so).
  */
 import { LambdaClient } from "@aws-sdk/client-lambda";
-import { validateName } from "../locks/client.js";
-import { InvalidArgumentError } from "../locks/errors.js";
-import { invokeJson } from "../locks/remote.js";
+import { validateName } from "../internal/validation.js";
+import { FencepostError, InvalidArgumentError, wireError } from "../errors.js";
+import { invokeJson } from "../internal/lambda.js";
 import type { Participant, TxContext, Vote } from "./participant.js";
 
 export const PARTICIPANT_PROTOCOL = "fencepost.txn/1";
@@ -74,10 +74,15 @@ export function parseParticipantRequest(event: unknown): ParticipantRequest {
  */
 export function participantHandler<I>(participant: Participant<I>): (event: unknown) => Promise<Vote | { ok: true }> {
   return async (event) => {
-    const request = parseParticipantRequest(event);
-    const tx: TxContext = { txId: request.txId, deadline: request.deadline };
-    if (request.action === "prepare") return participant.prepare(tx, request.input as I);
-    await participant[request.action](tx, request.input as I);
-    return { ok: true };
+    try {
+      const request = parseParticipantRequest(event);
+      const tx: TxContext = { txId: request.txId, deadline: request.deadline };
+      if (request.action === "prepare") return await participant.prepare(tx, request.input as I);
+      await participant[request.action](tx, request.input as I);
+      return { ok: true };
+    } catch (err) {
+      // Typed errors travel with their fields, so the coordinator rebuilds the same class.
+      throw err instanceof FencepostError ? wireError(err) : err;
+    }
   };
 }

@@ -20,6 +20,8 @@
  * Presumed abort: a transaction with no record is aborted. Asking about it writes an
  * `aborted` record, so a coordinator that begins it late finds it aborted.
  */
+import { UndecidedTransactionError } from "../errors.js";
+import { numberValue, stringValue } from "../internal/attributes.js";
 import {
   ConditionalCheckFailedException,
   DynamoDBClient,
@@ -82,9 +84,7 @@ export const IN_DOUBT_INDEX = "in-doubt";
 /** How long finished transaction records are kept by default (idempotency window of `run`). */
 export const DEFAULT_RETAIN_MS = 7 * 24 * 3600_000;
 
-const s = (v: string): AttributeValue => ({ S: v });
-const n = (v: number): AttributeValue => ({ N: String(v) });
-const keyOf = (txId: string) => ({ pk: s(`tx#${txId}`) });
+const keyOf = (txId: string) => ({ pk: stringValue(`tx#${txId}`) });
 
 export function parseRecord(item: Item | undefined): TransactionRecord | undefined {
   const pk = item?.["pk"]?.S;
@@ -127,13 +127,13 @@ export class DecisionLog {
     const now = this.now();
     const item: Item = {
       ...keyOf(txId),
-      status: s("preparing"),
-      branches: s(JSON.stringify(branches)),
-      deadline: n(deadline),
-      createdAt: n(now),
+      status: stringValue("preparing"),
+      branches: stringValue(JSON.stringify(branches)),
+      deadline: numberValue(deadline),
+      createdAt: numberValue(now),
       done: { BOOL: false },
-      path: s("protocol"),
-      inDoubt: s("open"),
+      path: stringValue("protocol"),
+      inDoubt: stringValue("open"),
     };
     try {
       await this.#send(
@@ -186,15 +186,15 @@ export class DecisionLog {
           ConditionExpression: condition,
           ExpressionAttributeNames: { "#status": "status", "#path": "path" },
           ExpressionAttributeValues: {
-            ":decision": s(decision),
-            ":preparing": s("preparing"),
-            ":now": n(now),
-            ":none": s("[]"),
+            ":decision": stringValue(decision),
+            ":preparing": stringValue("preparing"),
+            ":now": numberValue(now),
+            ":none": stringValue("[]"),
             ":false": { BOOL: false },
-            ":protocol": s("protocol"),
-            ":open": s("open"),
-            ...(reason ? { ":reason": s(reason.slice(0, 1000)) } : {}),
-            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(audit))] } } : {}),
+            ":protocol": stringValue("protocol"),
+            ":open": stringValue("open"),
+            ...(reason ? { ":reason": stringValue(reason.slice(0, 1000)) } : {}),
+            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [stringValue(JSON.stringify(audit))] } } : {}),
           },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -218,7 +218,7 @@ export class DecisionLog {
         UpdateExpression: "SET #status = :decision, decidedAt = :now" + (reason ? ", reason = :reason" : ""),
         ConditionExpression: "attribute_exists(pk)",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":decision": s(decision), ":now": n(this.now()), ...(reason ? { ":reason": s(reason.slice(0, 1000)) } : {}) },
+        ExpressionAttributeValues: { ":decision": stringValue(decision), ":now": numberValue(this.now()), ...(reason ? { ":reason": stringValue(reason.slice(0, 1000)) } : {}) },
       }),
     );
     return decision;
@@ -236,17 +236,17 @@ export class DecisionLog {
           ExpressionAttributeNames: { "#status": "status", "#ttl": "ttl" },
           ExpressionAttributeValues: {
             ":true": { BOOL: true },
-            ":now": n(now),
-            ":ttl": n(Math.ceil((now + this.retainMs) / 1000)),
-            ":committed": s("committed"),
-            ":aborted": s("aborted"),
-            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(audit))] } } : {}),
+            ":now": numberValue(now),
+            ":ttl": numberValue(Math.ceil((now + this.retainMs) / 1000)),
+            ":committed": stringValue("committed"),
+            ":aborted": stringValue("aborted"),
+            ...(audit ? { ":empty": { L: [] }, ":entry": { L: [stringValue(JSON.stringify(audit))] } } : {}),
           },
         }),
       )
       .catch((err: unknown) => {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        throw new Error(`cannot complete transaction '${txId}': it has no decision`);
+        throw new UndecidedTransactionError(txId);
       });
   }
 
@@ -271,13 +271,13 @@ export class DecisionLog {
         IndexName: IN_DOUBT_INDEX,
         KeyConditionExpression: "inDoubt = :open AND deadline <= :stale",
         ...(options.prefix ? { FilterExpression: "begins_with(pk, :prefix)" } : {}),
-        ExpressionAttributeValues: { ":open": s("open"), ":stale": n(Math.min(options.staleAt ?? this.now(), Number.MAX_SAFE_INTEGER)), ...(options.prefix ? { ":prefix": s(`tx#${options.prefix}`) } : {}) },
+        ExpressionAttributeValues: { ":open": stringValue("open"), ":stale": numberValue(Math.min(options.staleAt ?? this.now(), Number.MAX_SAFE_INTEGER)), ...(options.prefix ? { ":prefix": stringValue(`tx#${options.prefix}`) } : {}) },
         Limit: options.limit ?? 100,
-        ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: s("open"), deadline: n(options.startAfter.deadline), ...keyOf(options.startAfter.txId) } } : {}),
+        ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: stringValue("open"), deadline: numberValue(options.startAfter.deadline), ...keyOf(options.startAfter.txId) } } : {}),
       }),
     );
     const records = (out.Items ?? []).map((i) => parseRecord(i)!).filter(Boolean);
-    const last = out.LastEvaluatedKey ? parseRecord({ ...out.LastEvaluatedKey, status: s("preparing") }) : undefined;
+    const last = out.LastEvaluatedKey ? parseRecord({ ...out.LastEvaluatedKey, status: stringValue("preparing") }) : undefined;
     return { records, ...(last ? { next: { deadline: last.deadline, txId: last.txId } } : {}) };
   }
 
@@ -289,7 +289,7 @@ export class DecisionLog {
         Key: keyOf(txId),
         UpdateExpression: "SET audit = list_append(if_not_exists(audit, :empty), :entry)",
         ConditionExpression: "attribute_exists(pk)",
-        ExpressionAttributeValues: { ":empty": { L: [] }, ":entry": { L: [s(JSON.stringify(entry))] } },
+        ExpressionAttributeValues: { ":empty": { L: [] }, ":entry": { L: [stringValue(JSON.stringify(entry))] } },
       }),
     );
   }
@@ -301,16 +301,16 @@ export class DecisionLog {
       TableName: this.tableName,
       Item: {
         ...keyOf(txId),
-        status: s(decision),
-        branches: s(JSON.stringify(branches)),
-        deadline: n(now),
-        createdAt: n(now),
-        decidedAt: n(now),
+        status: stringValue(decision),
+        branches: stringValue(JSON.stringify(branches)),
+        deadline: numberValue(now),
+        createdAt: numberValue(now),
+        decidedAt: numberValue(now),
         done: { BOOL: true },
-        doneAt: n(now),
-        path: s("fast"),
-        ttl: n(Math.ceil((now + this.retainMs) / 1000)),
-        ...(reason ? { reason: s(reason.slice(0, 1000)) } : {}),
+        doneAt: numberValue(now),
+        path: stringValue("fast"),
+        ttl: numberValue(Math.ceil((now + this.retainMs) / 1000)),
+        ...(reason ? { reason: stringValue(reason.slice(0, 1000)) } : {}),
       },
       ConditionExpression: "attribute_not_exists(pk)",
     };

@@ -12,9 +12,9 @@
  */
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { createHash } from "node:crypto";
-import { validateName } from "../locks/client.js";
-import { InvalidArgumentError } from "../locks/errors.js";
+import { sha256Hex } from "../internal/ids.js";
+import { validateName } from "../internal/validation.js";
+import { InvalidArgumentError } from "../errors.js";
 import { defineParticipant, type Participant } from "./participant.js";
 
 /** Largest message body, as UTF-8 JSON. */
@@ -61,7 +61,7 @@ export function canonicalQueueUrl(queueUrl: string): string {
 
 /** The deduplication id of a transaction's outbox message: the same on every resend. */
 export function outboxDeduplicationId(txId: string, participant: string): string {
-  return createHash("sha256").update(`${participant}\n${txId}`).digest("hex");
+  return sha256Hex(`${participant}\n${txId}`);
 }
 
 export function outboxParticipant(options: OutboxParticipantOptions): Participant<OutboxMessage> {

@@ -25,11 +25,12 @@
  * your commit and abort write (for example `done.<txId>` on the item, written by commit
  * and by abort before it releases), so that a late reservation reserves nothing.
  */
+import { stringValue } from "../internal/attributes.js";
 import { ConditionalCheckFailedException, DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
-import { validateName } from "../locks/client.js";
-import { ProtocolViolationError } from "./errors.js";
+import { sleep } from "../internal/time.js";
+import { validateName } from "../internal/validation.js";
+import { ProtocolViolationError } from "../errors.js";
 import { persistently } from "./retry.js";
 import { DEFAULT_RETAIN_MS, type TransactionRecord, type TransactionStatus } from "./log.js";
 
@@ -111,7 +112,6 @@ export function defineParticipant<I>(definition: ParticipantDefinition<I>): Part
   return new DefinedParticipant(definition);
 }
 
-const s = (v: string): AttributeValue => ({ S: v });
 
 class DefinedParticipant<I> implements Participant<I> {
   readonly id: string;
@@ -125,7 +125,7 @@ class DefinedParticipant<I> implements Participant<I> {
   }
 
   #key(txId: string) {
-    return { pk: s(`vote#${this.id}#${txId}`) };
+    return { pk: stringValue(`vote#${this.id}#${txId}`) };
   }
 
   #ttl() {
@@ -200,10 +200,10 @@ class DefinedParticipant<I> implements Participant<I> {
       await this.#dynamodb.send(
         new PutItemCommand({
           TableName: this.definition.tableName,
-          Item: { ...this.#key(txId), state: s(state), ttl: this.#ttl(), ...(attempt ? { attempt: s(attempt) } : {}) },
+          Item: { ...this.#key(txId), state: stringValue(state), ttl: this.#ttl(), ...(attempt ? { attempt: stringValue(attempt) } : {}) },
           ConditionExpression: condition,
           ExpressionAttributeNames: { "#state": "state", ...(condition.includes("#attempt") ? { "#attempt": "attempt" } : {}) },
-          ExpressionAttributeValues: { ...Object.fromEntries(placeholders.map((p) => [p, s(p.slice(1))])), ...(condition.includes(":attempt") ? { ":attempt": s(attempt!) } : {}) },
+          ExpressionAttributeValues: { ...Object.fromEntries(placeholders.map((p) => [p, stringValue(p.slice(1))])), ...(condition.includes(":attempt") ? { ":attempt": stringValue(attempt!) } : {}) },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );

@@ -13,7 +13,7 @@
  */
 import { crashIfAsked, type CrashSeam } from "./crash-points.js";
 import { raceUntil } from "./deadline.js";
-import { ProtocolViolationError } from "./errors.js";
+import { ParticipantCallHungError, ProtocolViolationError } from "../errors.js";
 import type { BranchRecord, Decision, DecisionLog, TransactionRecord } from "./log.js";
 import type { TxContext } from "./participant.js";
 import type { ParticipantRegistry } from "./registry.js";
@@ -46,8 +46,6 @@ export interface PhaseTwoOutcome {
   readonly pending: string[];
 }
 
-/** A phase-two call still running when the phase ended. */
-class PhaseTwoHung extends Error {}
 
 /** Drives logged decisions to participants (a coordinator's step 4, and recovery's re-drive). */
 export class PhaseTwo {
@@ -100,10 +98,10 @@ export class PhaseTwo {
           // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
           const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
           attempt.catch(() => undefined);
-          if ((await raceUntil(attempt, until)) === "timeout") throw new PhaseTwoHung();
+          if ((await raceUntil(attempt, until)) === "timeout") throw new ParticipantCallHungError();
         },
         // A protocol violation or a hang will not go away by asking again; anything else may.
-        { until, retryIf: (err) => !(err instanceof ProtocolViolationError || err instanceof PhaseTwoHung) },
+        { until, retryIf: (err) => !(err instanceof ProtocolViolationError || err instanceof ParticipantCallHungError) },
       );
       return undefined;
     } catch {

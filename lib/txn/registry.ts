@@ -15,7 +15,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDbParticipant } from "./dynamodb.js";
-import { UnknownParticipantError } from "./errors.js";
+import { UnknownParticipantError } from "../errors.js";
 import { LambdaParticipant } from "./lambda-participant.js";
 import { outboxParticipant } from "./outbox.js";
 import type { Participant } from "./participant.js";

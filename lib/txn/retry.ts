@@ -3,8 +3,8 @@
  * participant, and a participant releasing what it reserved for a transaction already
  * decided (the coordinator has moved on).
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { jitter } from "../locks/clock.js";
+import { sleep } from "../internal/time.js";
+import { jitter } from "../internal/time.js";
 
 export { jitter };
 

@@ -9,8 +9,9 @@
  * Assumes: the step is safe to run again under the same transaction id (run is idempotent
  * by id), which is what TransactionTimeoutError tells the caller to do.
  */
-import { FencepostError } from "../locks/errors.js";
-import { TransactionTimeoutError } from "./errors.js";
+import { isThrottled } from "../internal/outcomes.js";
+import { FencepostError } from "../errors.js";
+import { TransactionTimeoutError } from "../errors.js";
 
 /**
  * Whether an error from a request leaves its outcome open: a timeout, a dropped
@@ -22,7 +23,7 @@ export function outcomeUnknown(err: unknown): boolean {
   if (err instanceof FencepostError || err instanceof TypeError || err instanceof RangeError) return false;
   const e = err as { name?: string; $fault?: string; $metadata?: { httpStatusCode?: number } };
   if (e?.name === "AbortError" || e?.name === "TimeoutError") return true;
-  if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|TransactionInProgress/.test(e?.name ?? "")) return true;
+  if (isThrottled(err) || e?.name === "TransactionInProgressException") return true;
   return e?.$fault !== "client";
 }
 

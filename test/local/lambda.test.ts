@@ -17,7 +17,7 @@ import { Fencepost, HANDLER_METADATA } from "../../infra/fencepost.js";
 import { rateMs } from "../../lib/local/lambda.js";
 import { startLocalCloud, type CloudFormationTemplate, type LocalCloud } from "../../lib/local/index.js";
 import { Coordinator, DynamoDbParticipant, LambdaParticipant, branch } from "../../lib/index.js";
-import { invokeJson } from "../../lib/locks/remote.js";
+import { invokeJson } from "../../lib/internal/lambda.js";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 
 function extendedTemplate(): CloudFormationTemplate {

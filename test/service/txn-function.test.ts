@@ -8,7 +8,7 @@ import { CreateQueueCommand, ReceiveMessageCommand, type SQSClient } from "@aws-
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../lib/index.js";
-import { invokeJson } from "../../lib/locks/remote.js";
+import { invokeJson } from "../../lib/internal/lambda.js";
 import type { TxnRequest, TxnResponses } from "../../lib/service/txn-api.js";
 import { dynamoDbClient, lambdaClient, lockTable, sqsClient, txnFunction, txnRecoveryFunction, txnTable } from "../support/cloud.js";
 import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";

@@ -41,6 +41,7 @@
  * - `killed-before-log`: the child processes commit before logging, and only SIGKILL
  *   interrupts them (their coordinators have no crash seams).
  */
+import { numberValue, stringValue } from "../../internal/attributes.js";
 import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
 import { spawn } from "node:child_process";
@@ -51,7 +52,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Coordinator } from "../../txn/coordinator.js";
 import { crashPoints, type CrashPoint } from "../../txn/crash-points.js";
 import { DynamoDbParticipant, type DynamoDbParticipantHooks, type DynamoWrite } from "../../txn/dynamodb.js";
-import { CoordinatorCrashedError } from "../../txn/errors.js";
+import { CoordinatorCrashedError, InvalidArgumentError } from "../../errors.js";
+import { injectedFailure } from "../middleware.js";
 import { DecisionLog } from "../../txn/log.js";
 import { outboxParticipant, type OutboxMessage } from "../../txn/outbox.js";
 import { branch, defineParticipant, type Branch, type Participant } from "../../txn/participant.js";
@@ -143,8 +145,6 @@ export function bankBranches(t: Transfer, p: BankParticipants, prefix: string): 
   return out;
 }
 
-const s = (v: string): AttributeValue => ({ S: v });
-const n = (v: number): AttributeValue => ({ N: String(v) });
 
 /**
  * The ledger: an escrow participant. prepare moves a debit out of `available` into
@@ -160,7 +160,7 @@ function ledgerParticipant(db: DynamoDBClient, table: string, txnTable: string, 
       .send(
         new UpdateItemCommand({
           TableName: table,
-          Key: { pk: s(key) },
+          Key: { pk: stringValue(key) },
           UpdateExpression: expression,
           ...(condition ? { ConditionExpression: condition } : {}),
           ExpressionAttributeNames: { "#tx": tx },
@@ -178,16 +178,16 @@ function ledgerParticipant(db: DynamoDBClient, table: string, txnTable: string, 
     dynamodb: db,
     async prepare(tx, { account, delta }) {
       const need = Math.max(0, -delta);
-      const reserved = await update(account, "SET pending.#tx = :delta, available = available - :need", "attribute_not_exists(pending.#tx) AND attribute_not_exists(done.#tx) AND available >= :need", { ":delta": n(delta), ":need": n(need) }, tx.txId);
+      const reserved = await update(account, "SET pending.#tx = :delta, available = available - :need", "attribute_not_exists(pending.#tx) AND attribute_not_exists(done.#tx) AND available >= :need", { ":delta": numberValue(delta), ":need": numberValue(need) }, tx.txId);
       if (reserved) return true;
       return (await update(account, "SET pending.#tx = pending.#tx", "attribute_exists(pending.#tx)", {}, tx.txId)) || "insufficient funds (or the transaction already finished here)";
     },
     async commit(tx, { account, delta }) {
-      await update(account, "SET balance = balance + :delta, available = available + :credit, applied = list_append(applied, :tx), done.#tx = :c REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":delta": n(delta), ":credit": n(Math.max(0, delta)), ":tx": { L: [s(tx.txId)] }, ":c": s("committed") }, tx.txId);
+      await update(account, "SET balance = balance + :delta, available = available + :credit, applied = list_append(applied, :tx), done.#tx = :c REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":delta": numberValue(delta), ":credit": numberValue(Math.max(0, delta)), ":tx": { L: [stringValue(tx.txId)] }, ":c": stringValue("committed") }, tx.txId);
     },
     async abort(tx, { account, delta }) {
-      await update(account, "SET done.#tx = if_not_exists(done.#tx, :a)", undefined, { ":a": s("aborted") }, tx.txId);
-      await update(account, "SET available = available + :need REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":need": n(Math.max(0, -delta)) }, tx.txId);
+      await update(account, "SET done.#tx = if_not_exists(done.#tx, :a)", undefined, { ":a": stringValue("aborted") }, tx.txId);
+      await update(account, "SET available = available + :need REMOVE pending.#tx", "attribute_exists(pending.#tx)", { ":need": numberValue(Math.max(0, -delta)) }, tx.txId);
     },
   });
 }
@@ -229,7 +229,7 @@ const CONTROL_NAMES: Record<BankControl, string> = {
 
 export async function runBankWorkload(env: WorkloadEnvironment, options: BankWorkloadOptions = {}): Promise<WorkloadResult> {
   const setup = env.txn;
-  if (!setup) throw new TypeError("the bank workload needs env.txn (transaction table, SQS configuration)");
+  if (!setup) throw new InvalidArgumentError("env.txn", "is required by the bank workload (transaction table, SQS configuration)");
   const control = options.control;
   const name = control ? CONTROL_NAMES[control] : "bank";
   const tag = control ? `#${control}` : "";
@@ -247,7 +247,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const accounts: Account[] = (["accounts", "ledger"] as const).flatMap((holder) => Array.from({ length: ACCOUNTS_PER_PARTICIPANT }, (_, i) => ({ holder, key: `${prefix}#${holder}#${i}` })));
   for (const a of accounts) {
     await admin.send(
-      new PutItemCommand({ TableName: env.tableName, Item: { pk: s(a.key), balance: n(OPENING_BALANCE), ...(a.holder === "ledger" ? { available: n(OPENING_BALANCE), pending: { M: {} }, done: { M: {} }, applied: { L: [] } } : {}) } }),
+      new PutItemCommand({ TableName: env.tableName, Item: { pk: stringValue(a.key), balance: numberValue(OPENING_BALANCE), ...(a.holder === "ledger" ? { available: numberValue(OPENING_BALANCE), pending: { M: {} }, done: { M: {} }, applied: { L: [] } } : {}) } }),
     );
   }
   const processConfig: BankProcessConfig = {
@@ -275,7 +275,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       const vote = await ledger.prepare(tx, input);
       if (vote.vote === "yes" && w.random.chance(duplicates.lostVotes)) {
         stats.lostVotes++;
-        throw new Error("participant crashed after voting yes");
+        throw injectedFailure("ParticipantCrashed", "participant crashed after voting yes (injected)");
       }
       return vote;
     },
@@ -522,7 +522,7 @@ interface Observed {
 
 async function scanAll(db: DynamoDBClient, table: string, prefix: string): Promise<Record<string, AttributeValue>[]> {
   const items: Record<string, AttributeValue>[] = [];
-  for await (const page of paginateScan({ client: db }, { TableName: table, FilterExpression: "begins_with(pk, :p)", ExpressionAttributeValues: { ":p": s(prefix) }, ConsistentRead: true })) {
+  for await (const page of paginateScan({ client: db }, { TableName: table, FilterExpression: "begins_with(pk, :p)", ExpressionAttributeValues: { ":p": stringValue(prefix) }, ConsistentRead: true })) {
     items.push(...(page.Items ?? []));
   }
   return items;
@@ -609,7 +609,7 @@ async function pathsAgree(db: DynamoDBClient, table: string, txnTable: string, p
   const results: Record<string, { outcomes: string[]; balances: number[] }> = {};
   for (const [name, coordinator] of Object.entries(paths)) {
     const keys = [0, 1, 2].map((i) => `${prefix}#${name}#${i}`);
-    for (const key of keys) await db.send(new PutItemCommand({ TableName: table, Item: { pk: s(key), balance: n(50) } }));
+    for (const key of keys) await db.send(new PutItemCommand({ TableName: table, Item: { pk: stringValue(key), balance: numberValue(50) } }));
     const outcomes: string[] = [];
     for (let i = 0; i < 30; i++) {
       const [from, to, amount] = [keys[i % 3]!, keys[(i + 1) % 3]!, 7 + ((i * 13) % 40)];
@@ -623,7 +623,7 @@ async function pathsAgree(db: DynamoDBClient, table: string, txnTable: string, p
     }
     const balances: number[] = [];
     for (const key of keys) {
-      const out = await db.send(new QueryCommand({ TableName: table, KeyConditionExpression: "pk = :k", ExpressionAttributeValues: { ":k": s(key) }, ConsistentRead: true }));
+      const out = await db.send(new QueryCommand({ TableName: table, KeyConditionExpression: "pk = :k", ExpressionAttributeValues: { ":k": stringValue(key) }, ConsistentRead: true }));
       balances.push(Number(out.Items?.[0]?.["balance"]?.N));
     }
     results[name] = { outcomes: outcomes.map((x) => x.split("/")[0]!), balances };

@@ -29,6 +29,7 @@
  * `dedup: "check-then-act"`: producers read the dedup record and then write it without a
  * condition, which only concurrent duplicate publishes expose.
  */
+import { InvalidArgumentError } from "../../errors.js";
 import { paginateQuery, type AttributeValue, type DynamoDBClient, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { Broadcast, deduplicationId, MESSAGES_PER_TRANSACTION } from "../../ordering/broadcast.js";
@@ -50,7 +51,7 @@ const GROUPS = ["queue", "log"] as const;
 
 export async function runBroadcastWorkload(env: WorkloadEnvironment, options: BroadcastWorkloadOptions = {}): Promise<WorkloadResult> {
   const setup = env.broadcast;
-  if (!setup) throw new TypeError("the broadcast workload needs env.broadcast (log table, queue, SQS configuration)");
+  if (!setup) throw new InvalidArgumentError("env.broadcast", "is required by the broadcast workload (log table, queue, SQS configuration)");
   const checkThenAct = options.dedup === "check-then-act";
   const control = options.cursor === "unchecked" || checkThenAct;
   const name = options.cursor === "unchecked" ? "broadcast, cursor unchecked" : checkThenAct ? "broadcast, dedup check-then-act (duplicate publishes)" : "broadcast";

@@ -1,2 +1,0 @@
-// Transitional: lib/txn still imports its errors from here until its split lands.
-export * from "../errors.js";

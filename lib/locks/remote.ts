@@ -1,2 +1,0 @@
-// Transitional: lib/txn still imports invokeJson from here until its split lands.
-export { invokeJson } from "../internal/lambda.js";
