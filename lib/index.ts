@@ -3,12 +3,68 @@
  * leader election, uniqueness claims, compare-and-set and counters on DynamoDB
  * conditional writes; total order broadcast over SQS FIFO; two-phase commit.
  *
- * The embedded local cloud is exported separately as `fencepost/local`.
+ * This entry point is what applications use: clients, their options and results, and the
+ * typed errors. Storage layers, parsers, wire schemas and named defaults are in
+ * `fencepost/advanced`; the embedded local cloud is `fencepost/local`, the verification
+ * harness `fencepost/check`, the CDK constructs `fencepost/infra`.
  */
 export const VERSION = "0.1.0";
-export * from "./locks/index.js";
-export * from "./ordering/index.js";
-export * from "./txn/index.js";
-export * from "./errors.js";
-export { txnRequestSchema, type TxnRequest, type TxnResponses } from "./service/txn-api.js";
-export { lockRequestExamples, txnRequestExamples } from "./service/wire.js";
+
+// Locks, elections, fenced writes, claims, registers and counters (lib/locks).
+export { LockClient, type LockClientOptions, type RemoteLockClientOptions, type CommonLockClientOptions, type AcquireOptions, type InvocationContext } from "./locks/client.js";
+export { Lock } from "./locks/lock.js";
+export type { LockState, LockPage, Leader } from "./locks/protocol.js";
+export { Election, Leadership, type CampaignOptions, type ObserveOptions } from "./locks/election.js";
+export { FencedStore, fenceCondition, type FencingToken, type FenceCondition, type FencedStoreOptions } from "./locks/fencing.js";
+export { Claims, type Claim, type ClaimOptions, type ClaimWithOptions, type ClaimsOptions } from "./locks/claims.js";
+export { Register, type CasResult, type Versioned, type RegisterOptions } from "./locks/register.js";
+export { Counter, type CounterOptions, type IncrementOptions } from "./locks/counter.js";
+export { systemClock, type MonotonicClock } from "./locks/clock.js";
+
+// Total order broadcast (lib/ordering).
+export { Broadcast, MAX_PAYLOAD_BYTES, type BroadcastOptions, type PublishOptions } from "./ordering/broadcast.js";
+export { ConsumerGroup, type ConsumerGroupOptions, type Delivery, type Handler, type TransactionalHandler, type CatchUpResult, type SqsEvent } from "./ordering/consumer.js";
+
+// Two-phase commit (lib/txn).
+export { Coordinator, type CoordinatorOptions, type RunOptions } from "./txn/coordinator.js";
+export { MAX_BRANCHES_BYTES } from "./txn/branches.js";
+export type { TransactionResult } from "./txn/result.js";
+export type { TransactionRecord, TransactionStatus, Decision, AuditEntry, BranchRecord } from "./txn/log.js";
+export { defineParticipant, branch, VOTE_YES, voteNo, type Participant, type ParticipantDefinition, type Branch, type Vote, type TxContext, type DecisionLookup } from "./txn/participant.js";
+export { DynamoDbParticipant, notLockedByTransaction, type DynamoWrite, type Condition, type Key, type DynamoDbParticipantOptions } from "./txn/dynamodb.js";
+export { outboxParticipant, MAX_OUTBOX_BYTES, type OutboxMessage, type OutboxParticipantOptions } from "./txn/outbox.js";
+export { LambdaParticipant, participantHandler } from "./txn/lambda-participant.js";
+export type { RecoverOptions, RecoveryReport, RecoveredTransaction, OverrideRequest } from "./txn/recovery.js";
+
+// Typed errors: every one a FencepostError; branch with instanceof.
+export {
+  ClaimAlreadyReleasedError,
+  ClaimHeldByOtherIncarnationError,
+  ClaimOutcomeUnknownError,
+  ClaimTakenError,
+  CounterContentionError,
+  DecisionConflictError,
+  FencepostError,
+  IncrementOutcomeUnknownError,
+  InvalidArgumentError,
+  KeyInUseError,
+  LockLostError,
+  LockQueueFullError,
+  LockTimeoutError,
+  NotLockOwnerError,
+  OutcomeUnknownError,
+  PayloadTooLargeError,
+  ProtocolViolationError,
+  PublishConflictError,
+  PublishIncompleteError,
+  ReleaseIncompleteError,
+  RemoteFunctionError,
+  RetryWindowExceededError,
+  SlotLostError,
+  StaleTokenError,
+  TransactionTimeoutError,
+  UndecidedTransactionError,
+  UnknownParticipantError,
+  type ClaimHandle,
+  type PublishResult,
+} from "./errors.js";

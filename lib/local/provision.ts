@@ -135,7 +135,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
   const resources: Record<string, ResolvedResource> = {};
   const tables: Record<string, string> = {};
   const queues: Record<string, ProvisionedQueue> = {};
-  const keyOf = (logicalId: string) => resourceRole(template.Resources[logicalId]!) ?? logicalId;
+  const roleOrLogicalId = (logicalId: string) => resourceRole(template.Resources[logicalId]!) ?? logicalId;
 
   await Promise.all(
     resourcesOfType(template, "AWS::DynamoDB::Table").map(async (logicalId) => {
@@ -144,7 +144,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
       await provisionTable(dynamodb, name, p);
       const arn = `arn:aws:dynamodb:${region}:${accountId}:table/${name}`;
       resources[logicalId] = { ref: name, attributes: { Arn: arn } };
-      tables[keyOf(logicalId)] = name;
+      tables[roleOrLogicalId(logicalId)] = name;
     }),
   );
 
@@ -169,7 +169,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
       const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }));
       const arn = attrs.Attributes?.["QueueArn"] ?? `arn:aws:sqs:${region}:${accountId}:${name}`;
       resources[logicalId] = { ref: url!, attributes: { Arn: arn, QueueName: name, QueueUrl: url! } };
-      queues[keyOf(logicalId)] = { name, url: url!, arn };
+      queues[roleOrLogicalId(logicalId)] = { name, url: url!, arn };
     }
     if (deferred.length === pending.length) {
       // Nothing progressed: report the first unresolvable reference as it is.

@@ -29,7 +29,7 @@ export class Leadership {
   readonly value: string | undefined;
   readonly #lock: Lock;
 
-  /** @internal Made by Election.campaign from the election's lock. */
+  /** Made by Election.campaign from the election's lock; applications do not construct it. */
   constructor(name: string, lock: Lock) {
     this.name = name;
     this.term = lock.fencingToken;

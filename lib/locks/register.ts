@@ -10,7 +10,6 @@ import { InvalidArgumentError, OutcomeUnknownError } from "../errors.js";
 import { certainlyNotApplied } from "../internal/outcomes.js";
 import { trackAttempts } from "./lease.js";
 
-export { OutcomeUnknownError };
 
 export interface Versioned<T> {
   readonly value: T;

@@ -3,6 +3,7 @@
  * gives every message its place; a write-once log makes that place permanent).
  * (Guarantees and assumptions: see the TSDoc of Broadcast below.)
  */
+import { DEFAULT_PUBLISH_ATTEMPTS } from "./defaults.js";
 import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
@@ -24,7 +25,7 @@ export interface BroadcastOptions {
   queueUrl?: string;
   dynamodb?: DynamoDBClient;
   sqs?: SQSClient;
-  /** Attempts when slots are lost to hole filling, or a twin publish conflicts. Default 3. */
+  /** Attempts when slots are lost to hole filling, or a twin publish conflicts. @default DEFAULT_PUBLISH_ATTEMPTS (3) */
   maxAttempts?: number;
 }
 
@@ -106,7 +107,7 @@ export class Broadcast {
     this.log = new StreamLog(options.dynamodb ?? new DynamoDBClient({}), options.tableName);
     this.#queueUrl = options.queueUrl;
     this.#sqs = options.queueUrl ? (options.sqs ?? new SQSClient({})) : undefined;
-    this.#maxAttempts = options.maxAttempts ?? 3;
+    this.#maxAttempts = options.maxAttempts ?? DEFAULT_PUBLISH_ATTEMPTS;
     this.#checkThenAct = hooks.unsafeDedupCheckThenAct ?? false;
   }
 

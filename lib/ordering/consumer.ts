@@ -3,6 +3,7 @@
  * message's effects committed once, whatever the queue does.
  * (Guarantees and assumptions: see the TSDoc of ConsumerGroup below.)
  */
+import { DEFAULT_CONSUMER_POLL_MS, DEFAULT_HOLE_TIMEOUT_MS } from "./defaults.js";
 import { InvalidArgumentError } from "../errors.js";
 import {
   ConditionalCheckFailedException,
@@ -21,8 +22,6 @@ import { certainlyNotApplied } from "../internal/outcomes.js";
 import { validateStream } from "./broadcast.js";
 import { StreamLog, type Slot } from "./log.js";
 
-/** How long a slot may stay empty before a consumer fills it, unless `holeTimeoutMs` says otherwise. */
-export const DEFAULT_HOLE_TIMEOUT_MS = 2000;
 /** Slots one catch-up step reads from the log. */
 const READ_LIMIT = 100;
 /** Holes one fill pass settles at most (later ones wait for the next pass). */
@@ -55,7 +54,7 @@ export interface ConsumerGroupOptions<T> {
    * this consumer fills it with a no-op. All the holes it saw at once are filled in one
    * pass when their wait is over, so a crashed producer's whole chunk costs one timeout.
    * The wait counts within one catch-up: a catch-up that ends (aborted, failed) forgets it.
-   * @default 2000 (DEFAULT_HOLE_TIMEOUT_MS)
+   * @default DEFAULT_HOLE_TIMEOUT_MS (2 s)
    */
   holeTimeoutMs?: number;
   clock?: MonotonicClock;
@@ -238,12 +237,12 @@ export class ConsumerGroup<T = unknown> {
           if (done.length) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
         } else {
           await this.catchUp({ signal });
-          await sleep(options.pollMs ?? 200, signal);
+          await sleep(options.pollMs ?? DEFAULT_CONSUMER_POLL_MS, signal);
         }
       } catch (err) {
         if (signal.aborted) return;
         options.onError?.(err);
-        await sleep(options.pollMs ?? 200, signal).catch(() => undefined);
+        await sleep(options.pollMs ?? DEFAULT_CONSUMER_POLL_MS, signal).catch(() => undefined);
       }
     }
   }

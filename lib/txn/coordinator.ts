@@ -32,6 +32,7 @@
  * Assumes: participants follow the protocol in participant.ts; clocks matter for
  * deadlines only (liveness), never for what is decided.
  */
+import { DEFAULT_LIST_LIMIT, DEFAULT_TIMEOUT_MS } from "./defaults.js";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
@@ -59,9 +60,9 @@ export interface CoordinatorOptions {
   readonly lambda?: LambdaClient;
   /** Custom participants recovery must be able to reach (built-in ones are found by id). */
   readonly participants?: readonly Participant[];
-  /** Prepare deadline, from the start of run. Default 10 000 ms. */
+  /** Prepare deadline, from the start of run. @default DEFAULT_TIMEOUT_MS (10 s) */
   readonly timeoutMs?: number;
-  /** How long run drives phase two before leaving the rest to recovery. Default 30 000 ms. */
+  /** How long run drives phase two before leaving the rest to recovery. @default DEFAULT_PHASE_TWO_TIMEOUT_MS (30 s) */
   readonly phaseTwoTimeoutMs?: number;
   /**
    * The fast path: one TransactWriteItems instead of the protocol. `"auto"` takes it when
@@ -71,9 +72,9 @@ export interface CoordinatorOptions {
    * @default "auto"
    */
   readonly fastPath?: "auto" | boolean;
-  /** How long finished records are kept (and run stays idempotent by id). Default 7 days. */
+  /** How long finished records are kept (and run stays idempotent by id). @default DEFAULT_RETAIN_MS (7 days) */
   readonly retainMs?: number;
-  /** Each request to the decision log (begin, decide, complete), retries included, gives up after this long. Default 5 000 ms. */
+  /** Each request to the decision log (begin, decide, complete), retries included, gives up after this long. @default DEFAULT_REQUEST_TIMEOUT_MS (5 s) */
   readonly requestTimeoutMs?: number;
 }
 
@@ -155,7 +156,7 @@ export class Coordinator {
   /** The two-phase protocol (steps 1 to 4 of the module comment). */
   async #protocol(txId: string, branches: readonly Branch[], records: BranchRecord[], options: RunOptions): Promise<TransactionResult> {
     this.#crash("begin", txId);
-    const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? 10_000);
+    const deadline = Date.now() + (options.timeoutMs ?? this.#options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     const { created, record } = await this.#step(txId, "begin", () => this.#log.begin(txId, records, deadline));
     if (!created) {
       sameTransaction(record, records);
@@ -189,7 +190,7 @@ export class Coordinator {
    * all unfinished ones; oldest first, up to `limit` (default 100).
    */
   async listInDoubt(options: InDoubtQuery & { limit?: number } = {}): Promise<TransactionRecord[]> {
-    const limit = options.limit ?? 100;
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
     const records: TransactionRecord[] = [];
     let startAfter: { deadline: number; txId: string } | undefined;
     do {

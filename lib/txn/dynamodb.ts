@@ -58,14 +58,13 @@ import {
   type TransactWriteItem,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
-import { sleep } from "../internal/time.js";
+import { jitter, sleep } from "../internal/time.js";
 import { isDeepStrictEqual } from "node:util";
 import { validateName } from "../internal/validation.js";
 import { InvalidArgumentError } from "../errors.js";
 import { ProtocolViolationError } from "../errors.js";
-import { DEFAULT_RETAIN_MS } from "./log.js";
-import { no, YES, type Participant, type TxContext, type Vote } from "./participant.js";
-import { jitter } from "./retry.js";
+import { DEFAULT_RETAIN_MS } from "./defaults.js";
+import { voteNo, VOTE_YES, type Participant, type TxContext, type Vote } from "./participant.js";
 
 type Item = Record<string, AttributeValue>;
 export type Key = Record<string, NativeAttributeValue>;
@@ -105,7 +104,7 @@ export interface DynamoDbParticipantOptions {
    * It must be in the same account and region as `tableName`.
    */
   readonly transactionTable?: string;
-  /** How long ledger items are kept after their last change. Default 7 days (as decision records). */
+  /** How long ledger items are kept after their last change. @default DEFAULT_RETAIN_MS (7 days, as decision records) */
   readonly retainMs?: number;
 }
 
@@ -290,14 +289,14 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   }
 
   async prepare(tx: TxContext, writes: DynamoWrite[]): Promise<Vote> {
-    if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
+    if (Date.now() > tx.deadline) return voteNo(`${this.id}: prepare arrived after the transaction's deadline`);
     const first = await this.#lock(tx, writes);
     if (first.kind !== "conflict") return first.vote;
     // Another transaction holds an item: release its locks if it aborted, then try once more.
     const settled = await this.#settleForeign(tx, first.locks);
-    if (!settled) return no(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', not yet finished`);
+    if (!settled) return voteNo(`${this.id}: an item is held by transaction '${first.locks[0]!.txId}', not yet finished`);
     const second = await this.#lock(tx, writes);
-    return second.kind === "conflict" ? no(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
+    return second.kind === "conflict" ? voteNo(`${this.id}: an item is held by transaction '${second.locks[0]!.txId}'`) : second.vote;
   }
 
   async commit(tx: TxContext, writes: DynamoWrite[]): Promise<void> {
@@ -428,12 +427,12 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
             ],
           }),
         ));
-        return { kind: "vote", vote: YES };
+        return { kind: "vote", vote: VOTE_YES };
       } catch (err) {
         const c = cancelled(err);
         if (!c) throw err;
         if (c.conflict) {
-          if (++conflicts > CONFLICT_RETRIES || Date.now() > tx.deadline) return { kind: "vote", vote: no(`${this.id}: concurrent transactions kept touching the same items`) };
+          if (++conflicts > CONFLICT_RETRIES || Date.now() > tx.deadline) return { kind: "vote", vote: voteNo(`${this.id}: concurrent transactions kept touching the same items`) };
           await sleep(jitter(10 * 2 ** conflicts));
           continue;
         }
@@ -441,11 +440,11 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
         found = c.found;
       }
       // The ledger exists: this transaction was prepared, committed or aborted here before.
-      if (found[0]) return { kind: "vote", vote: this.#judgeRepeat(tx, found[0], found.slice(1)) };
+      if (found[0]) return { kind: "vote", vote: this.#voteOnRepeat(tx, found[0], found.slice(1)) };
       const items = found.slice(1);
       // A wrong guess about an item's existence is fixed once per write, then the lock is tried again.
       const wrong = items.map((item, i) => item !== undefined && Object.keys(item).length > 0 === fresh[i] && !flipped[i] && !(writes[i]!.type === "put" && writes[i]!.ifAbsent));
-      if (!wrong.some(Boolean)) return this.#judge(writes, items);
+      if (!wrong.some(Boolean)) return this.#voteOn(writes, items);
       wrong.forEach((w, i) => {
         if (w) [fresh[i], flipped[i]] = [!fresh[i], true];
       });
@@ -453,23 +452,23 @@ export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   }
 
   /** A prepare that met this transaction's ledger: the vote on record, if it still stands. */
-  #judgeRepeat(tx: TxContext, ledger: Item, items: Found): Vote {
+  #voteOnRepeat(tx: TxContext, ledger: Item, items: Found): Vote {
     const state = ledger["state"]?.S as LedgerState | undefined;
-    if (state === "committed") return no(`${this.id}: this transaction already committed here (a stale prepare)`);
-    if (state === "aborted") return no(`${this.id}: this transaction was already aborted here`);
+    if (state === "committed") return voteNo(`${this.id}: this transaction already committed here (a stale prepare)`);
+    if (state === "aborted") return voteNo(`${this.id}: this transaction was already aborted here`);
     // Prepared: the yes stands if every item still holds our lock (an aborted transaction's locks may have been released).
     const held = items.every((item) => item?.[LOCK_ATTRIBUTES.tx]?.S === tx.txId);
-    return held ? YES : no(`${this.id}: this transaction's locks here were released (it was aborted)`);
+    return held ? VOTE_YES : voteNo(`${this.id}: this transaction's locks here were released (it was aborted)`);
   }
 
   /** What a failed lock attempt means, from the items as they were. */
-  #judge(writes: DynamoWrite[], items: Found): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: ForeignLock[] } {
+  #voteOn(writes: DynamoWrite[], items: Found): { kind: "vote"; vote: Vote } | { kind: "conflict"; locks: ForeignLock[] } {
     const locks = items.flatMap((item, i) => {
       const holder = item?.[LOCK_ATTRIBUTES.tx]?.S;
       return holder ? [{ txId: holder, log: item[LOCK_ATTRIBUTES.log]?.S, key: writes[i]!.key }] : [];
     });
     if (locks.length > 0) return { kind: "conflict", locks };
-    return { kind: "vote", vote: no(`${this.id}: a write's condition does not hold`) };
+    return { kind: "vote", vote: voteNo(`${this.id}: a write's condition does not hold`) };
   }
 
   /**

@@ -24,14 +24,13 @@ import {
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { sha256Hex } from "../internal/ids.js";
-import { sleep } from "../internal/time.js";
+import { jitter, sleep } from "../internal/time.js";
 import { sameTransaction } from "./branches.js";
 import { sameDatabase } from "./database.js";
 import { DynamoDbParticipant, type DynamoWrite } from "./dynamodb.js";
 import type { BranchRecord, DecisionLog, TransactionRecord } from "./log.js";
 import type { Branch } from "./participant.js";
 import type { TransactionResult } from "./result.js";
-import { jitter } from "./retry.js";
 import { runStep } from "./unknown-outcome.js";
 
 export interface FastPathOptions {

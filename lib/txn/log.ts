@@ -20,6 +20,7 @@
  * Presumed abort: a transaction with no record is aborted. Asking about it writes an
  * `aborted` record, so a coordinator that begins it late finds it aborted.
  */
+import { DEFAULT_LIST_LIMIT, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETAIN_MS } from "./defaults.js";
 import { UndecidedTransactionError } from "../errors.js";
 import { numberValue, stringValue } from "../internal/attributes.js";
 import {
@@ -82,9 +83,8 @@ export interface TransactionRecord {
 /** Name of the sparse index over unfinished transactions. */
 export const IN_DOUBT_INDEX = "in-doubt";
 /** How long finished transaction records are kept by default (idempotency window of `run`). */
-export const DEFAULT_RETAIN_MS = 7 * 24 * 3600_000;
 
-const keyOf = (txId: string) => ({ pk: stringValue(`tx#${txId}`) });
+const transactionKey = (txId: string) => ({ pk: stringValue(`tx#${txId}`) });
 
 export function parseRecord(item: Item | undefined): TransactionRecord | undefined {
   const pk = item?.["pk"]?.S;
@@ -113,7 +113,7 @@ export class DecisionLog {
     /** Wall clock (epoch ms) for deadlines and timestamps. */
     readonly now: () => number = Date.now,
     /** Each request to the log (with the SDK's retries) is abandoned after this long: a `TimeoutError`. */
-    readonly requestTimeoutMs: number = 5000,
+    readonly requestTimeoutMs: number = DEFAULT_REQUEST_TIMEOUT_MS,
   ) {}
 
   /** Sends with the request timeout: a hung endpoint must not hang a transaction step. */
@@ -126,7 +126,7 @@ export class DecisionLog {
   async begin(txId: string, branches: readonly BranchRecord[], deadline: number): Promise<{ created: boolean; record: TransactionRecord }> {
     const now = this.now();
     const item: Item = {
-      ...keyOf(txId),
+      ...transactionKey(txId),
       status: stringValue("preparing"),
       branches: stringValue(JSON.stringify(branches)),
       deadline: numberValue(deadline),
@@ -158,7 +158,7 @@ export class DecisionLog {
    */
   async #read(txId: string, attributes?: readonly string[]): Promise<Item | undefined> {
     const projection = attributes ? { ProjectionExpression: attributes.map((_, i) => `#a${i}`).join(", "), ExpressionAttributeNames: Object.fromEntries(attributes.map((a, i) => [`#a${i}`, a])) } : {};
-    const { Item } = await this.#send<{ Item?: Item }>(new GetItemCommand({ TableName: this.tableName, Key: keyOf(txId), ConsistentRead: true, ...projection }));
+    const { Item } = await this.#send<{ Item?: Item }>(new GetItemCommand({ TableName: this.tableName, Key: transactionKey(txId), ConsistentRead: true, ...projection }));
     return Item;
   }
 
@@ -178,7 +178,7 @@ export class DecisionLog {
       await this.#send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: keyOf(txId),
+          Key: transactionKey(txId),
           UpdateExpression:
             "SET #status = :decision, decidedAt = :now, createdAt = if_not_exists(createdAt, :now), deadline = if_not_exists(deadline, :now), branches = if_not_exists(branches, :none), done = if_not_exists(done, :false), #path = if_not_exists(#path, :protocol), inDoubt = if_not_exists(inDoubt, :open)" +
             (reason ? ", reason = :reason" : "") +
@@ -214,7 +214,7 @@ export class DecisionLog {
     await this.#send(
       new UpdateItemCommand({
         TableName: this.tableName,
-        Key: keyOf(txId),
+        Key: transactionKey(txId),
         UpdateExpression: "SET #status = :decision, decidedAt = :now" + (reason ? ", reason = :reason" : ""),
         ConditionExpression: "attribute_exists(pk)",
         ExpressionAttributeNames: { "#status": "status" },
@@ -230,7 +230,7 @@ export class DecisionLog {
     await this.#send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: keyOf(txId),
+          Key: transactionKey(txId),
           UpdateExpression: "SET done = :true, doneAt = if_not_exists(doneAt, :now), #ttl = :ttl" + (audit ? ", audit = list_append(if_not_exists(audit, :empty), :entry)" : "") + " REMOVE inDoubt",
           ConditionExpression: "#status IN (:committed, :aborted)",
           ExpressionAttributeNames: { "#status": "status", "#ttl": "ttl" },
@@ -272,8 +272,8 @@ export class DecisionLog {
         KeyConditionExpression: "inDoubt = :open AND deadline <= :stale",
         ...(options.prefix ? { FilterExpression: "begins_with(pk, :prefix)" } : {}),
         ExpressionAttributeValues: { ":open": stringValue("open"), ":stale": numberValue(Math.min(options.staleAt ?? this.now(), Number.MAX_SAFE_INTEGER)), ...(options.prefix ? { ":prefix": stringValue(`tx#${options.prefix}`) } : {}) },
-        Limit: options.limit ?? 100,
-        ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: stringValue("open"), deadline: numberValue(options.startAfter.deadline), ...keyOf(options.startAfter.txId) } } : {}),
+        Limit: options.limit ?? DEFAULT_LIST_LIMIT,
+        ...(options.startAfter ? { ExclusiveStartKey: { inDoubt: stringValue("open"), deadline: numberValue(options.startAfter.deadline), ...transactionKey(options.startAfter.txId) } } : {}),
       }),
     );
     const records = (out.Items ?? []).map((i) => parseRecord(i)!).filter(Boolean);
@@ -286,7 +286,7 @@ export class DecisionLog {
     await this.#send(
       new UpdateItemCommand({
         TableName: this.tableName,
-        Key: keyOf(txId),
+        Key: transactionKey(txId),
         UpdateExpression: "SET audit = list_append(if_not_exists(audit, :empty), :entry)",
         ConditionExpression: "attribute_exists(pk)",
         ExpressionAttributeValues: { ":empty": { L: [] }, ":entry": { L: [stringValue(JSON.stringify(entry))] } },
@@ -300,7 +300,7 @@ export class DecisionLog {
     return {
       TableName: this.tableName,
       Item: {
-        ...keyOf(txId),
+        ...transactionKey(txId),
         status: stringValue(decision),
         branches: stringValue(JSON.stringify(branches)),
         deadline: numberValue(now),

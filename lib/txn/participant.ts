@@ -31,14 +31,17 @@ import { randomUUID } from "node:crypto";
 import { sleep } from "../internal/time.js";
 import { validateName } from "../internal/validation.js";
 import { ProtocolViolationError } from "../errors.js";
-import { persistently } from "./retry.js";
-import { DEFAULT_RETAIN_MS, type TransactionRecord, type TransactionStatus } from "./log.js";
+import { retryUntilDone } from "./retry.js";
+import { DEFAULT_RETAIN_MS } from "./defaults.js";
+import type { TransactionRecord, TransactionStatus } from "./log.js";
 
 /** A participant's answer to prepare. */
 export type Vote = { readonly vote: "yes" } | { readonly vote: "no"; readonly reason: string };
 
-export const YES: Vote = { vote: "yes" };
-export const no = (reason: string): Vote => ({ vote: "no", reason });
+/** The yes vote: this participant has made the transaction's effects durable and can commit them. */
+export const VOTE_YES: Vote = { vote: "yes" };
+/** A no vote, with the reason the coordinator records (the transaction aborts). */
+export const voteNo = (reason: string): Vote => ({ vote: "no", reason });
 
 /** What a participant is told about the transaction it takes part in. */
 export interface TxContext {
@@ -92,7 +95,7 @@ export interface ParticipantDefinition<I> {
   /** Where vote records live: the transaction table (or any table with string key `pk`). */
   readonly tableName: string;
   readonly dynamodb?: DynamoDBClient;
-  /** How long vote records (and abort tombstones) are kept. Default 7 days. */
+  /** How long vote records (and abort tombstones) are kept. @default DEFAULT_RETAIN_MS (7 days) */
   readonly retainMs?: number;
   /**
    * Reserve what the change needs; return false (or a reason string) to vote no. Runs at
@@ -133,7 +136,7 @@ class DefinedParticipant<I> implements Participant<I> {
   }
 
   async prepare(tx: TxContext, input: I): Promise<Vote> {
-    if (Date.now() > tx.deadline) return no(`${this.id}: prepare arrived after the transaction's deadline`);
+    if (Date.now() > tx.deadline) return voteNo(`${this.id}: prepare arrived after the transaction's deadline`);
     // 1. Claim the prepare (this attempt's nonce), unless a vote, an abort or another claim is on record.
     const attempt = randomUUID();
     const found = await this.#claim(tx.txId, attempt);
@@ -143,23 +146,23 @@ class DefinedParticipant<I> implements Participant<I> {
       const answer = await this.definition.prepare(tx, input);
       if (answer !== true) {
         await this.#put(tx.txId, "aborted", "#state = :preparing");
-        return no(typeof answer === "string" ? answer : `${this.id} voted no`);
+        return voteNo(typeof answer === "string" ? answer : `${this.id} voted no`);
       }
       const after = await this.#put(tx.txId, "prepared", "(#state = :preparing AND #attempt = :attempt) OR #state = :prepared", attempt);
-      if (after === undefined || after === "prepared") return YES;
+      if (after === undefined || after === "prepared") return VOTE_YES;
       // Committed already: another run's vote carried it; our reservation is the same one (idempotent per id), nothing to release.
-      if (after === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
+      if (after === "committed") return voteNo(`${this.id}: the transaction already committed here (a stale prepare)`);
     } catch (err) {
       // The reservation may have landed. If the abort already came (and went), nobody else
       // will release it: do it here. Otherwise the abort that follows our failure will.
-      await persistently(async () => {
+      await retryUntilDone(async () => {
         if ((await this.#state(tx.txId)) === "aborted") await this.definition.abort(tx, input);
       }).catch(() => undefined);
       throw err;
     }
     // The abort overtook us: release what we just reserved (nobody else will).
-    await persistently(() => this.definition.abort(tx, input));
-    return no(`${this.id}: the transaction was aborted here while it prepared`);
+    await retryUntilDone(() => this.definition.abort(tx, input));
+    return voteNo(`${this.id}: the transaction was aborted here while it prepared`);
   }
 
   /**
@@ -174,10 +177,10 @@ class DefinedParticipant<I> implements Participant<I> {
   /** A prepare that found a record: the vote on record, or (another attempt still preparing) wait for it until the deadline. */
   async #answerFound(tx: TxContext, found: string): Promise<Vote> {
     for (let state: string | undefined = found, backoff = 20; ; backoff = Math.min(backoff * 2, 250)) {
-      if (state === "prepared") return YES; // a duplicate prepare: the yes on record stands
-      if (state === "aborted") return no(`${this.id}: the transaction was already aborted here`);
-      if (state === "committed") return no(`${this.id}: the transaction already committed here (a stale prepare)`);
-      if (Date.now() > tx.deadline) return no(`${this.id}: another prepare of this transaction is still running here at the deadline`);
+      if (state === "prepared") return VOTE_YES; // a duplicate prepare: the yes on record stands
+      if (state === "aborted") return voteNo(`${this.id}: the transaction was already aborted here`);
+      if (state === "committed") return voteNo(`${this.id}: the transaction already committed here (a stale prepare)`);
+      if (Date.now() > tx.deadline) return voteNo(`${this.id}: another prepare of this transaction is still running here at the deadline`);
       await sleep(backoff);
       state = await this.#state(tx.txId);
     }

@@ -11,13 +11,14 @@
  * would leave participants ahead of the log); participants apply commit and abort
  * idempotently and out of order (participant.ts), so driving a decision again is safe.
  */
+import { DEFAULT_PHASE_TWO_TIMEOUT_MS } from "./defaults.js";
 import { crashIfAsked, type CrashSeam } from "./crash-points.js";
 import { raceUntil } from "./deadline.js";
 import { ParticipantCallHungError, ProtocolViolationError } from "../errors.js";
 import type { BranchRecord, Decision, DecisionLog, TransactionRecord } from "./log.js";
 import type { TxContext } from "./participant.js";
 import type { ParticipantRegistry } from "./registry.js";
-import { persistently } from "./retry.js";
+import { retryUntilDone } from "./retry.js";
 import { runStep } from "./unknown-outcome.js";
 
 export interface PhaseTwoOptions {
@@ -27,7 +28,7 @@ export interface PhaseTwoOptions {
   readonly registry: ParticipantRegistry;
   /**
    * How long a decision is driven before the rest is left to recovery.
-   * @default 30000
+   * @default DEFAULT_PHASE_TWO_TIMEOUT_MS (30 s)
    */
   readonly timeoutMs?: number;
 }
@@ -57,7 +58,7 @@ export class PhaseTwo {
   constructor(options: PhaseTwoOptions, hooks: PhaseTwoHooks = {}) {
     this.#log = options.log;
     this.#registry = options.registry;
-    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_PHASE_TWO_TIMEOUT_MS;
     this.#hooks = hooks;
   }
 
@@ -93,7 +94,7 @@ export class PhaseTwo {
   async #deliver(tx: TxContext, b: BranchRecord, decision: Decision, until: number): Promise<string | undefined> {
     try {
       const participant = this.#registry.resolve(b.participant, tx.txId);
-      await persistently(
+      await retryUntilDone(
         async () => {
           // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
           const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);

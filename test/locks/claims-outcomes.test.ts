@@ -7,7 +7,8 @@
 import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, Claims, ClaimTakenError, fromWire, toWire } from "../../lib/index.js";
+import { ClaimAlreadyReleasedError, ClaimHeldByOtherIncarnationError, ClaimOutcomeUnknownError, Claims, ClaimTakenError } from "../../lib/index.js";
+import { fromWire, toWire } from "../../lib/advanced.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 import { ghost } from "../support/intercept.js";
 import { uniqueName } from "../support/locks.js";

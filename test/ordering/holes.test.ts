@@ -8,7 +8,8 @@
 import { PutItemCommand, TransactionCanceledException, TransactionConflictException, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it, vi } from "vitest";
 import { injectFaults, RequestCounter } from "../../lib/check/middleware.js";
-import { Broadcast, ConsumerGroup, PublishConflictError, type StreamLog, type Delivery, type PublishResult } from "../../lib/index.js";
+import { Broadcast, ConsumerGroup, PublishConflictError, type Delivery, type PublishResult } from "../../lib/index.js";
+import { type StreamLog } from "../../lib/advanced.js";
 import { dynamoDbClient, logTable } from "../support/cloud.js";
 import { holdResponse } from "../support/intercept.js";
 import { uniqueName } from "../support/locks.js";

@@ -8,7 +8,8 @@ import { GetItemCommand, PutItemCommand, type DynamoDBClient } from "@aws-sdk/cl
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll } from "vitest";
-import { Coordinator, DecisionLog, DynamoDbParticipant, type CoordinatorOptions, type DynamoWrite } from "../../lib/index.js";
+import { Coordinator, DynamoDbParticipant, type CoordinatorOptions, type DynamoWrite } from "../../lib/index.js";
+import { DecisionLog } from "../../lib/advanced.js";
 import type { CoordinatorHooks } from "../../lib/txn/coordinator.js";
 import { PhaseTwo } from "../../lib/txn/phase-two.js";
 import { ParticipantRegistry } from "../../lib/txn/registry.js";

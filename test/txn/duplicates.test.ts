@@ -9,18 +9,8 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
-import {
-  Coordinator,
-  CoordinatorCrashedError,
-  DynamoDbParticipant,
-  InvalidArgumentError,
-  TransactionTimeoutError,
-  branch,
-  canonicalQueueUrl,
-  defineParticipant,
-  outboxParticipant,
-  type TxContext,
-} from "../../lib/index.js";
+import { Coordinator, DynamoDbParticipant, InvalidArgumentError, TransactionTimeoutError, branch, defineParticipant, outboxParticipant, type TxContext } from "../../lib/index.js";
+import { CoordinatorCrashedError, canonicalQueueUrl } from "../../lib/advanced.js";
 import { databaseOf, sameDatabase } from "../../lib/txn/database.js";
 import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
 import { ghost, holdResponse, touches } from "../support/intercept.js";

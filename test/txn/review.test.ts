@@ -8,7 +8,8 @@
  */
 import { GetItemCommand, PutItemCommand, TransactionCanceledException, UpdateItemCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { describe, expect, it } from "vitest";
-import { Coordinator, CoordinatorCrashedError, DynamoDbParticipant, InvalidArgumentError, ProtocolViolationError, branch, defineParticipant, type DynamoWrite, type TxContext } from "../../lib/index.js";
+import { Coordinator, DynamoDbParticipant, InvalidArgumentError, ProtocolViolationError, branch, defineParticipant, type DynamoWrite, type TxContext } from "../../lib/index.js";
+import { CoordinatorCrashedError } from "../../lib/advanced.js";
 import { lockTable, txnTable } from "../support/cloud.js";
 import { holdResponse, touches } from "../support/intercept.js";
 import { txnScene } from "../support/txn.js";

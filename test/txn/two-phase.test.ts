@@ -11,20 +11,8 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RequestCounter } from "../../lib/check/middleware.js";
-import {
-  Coordinator,
-  CoordinatorCrashedError,
-  DecisionConflictError,
-  DynamoDbParticipant,
-  InvalidArgumentError,
-  ProtocolViolationError,
-  TransactionTimeoutError,
-  branch,
-  defineParticipant,
-  outboxParticipant,
-  type DynamoWrite,
-  type Participant,
-} from "../../lib/index.js";
+import { Coordinator, DecisionConflictError, DynamoDbParticipant, InvalidArgumentError, ProtocolViolationError, TransactionTimeoutError, branch, defineParticipant, outboxParticipant, type DynamoWrite, type Participant } from "../../lib/index.js";
+import { CoordinatorCrashedError } from "../../lib/advanced.js";
 import { crashPoints } from "../../lib/txn/crash-points.js";
 import { dynamoDbClient, lockTable, sqsClient, txnTable } from "../support/cloud.js";
 
