@@ -5,6 +5,10 @@ import { Fencepost, type FencepostProps } from "./fencepost.js";
 
 export const STACK_NAME = "Fencepost";
 
+/**
+ * The stack `cdk deploy` creates: one Fencepost construct, and its table names, queue URL
+ * and function names as outputs (what the clients and the CLI are configured with).
+ */
 export class FencepostStack extends Stack {
   public readonly fencepost: Fencepost;
 

@@ -1,13 +1,19 @@
 /**
  * A seeded pseudo-random source (SplitMix32), so that a verification run's choices of
  * faults, pauses and operations can be replayed from its seed.
+ * (Guarantees and assumptions: see the TSDoc of Random below.)
+ */
+import { InvalidArgumentError } from "../errors.js";
+
+/**
+ * A seeded pseudo-random source (SplitMix32), so that a verification run's choices of
+ * faults, pauses and operations can be replayed from its seed.
  *
  * Guarantees: the same seed yields the same sequence; `fork(label)` derives an
  * independent stream, so each worker's choices depend only on the seed and its own label,
  * not on how the workers interleave.
  * Not for cryptography.
  */
-import { InvalidArgumentError } from "../errors.js";
 export class Random {
   #state: number;
 

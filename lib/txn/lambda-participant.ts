@@ -25,6 +25,11 @@ export interface ParticipantRequest {
   readonly input: unknown;
 }
 
+/**
+ * The coordinator's side of a participant behind a Lambda function: each protocol message
+ * is one direct invoke of `functionName` (whose handler is `participantHandler`). Its id,
+ * `lambda:<functionName>`, lets recovery re-create it from the log.
+ */
 export class LambdaParticipant implements Participant {
   readonly id: string;
   readonly lambda: LambdaClient;

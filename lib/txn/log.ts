@@ -1,24 +1,7 @@
 /**
  * DecisionLog: the coordinator's durable state, one item per transaction in the
  * transaction table (partition key `pk` (S); the Fencepost construct's `txnTable`).
- *
- * Item `tx#<txId>`:
- * - `status`: `preparing` until the decision, then `committed` or `aborted`, forever. The
- *   decision is one conditional write (`status = preparing`), so exactly one decision
- *   wins, whoever writes it: the coordinator, another coordinator running the same
- *   transaction id, recovery, an operator, or a participant asking about a transaction
- *   whose deadline has passed. That single linearizable item is what makes 2PC safe
- *   here; clocks only decide when it is worth aborting (liveness), never what is decided.
- * - `branches`: the participants and their inputs (JSON), so anyone can finish phase two.
- * - `deadline` (epoch ms): after it, an undecided transaction may be aborted by anyone.
- * - `inDoubt` = `open` while phase two is unfinished: the sparse index `in-doubt`
- *   (partition `inDoubt`, sort `deadline`) lists exactly the transactions recovery must
- *   look at. `done` removes it and sets `ttl` (records are kept for `retainMs`, which is
- *   also how long `run` stays idempotent by transaction id).
- * - `audit`: operator actions (who, what, why, when).
- *
- * Presumed abort: a transaction with no record is aborted. Asking about it writes an
- * `aborted` record, so a coordinator that begins it late finds it aborted.
+ * (Guarantees and assumptions: see the TSDoc of DecisionLog below.)
  */
 import { DEFAULT_LIST_LIMIT, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_RETAIN_MS } from "./defaults.js";
 import { UndecidedTransactionError } from "../errors.js";
@@ -105,6 +88,28 @@ export function parseRecord(item: Item | undefined): TransactionRecord | undefin
   };
 }
 
+/**
+ * DecisionLog: the coordinator's durable state, one item per transaction in the
+ * transaction table (partition key `pk` (S); the Fencepost construct's `txnTable`).
+ *
+ * Item `tx#<txId>`:
+ * - `status`: `preparing` until the decision, then `committed` or `aborted`, forever. The
+ *   decision is one conditional write (`status = preparing`), so exactly one decision
+ *   wins, whoever writes it: the coordinator, another coordinator running the same
+ *   transaction id, recovery, an operator, or a participant asking about a transaction
+ *   whose deadline has passed. That single linearizable item is what makes 2PC safe
+ *   here; clocks only decide when it is worth aborting (liveness), never what is decided.
+ * - `branches`: the participants and their inputs (JSON), so anyone can finish phase two.
+ * - `deadline` (epoch ms): after it, an undecided transaction may be aborted by anyone.
+ * - `inDoubt` = `open` while phase two is unfinished: the sparse index `in-doubt`
+ *   (partition `inDoubt`, sort `deadline`) lists exactly the transactions recovery must
+ *   look at. `done` removes it and sets `ttl` (records are kept for `retainMs`, which is
+ *   also how long `run` stays idempotent by transaction id).
+ * - `audit`: operator actions (who, what, why, when).
+ *
+ * Presumed abort: a transaction with no record is aborted. Asking about it writes an
+ * `aborted` record, so a coordinator that begins it late finds it aborted.
+ */
 export class DecisionLog {
   constructor(
     readonly dynamodb: DynamoDBClient,
