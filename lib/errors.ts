@@ -502,6 +502,73 @@ export class TemplateError extends FencepostError {
   override name = "TemplateError";
 }
 
+/**
+ * A change to a coordination namespace was not applied: for its whole time budget, other
+ * changes took every revision first, or DynamoDB throttled. Nothing was written by this
+ * call (no attempt went unanswered). Back off and try again; if it persists, spread the
+ * load over several namespaces (one namespace takes about 1,000 changes/s).
+ */
+export class CoordinationBusyError extends FencepostError {
+  override name = "CoordinationBusyError";
+  constructor(
+    readonly namespace: string,
+    readonly attempts: number,
+    options?: ErrorOptions,
+  ) {
+    super(`Namespace '${namespace}' was too busy to take this change (${attempts} attempts lost to other changes or throttling); nothing was applied. Back off and try again, or spread the load over several namespaces.`, options);
+  }
+}
+
+/** A conditional write of a coordination key found another revision than the one it was conditioned on; nothing was written. */
+export class RevisionMismatchError extends FencepostError {
+  override name = "RevisionMismatchError";
+  constructor(
+    readonly key: string,
+    readonly expectedRevision: number,
+    readonly currentRevision: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `'${key}' is ${currentRevision === undefined ? "absent" : `at revision ${currentRevision}`}, not ${expectedRevision === 0 ? "absent" : `at revision ${expectedRevision}`} as the write required; nothing was written. Read it again and decide.`,
+      options,
+    );
+  }
+}
+
+/** A watch asked to resume from a revision whose changes are no longer kept (past the retention of the change log). */
+export class CompactedError extends FencepostError {
+  override name = "CompactedError";
+  constructor(
+    readonly namespace: string,
+    readonly fromRevision: number,
+    readonly oldestRetained: number | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Namespace '${namespace}' no longer keeps the changes after revision ${fromRevision}` +
+        (oldestRetained !== undefined ? ` (the oldest kept is ${oldestRetained})` : "") +
+        `: read the current state with list(), then watch from its revision.`,
+      options,
+    );
+  }
+}
+
+/**
+ * The session is no longer live: it was closed, or an observer declared it expired after
+ * seeing no keepalive for its ttl. Its ephemeral keys are (being) deleted; it can never
+ * write again. Open a new session (and, in a group, join again: as a new member).
+ */
+export class SessionExpiredError extends FencepostError {
+  override name = "SessionExpiredError";
+  constructor(
+    readonly sessionId: string,
+    readonly reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Session '${sessionId}' is no longer live: ${reason}. Open a new session to continue.`, options);
+  }
+}
+
 /** A function's error that is not one of Fencepost's own (a bug, a runtime failure, a timeout). */
 export class RemoteFunctionError extends FencepostError {
   override name = "RemoteFunctionError";
@@ -543,6 +610,10 @@ export const ERROR_CLASSES: Readonly<Record<string, new (...args: never[]) => Fe
   UnknownParticipantError,
   CoordinatorCrashedError,
   UndecidedTransactionError,
+  CoordinationBusyError,
+  RevisionMismatchError,
+  CompactedError,
+  SessionExpiredError,
   RemoteFunctionError,
 });
 
@@ -551,6 +622,9 @@ export interface WireError {
   readonly errorType: string;
   readonly errorMessage: string;
 }
+
+/** Fields a wire message's details may never set on a rebuilt error. */
+const RESERVED_FIELDS = new Set(["__proto__", "constructor", "prototype", "name", "message", "stack", "cause", "toString", "toJSON", "valueOf"]);
 
 /** Starts the last line of a wire message: the error's own fields, as JSON. */
 const DETAILS_LINE = "\nDetails: ";
@@ -590,14 +664,17 @@ export function wireError(err: FencepostError): Error {
  * and fields. Types outside ERROR_CLASSES (a runtime failure, say) become RemoteFunctionError.
  */
 export function fromWire(wire: WireError, where = "the Fencepost function"): Error {
-  const { errorType } = wire;
-  let message = wire.errorMessage;
+  const errorType = String(wire.errorType);
+  let message = typeof wire.errorMessage === "string" ? wire.errorMessage : JSON.stringify(wire.errorMessage) ?? "";
   let details: Record<string, unknown> = {};
   const at = message.lastIndexOf(DETAILS_LINE);
   if (at >= 0) {
     try {
-      details = JSON.parse(message.slice(at + DETAILS_LINE.length)) as Record<string, unknown>;
-      message = message.slice(0, at);
+      const parsed = JSON.parse(message.slice(at + DETAILS_LINE.length)) as unknown;
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) {
+        details = parsed as Record<string, unknown>;
+        message = message.slice(0, at);
+      }
     } catch {
       details = {}; // not a details line after all: the message is the whole text
     }
@@ -605,7 +682,11 @@ export function fromWire(wire: WireError, where = "the Fencepost function"): Err
   const cls = Object.hasOwn(ERROR_CLASSES, errorType) ? ERROR_CLASSES[errorType] : undefined;
   if (!cls) return new RemoteFunctionError(errorType, message);
   const err = Object.create(cls.prototype as object) as FencepostError;
-  Object.assign(err, details);
+  // Only plain data fields: nothing that could replace the prototype, methods or the standard properties.
+  for (const [key, value] of Object.entries(details)) {
+    if (RESERVED_FIELDS.has(key) || typeof value === "function") continue;
+    Object.defineProperty(err, key, { value, enumerable: true, writable: true, configurable: true });
+  }
   for (const [key, value] of Object.entries({ name: errorType, message, stack: `${errorType}: ${message}\n    at <${where}>` })) {
     Object.defineProperty(err, key, { value, enumerable: key === "name", writable: true, configurable: true });
   }

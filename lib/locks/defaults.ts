@@ -22,12 +22,10 @@ export const SAFETY_MARGIN_FRACTION = 0.02;
 export const MIN_SAFETY_MARGIN_MS = 50;
 /** A held lease is renewed every leaseMs × this (three heartbeats per lease). */
 export const HEARTBEAT_FRACTION = 1 / 3;
-/**
- * Time kept back from a Lambda invocation, inside Lambda: a lock held there ends this long
- * before the invocation does (for its release), and the lock service stops waiting this
- * long before its invocation ends (for the response).
- */
-export const INVOCATION_RESERVE_MS = 1000;
+/** Inside Lambda (`context`), a lock's lease and wait end this long before the invocation does: time for its release. */
+export const INVOCATION_RESERVE_MS = 500;
+/** The lock service stops waiting for a grant this long before its own invocation ends: time for the response. */
+export const SERVICE_RESPONSE_RESERVE_MS = 1000;
 /** How often `Election.observe` reads the election. */
 export const DEFAULT_OBSERVE_POLL_MS = 250;
 /** `sweep` deletes items released longer ago than this. */

@@ -25,7 +25,7 @@ export const WAIT_SLICE_MS = 20_000;
  * any waiter may take over (see lock.ts). A wait longer than one invocation allows is
  * asked for a slice at a time.
  *
- * Errors thrown by the function come back as the same classes (see remote.ts), so
+ * Errors thrown by the function come back as the same classes (errors.ts `fromWire`), so
  * `instanceof` works across the boundary.
  * Assumes: a lost invoke response after a grant leaves an orphan lease under this owner,
  * which expires after one lease (safe; a retry waits for it). `sweep` needs the table:
@@ -68,7 +68,10 @@ export class LambdaLockBackend implements LockBackend {
   }
 
   async read(lease: LeaseName): Promise<LockState | undefined> {
-    return (await this.call({ action: "inspect", kind: lease.kind, name: lease.name })) ?? undefined;
+    // The actions every deployed lock function understands: `inspect` (no kind: a lock) and `leader`.
+    if (lease.kind === "lock") return (await this.call({ action: "inspect", name: lease.name })) ?? undefined;
+    const leader = await this.call({ action: "leader", name: lease.name });
+    return leader ? { holder: leader.holder, fencingToken: leader.term, data: leader.value, leaseMs: 0, released: false, waiters: 0, expiresAt: undefined, expired: false } : undefined;
   }
 
   async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number) {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
-import { LockLostError } from "../errors.js";
+import { LockLostError, type FencepostError } from "../errors.js";
 import type { LeaseKeeper } from "./backend.js";
 import { HEARTBEAT_FRACTION } from "./defaults.js";
 import type { LockKind } from "./protocol.js";
@@ -25,6 +25,11 @@ export interface LockParams {
   readonly safetyMarginMs: number;
   /** Monotonic time after which no heartbeat may be sent (end of a Lambda invocation). */
   readonly stopBy?: number;
+  /**
+   * The error `signal` aborts with, given why the lease ended. Default: LockLostError.
+   * (A coordination session is a lease too, and ends with SessionExpiredError.)
+   */
+  readonly lostError?: (reason: string) => FencepostError;
 }
 
 /**
@@ -97,7 +102,7 @@ export class Lock {
   assertHeld(): void {
     if (this.held) return;
     if (this.signal.aborted) throw this.signal.reason;
-    throw new LockLostError(this.name, this.fencingToken, this.#released ? "it was released" : "its lease ran out");
+    throw this.#lost(this.#released ? "it was released" : "its lease ran out");
   }
 
   /**
@@ -120,14 +125,14 @@ export class Lock {
     } catch (err) {
       // Unreachable throughout: the lock is not believed held any more, but calling release again tries again.
       this.#releaseFailed = true;
-      if (!this.signal.aborted) this.#controller.abort(new LockLostError(this.name, this.fencingToken, "it was being released"));
+      if (!this.signal.aborted) this.#controller.abort(this.#lost("it was being released"));
       throw err;
     }
     if (!this.signal.aborted) {
       this.#controller.abort(
         outcome.released
-          ? new LockLostError(this.name, this.fencingToken, "it was released")
-          : new LockLostError(this.name, this.fencingToken, "another holder had taken it over before release"),
+          ? this.#lost("it was released")
+          : this.#lost("another holder had taken it over before release"),
       );
     }
     return outcome.released;
@@ -143,9 +148,13 @@ export class Lock {
     return { version: this.#version, fencingToken: this.fencingToken, leaseMs: this.#params.leaseMs, data: this.data };
   }
 
+  #lost(reason: string): FencepostError {
+    return this.#params.lostError?.(reason) ?? new LockLostError(this.name, this.fencingToken, reason);
+  }
+
   #lose(reason: string): void {
     this.#stopTimers();
-    if (!this.signal.aborted) this.#controller.abort(new LockLostError(this.name, this.fencingToken, reason));
+    if (!this.signal.aborted) this.#controller.abort(this.#lost(reason));
   }
 
   #stopTimers(): void {

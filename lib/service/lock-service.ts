@@ -8,7 +8,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { Claims } from "../locks/claims.js";
 import { LockClient, type InvocationContext } from "../locks/client.js";
 import { systemClock } from "../locks/clock.js";
-import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, INVOCATION_RESERVE_MS } from "../locks/defaults.js";
+import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, SERVICE_RESPONSE_RESERVE_MS } from "../locks/defaults.js";
 import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
 import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
@@ -108,7 +108,7 @@ export class LockService {
 
   #wait(requested: number | undefined, context: InvocationContext | undefined): number {
     const wanted = requested ?? this.#options.waitMs ?? DEFAULT_SERVICE_WAIT_MS;
-    const available = context ? context.getRemainingTimeInMillis() - INVOCATION_RESERVE_MS : wanted;
+    const available = context ? context.getRemainingTimeInMillis() - SERVICE_RESPONSE_RESERVE_MS : wanted;
     return Math.max(1, Math.min(wanted, available));
   }
 }

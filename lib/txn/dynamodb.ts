@@ -61,8 +61,7 @@ import { marshall, type NativeAttributeValue } from "@aws-sdk/util-dynamodb";
 import { jitter, sleep } from "../internal/time.js";
 import { isDeepStrictEqual } from "node:util";
 import { validateName } from "../internal/validation.js";
-import { InvalidArgumentError } from "../errors.js";
-import { ProtocolViolationError } from "../errors.js";
+import { InvalidArgumentError, ProtocolViolationError } from "../errors.js";
 import { DEFAULT_RETAIN_MS } from "./defaults.js";
 import { voteNo, VOTE_YES, type Participant, type TxContext, type Vote } from "./participant.js";
 

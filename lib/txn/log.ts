@@ -65,8 +65,6 @@ export interface TransactionRecord {
 
 /** Name of the sparse index over unfinished transactions. */
 export const IN_DOUBT_INDEX = "in-doubt";
-/** How long finished transaction records are kept by default (idempotency window of `run`). */
-
 const transactionKey = (txId: string) => ({ pk: stringValue(`tx#${txId}`) });
 
 export function parseRecord(item: Item | undefined): TransactionRecord | undefined {

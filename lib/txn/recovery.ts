@@ -18,8 +18,7 @@
  * Assumes: the phase two it is given can resolve every logged participant id (its
  * registry knows the custom participants; built-in ones are made from their ids).
  */
-import { InvalidArgumentError } from "../errors.js";
-import { DecisionConflictError } from "../errors.js";
+import { DecisionConflictError, InvalidArgumentError } from "../errors.js";
 import type { DecisionLog, TransactionRecord } from "./log.js";
 import type { PhaseTwo } from "./phase-two.js";
 

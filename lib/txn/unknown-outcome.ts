@@ -10,8 +10,7 @@
  * by id), which is what TransactionTimeoutError tells the caller to do.
  */
 import { isThrottled } from "../internal/outcomes.js";
-import { FencepostError } from "../errors.js";
-import { TransactionTimeoutError } from "../errors.js";
+import { FencepostError, TransactionTimeoutError } from "../errors.js";
 
 /**
  * Whether an error from a request leaves its outcome open: a timeout, a dropped

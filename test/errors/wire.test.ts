@@ -47,4 +47,14 @@ describe("errors on the wire", () => {
     expect(fromWire({ errorType: "toString", errorMessage: "x" })).toBeInstanceOf(RemoteFunctionError);
     expect(Object.keys(ERROR_CLASSES)).toContain("TransactionTimeoutError");
   });
+
+  it("rebuilds only data fields from a hostile or malformed wire message", () => {
+    const hostile = fromWire({ errorType: "InvalidArgumentError", errorMessage: 'Invalid x: y\nDetails: {"__proto__":null,"toString":1,"name":"Evil","field":"x"}' });
+    expect(hostile).toBeInstanceOf(InvalidArgumentError);
+    expect(hostile.name).toBe("InvalidArgumentError");
+    expect(String(hostile)).toBe("InvalidArgumentError: Invalid x: y");
+    expect((hostile as InvalidArgumentError).field).toBe("x");
+    expect(fromWire({ errorType: "FencepostError", errorMessage: 42 as unknown as string }).message).toBe("42");
+    expect(fromWire({ errorType: "FencepostError", errorMessage: "a\nDetails: [1]" }).message).toBe("a\nDetails: [1]");
+  });
 });
