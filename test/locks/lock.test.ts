@@ -165,11 +165,13 @@ describe("takeover and fencing", () => {
   });
 
   it("keeps the lock across many leases while heartbeats succeed", async () => {
-    const { client } = newLockClient({ leaseMs: 300 });
-    const rival = newLockClient({ leaseMs: 300 }).client;
+    // Leases of 1 s: short enough for several to pass, long enough that a loaded 2-core
+    // machine's event-loop stalls do not end one before its heartbeat.
+    const { client } = newLockClient({ leaseMs: 1000 });
+    const rival = newLockClient({ leaseMs: 1000 }).client;
     const name = uniqueName();
     const lock = await client.acquire(name);
-    await expect(rival.acquire(name, { waitMs: 1200 })).rejects.toBeInstanceOf(LockTimeoutError);
+    await expect(rival.acquire(name, { waitMs: 3500 })).rejects.toBeInstanceOf(LockTimeoutError);
     expect(lock.held).toBe(true);
     await lock.release();
   });
@@ -246,11 +248,11 @@ describe("lost responses", () => {
       }
       return undefined;
     });
-    const { client } = newLockClient({ dynamodb: db, leaseMs: 600 });
+    const { client } = newLockClient({ dynamodb: db, leaseMs: 1500 });
     const name = uniqueName();
     const lock = await client.acquire(name);
     phase = "lose-heartbeat";
-    await wait(1500);
+    await wait(3500); // more than two leases: the lock would be lost by now had the landed heartbeat not been recognised
     expect(phase).toBe("normal");
     expect(lock.held).toBe(true);
     expect(lock.signal.aborted).toBe(false);
