@@ -1,0 +1,149 @@
+/**
+ * Work allocation: each live member of a group owns a deterministic share of N partitions
+ * (rendezvous hashing over the view), each grant with a fencing token.
+ *
+ * Guarantees:
+ * - No two owners of a partition with overlapping beliefs. A member believes it owns a
+ *   partition from the assignment that lists it until it asks for the next assignment (or
+ *   its session's signal aborts). It gives a partition up only after the caller has taken
+ *   an assignment without it (the generator resumes only when asked for the next one),
+ *   and a new owner is granted it only after the old grant was released or the old
+ *   owner's session is no longer live (checked in the granting transaction), which the
+ *   old owner's session signal precedes (session.ts).
+ * - Every grant's fencing token is one more than the partition's previous grant's, so a
+ *   former owner's writes fenced with its token are rejected once the new owner writes
+ *   (FencedStore, or fenceCondition on your own items).
+ * - Minimal movement: when a member joins or leaves, only the partitions whose highest
+ *   rendezvous weight changes move, about N / members of them.
+ * - Failure detection: members observe each other's sessions (reaper.ts), so a killed
+ *   member's partitions move after about its ttl plus one poll.
+ * Assumes: every member asks with the same `partitions`; members keep consuming the
+ * generator (a member that stops asking keeps its partitions until its session ends).
+ */
+import { InvalidArgumentError, SessionExpiredError } from "../errors.js";
+import { sha256Hex } from "../internal/ids.js";
+import { sleep } from "../internal/time.js";
+import type { MonotonicClock } from "../locks/clock.js";
+import { DEFAULT_ASSIGNMENT_POLL_MS, MAX_PARTITIONS } from "./defaults.js";
+import type { Group, View } from "./group.js";
+import { SessionReaper } from "./reaper.js";
+import type { Session } from "./session.js";
+
+export interface AssignmentOptions {
+  /** How many partitions the group's work is divided into (the same for every member). */
+  partitions: number;
+  /** Stop: releases this member's partitions and ends the iteration. */
+  signal?: AbortSignal;
+  /** How often to look for view changes and partitions to take. @default DEFAULT_ASSIGNMENT_POLL_MS (250 ms) */
+  pollMs?: number;
+  /** Observe the namespace's sessions and expire those that stopped (failure detection). @default true */
+  detectFailures?: boolean;
+  /** What this member publishes in the group view. */
+  meta?: unknown;
+}
+
+/** One partition this member owns, and the fencing token of its grant. */
+export interface PartitionGrant {
+  readonly id: number;
+  readonly fencingToken: number;
+}
+
+/** This member's share, as of one view. */
+export interface Assignment {
+  /** The view epoch the share was computed from. */
+  readonly epoch: number;
+  /** The members of that view (session ids). */
+  readonly members: readonly string[];
+  /** The partitions this member owns now: work on these, fenced with their tokens. */
+  readonly partitions: readonly PartitionGrant[];
+  /** Partitions assigned to this member that it does not own yet (their previous owner's belief has not ended). */
+  readonly pending: readonly number[];
+}
+
+/** The member with the highest rendezvous weight for `partition` (deterministic; minimal movement). */
+export function ownerOf(partition: number, members: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestWeight = "";
+  for (const member of members) {
+    const weight = sha256Hex(`${partition}/${member}`);
+    if (best === undefined || weight > bestWeight) {
+      best = member;
+      bestWeight = weight;
+    }
+  }
+  return best;
+}
+
+/** The partitions of `total` that rendezvous hashing gives to `member` in a view of `members`. */
+export function shareOf(member: string, members: readonly string[], total: number): number[] {
+  const share: number[] = [];
+  for (let p = 0; p < total; p++) if (ownerOf(p, members) === member) share.push(p);
+  return share;
+}
+
+export async function* assignments(group: Group, session: Session, clock: MonotonicClock, options: AssignmentOptions): AsyncGenerator<Assignment> {
+  const total = options.partitions;
+  if (!(Number.isSafeInteger(total) && total >= 1 && total <= MAX_PARTITIONS)) throw new InvalidArgumentError("partitions", `must be a whole number from 1 to ${MAX_PARTITIONS}, got ${total}`);
+  const pollMs = options.pollMs ?? DEFAULT_ASSIGNMENT_POLL_MS;
+  const store = group.coordination.store;
+  const ns = group.coordination.namespace;
+  const reaper = options.detectFailures === false ? undefined : new SessionReaper(store, ns, clock);
+  const owned = new Map<number, number>(); // partition → token
+  let last: Assignment | undefined;
+  let shares = { epoch: -1, share: [] as number[] };
+  await group.join(session, { meta: options.meta ?? null });
+  try {
+    while (!options.signal?.aborted) {
+      if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
+      await reaper?.pass();
+      const view: View = await group.view();
+      if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
+      const wanted = new Set(shares.share);
+      const members = view.members.map((m) => m.id);
+      // Give up what is no longer ours: first tell the caller (it stops working on them), then release.
+      const leaving = [...owned.keys()].filter((p) => !wanted.has(p));
+      if (leaving.length > 0) {
+        for (const p of leaving) owned.delete(p);
+        last = assignmentOf(view.epoch, members, owned, shares.share);
+        yield last;
+        await Promise.all(leaving.map((p) => store.releasePartition(ns, group.name, p, session.id, tokenOf(last!, p) ?? 0).catch(() => false)));
+      }
+      // Take what is ours and free (or whose previous owner's session has ended).
+      for (const p of shares.share) {
+        if (owned.has(p) || !session.live) continue;
+        const found = await store.getPartition(ns, group.name, p);
+        if (found?.owner === session.id) {
+          owned.set(p, found.token); // a grant of ours whose answer was lost
+          continue;
+        }
+        const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
+        if (outcome.granted) owned.set(p, outcome.token);
+      }
+      const next = assignmentOf(view.epoch, members, owned, shares.share);
+      if (!last || !sameAssignment(last, next)) {
+        if (!session.live) continue; // the loop's first check reports it
+        last = next;
+        yield last;
+      }
+      await sleep(pollMs, options.signal).catch(() => undefined);
+    }
+  } finally {
+    // Stopped (or the caller returned): release every partition, so successors need not wait for the session to end.
+    const held = [...owned];
+    owned.clear();
+    await Promise.all(held.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
+  }
+}
+
+function tokenOf(assignment: Assignment | undefined, partition: number): number | undefined {
+  return assignment?.partitions.find((g) => g.id === partition)?.fencingToken;
+}
+
+function assignmentOf(epoch: number, members: readonly string[], owned: ReadonlyMap<number, number>, share: readonly number[]): Assignment {
+  const partitions = [...owned].sort(([a], [b]) => a - b).map(([id, fencingToken]) => ({ id, fencingToken }));
+  return { epoch, members, partitions, pending: share.filter((p) => !owned.has(p)) };
+}
+
+function sameAssignment(a: Assignment, b: Assignment): boolean {
+  return a.epoch === b.epoch && JSON.stringify(a.partitions) === JSON.stringify(b.partitions) && JSON.stringify(a.pending) === JSON.stringify(b.pending);
+}
