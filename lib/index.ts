@@ -1,7 +1,8 @@
 /**
  * fencepost: serverless coordination on AWS. Linearizable locks with fencing tokens,
  * leader election, uniqueness claims, compare-and-set and counters on DynamoDB
- * conditional writes; total order broadcast over SQS FIFO; two-phase commit.
+ * conditional writes; total order broadcast over SQS FIFO, with Lamport timestamps for
+ * causal metadata; two-phase commit.
  *
  * This entry point is what applications use: clients, their options and results, and the
  * typed errors. Storage layers, parsers, wire schemas and named defaults are in
@@ -21,9 +22,10 @@ export { Register, type CasResult, type Versioned, type RegisterOptions } from "
 export { Counter, type CounterOptions, type IncrementOptions } from "./locks/counter.js";
 export { systemClock, type MonotonicClock } from "./locks/clock.js";
 
-// Total order broadcast (lib/ordering).
+// Total order broadcast and Lamport timestamps (lib/ordering).
 export { Broadcast, MAX_PAYLOAD_BYTES, type BroadcastOptions, type PublishOptions } from "./ordering/broadcast.js";
 export { ConsumerGroup, type ConsumerGroupOptions, type Delivery, type Handler, type TransactionalHandler, type CatchUpResult, type SqsEvent } from "./ordering/consumer.js";
+export { LamportClock, type LamportTimestamp } from "./ordering/lamport.js";
 
 // Two-phase commit (lib/txn).
 export { Coordinator, type CoordinatorOptions, type RunOptions } from "./txn/coordinator.js";

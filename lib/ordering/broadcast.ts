@@ -12,6 +12,7 @@ import { validateName } from "../internal/validation.js";
 import { jitter, sleep } from "../internal/time.js";
 import { FencepostError, InvalidArgumentError, PayloadTooLargeError, PublishConflictError, PublishIncompleteError, SlotLostError, type PublishResult } from "../errors.js";
 import { StreamLog, type Slot } from "./log.js";
+import { validateTimestamp, type LamportClock, type LamportTimestamp } from "./lamport.js";
 
 /** Largest payload, as UTF-8 JSON: leaves room in an SQS message (256 KiB) and a DynamoDB item (400 KB). */
 export const MAX_PAYLOAD_BYTES = 200 * 1024;
@@ -27,6 +28,15 @@ export interface BroadcastOptions {
   sqs?: SQSClient;
   /** Attempts when slots are lost to hole filling, or a twin publish conflicts. @default DEFAULT_PUBLISH_ATTEMPTS (3) */
   maxAttempts?: number;
+  /**
+   * This producer's Lamport clock: every message published without its own `lamport`
+   * stamp is stamped with `clock.tick()` (one tick per message, in batch order, after the
+   * batch passed validation and before anything is written). A stamp given per message
+   * wins, and leaves the clock alone. The clock is only read and ticked here: observing
+   * what the producer receives is the caller's part.
+   * @default none: messages carry only the stamps given per message
+   */
+  clock?: LamportClock;
 }
 
 /** Test seams for the verification harness (lib/check); never set in production. */
@@ -42,6 +52,14 @@ export interface BroadcastHooks {
 export interface PublishOptions {
   /** Publishing the same dedupId on a stream twice yields one message (forever, not 5 minutes). */
   dedupId?: string;
+  /**
+   * Causal metadata: a Lamport timestamp stored with the message (in the same write, at no
+   * extra request) and handed to every consumer as `Delivery.lamport`. It says nothing
+   * about the message's place in the stream, which `seq` alone decides. A duplicate (same
+   * dedupId) keeps the stamp of the publish that placed it.
+   * @default the client's `clock.tick()` if it has a clock, else no stamp
+   */
+  lamport?: LamportTimestamp;
 }
 
 /**
@@ -56,6 +74,7 @@ type WriteOutcome = "written" | "slot-lost" | "duplicate" | "dedup-conflict";
 interface Pending {
   payload: string;
   dedupId?: string;
+  lamport?: LamportTimestamp;
   index: number;
 }
 
@@ -89,6 +108,10 @@ interface Pending {
  * Batching amortises it: `publishBatch` works in chunks of up to 25 messages, each chunk
  * taking its numbers with one ADD and writing its slots (and dedup records) in one
  * transaction, so one sequencer write serves up to 25 messages.
+ *
+ * Causal metadata: a message may carry a Lamport timestamp (`lamport`, or the client's
+ * `clock`), stored in its slot by the same write and delivered with it, so consumers can
+ * `observe` it. It costs no request; the total order is still the sequence numbers'.
  * Assumes: the log table from the Fencepost construct; a FIFO queue if `queueUrl` is given.
  */
 export class Broadcast {
@@ -97,6 +120,7 @@ export class Broadcast {
   readonly #sqs: SQSClient | undefined;
   readonly #maxAttempts: number;
   readonly #checkThenAct: boolean;
+  readonly #clock: LamportClock | undefined;
 
   /**
    * @param options the log table, the queue and the clients.
@@ -109,6 +133,7 @@ export class Broadcast {
     this.#sqs = options.queueUrl ? (options.sqs ?? new SQSClient({})) : undefined;
     this.#maxAttempts = options.maxAttempts ?? DEFAULT_PUBLISH_ATTEMPTS;
     this.#checkThenAct = hooks.unsafeDedupCheckThenAct ?? false;
+    this.#clock = options.clock;
   }
 
   /**
@@ -119,22 +144,27 @@ export class Broadcast {
    * makes publishing it again safe: without one, a retry can publish it twice.
    */
   async publish(stream: string, payload: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    return (await this.publishBatch(stream, [{ payload, dedupId: options.dedupId }]))[0]!;
+    return (await this.publishBatch(stream, [{ payload, dedupId: options.dedupId, lamport: options.lamport }]))[0]!;
   }
 
   /**
    * Publishes messages in the given order (consecutive sequence numbers unless a slot is
-   * lost). One sequencer write and one transaction per 25 messages.
+   * lost). One sequencer write and one transaction per 25 messages. Each message may carry
+   * a dedupId and a Lamport stamp (see PublishOptions); with a client `clock`, the messages
+   * without a stamp get one tick each, in order.
    */
-  async publishBatch(stream: string, messages: readonly { payload: unknown; dedupId?: string }[]): Promise<PublishResult[]> {
+  async publishBatch(stream: string, messages: readonly ({ payload: unknown } & PublishOptions)[]): Promise<PublishResult[]> {
     validateStream(stream);
     const pending: Pending[] = messages.map((m, index) => {
       if (m.dedupId !== undefined) validateName("dedupId", m.dedupId);
+      if (m.lamport !== undefined) validateTimestamp("lamport", m.lamport);
       const payload = JSON.stringify(m.payload ?? null);
       const bytes = Buffer.byteLength(payload, "utf8");
       if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(bytes, MAX_PAYLOAD_BYTES);
-      return { payload, dedupId: m.dedupId, index };
+      return { payload, dedupId: m.dedupId, lamport: m.lamport, index };
     });
+    // Stamped only once the whole batch is valid, so a refused batch does not move the clock.
+    if (this.#clock) for (const m of pending) m.lamport ??= this.#clock.tick();
     const results: PublishResult[] = new Array(messages.length);
     // The same dedupId twice in one batch is one message: only its first occurrence is written.
     const firstOf = new Map<string, number>();
@@ -174,7 +204,7 @@ export class Broadcast {
       const first = await this.log.allocate(stream, todo.length);
       const writer = randomUUID();
       const items: TransactWriteItem[] = todo.flatMap((m, i) => [
-        { Put: this.log.messagePut(stream, first + i, m.payload, writer, m.dedupId) },
+        { Put: this.log.messagePut(stream, first + i, m.payload, writer, m.dedupId, m.lamport) },
         ...(m.dedupId ? [{ Put: this.log.dedupPut(stream, m.dedupId, first + i, !this.#checkThenAct) }] : []),
       ]);
       outcome = await this.#write(items, writer, stream, first);

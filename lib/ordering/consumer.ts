@@ -21,16 +21,25 @@ import { validateName } from "../internal/validation.js";
 import { certainlyNotApplied } from "../internal/outcomes.js";
 import { validateStream } from "./broadcast.js";
 import { StreamLog, type Slot } from "./log.js";
+import type { LamportTimestamp } from "./lamport.js";
 
 /** Slots one catch-up step reads from the log. */
 const READ_LIMIT = 100;
 /** Holes one fill pass settles at most (later ones wait for the next pass). */
 const HOLES_PER_PASS = 1000;
 
+/** One message as a handler receives it. */
 export interface Delivery<T> {
   readonly stream: string;
+  /** Its place in the stream: every group delivers the same seqs in the same order. */
   readonly seq: number;
   readonly payload: T;
+  /**
+   * The Lamport timestamp it was published with, if any (absent: none). Pass it to the
+   * consumer's own clock, `clock.observe(delivery.lamport)`, so that whatever the handler
+   * does next is ordered after the message's cause.
+   */
+  readonly lamport?: LamportTimestamp;
 }
 
 /** Runs the message's effects; returning resolves the delivery. */
@@ -254,7 +263,12 @@ export class ConsumerGroup<T = unknown> {
    */
   async #advance(position: number, to: number, message: Extract<Slot, { kind: "message" }> | undefined): Promise<{ committed: boolean; position: number }> {
     const advance = this.log.cursorAdvance(this.stream, this.group, position, to, !this.#hooks.unsafeSkipCursorCheck);
-    const delivery: Delivery<T> | undefined = message && { stream: this.stream, seq: message.seq, payload: JSON.parse(message.payload) as T };
+    const delivery: Delivery<T> | undefined = message && {
+      stream: this.stream,
+      seq: message.seq,
+      payload: JSON.parse(message.payload) as T,
+      ...(message.lamport ? { lamport: message.lamport } : {}),
+    };
     try {
       if (delivery && this.#options.transactional) {
         const effects = await this.#options.transactional(delivery);

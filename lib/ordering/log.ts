@@ -17,11 +17,15 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { jitter, sleep } from "../internal/time.js";
 import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
+import type { LamportTimestamp } from "./lamport.js";
 
 type Item = Record<string, AttributeValue>;
 
-/** What a slot holds. */
-export type Slot = { seq: number; kind: "message"; payload: string; writer: string; dedupId?: string } | { seq: number; kind: "noop" };
+/**
+ * What a slot holds: a message (its JSON payload, the attempt id of the write that placed
+ * it, its dedup id and its Lamport stamp if it was published with them) or a no-op.
+ */
+export type Slot = { seq: number; kind: "message"; payload: string; writer: string; dedupId?: string; lamport?: LamportTimestamp } | { seq: number; kind: "noop" };
 
 /** Fill puts `fillAll` keeps in flight at once. */
 export const FILLS_IN_FLIGHT = 25;
@@ -45,7 +49,20 @@ export function parseSlot(item: Item | undefined): Slot | undefined {
   const seq = Number(item["sk"]?.N);
   if (item["kind"].S === "noop") return { seq, kind: "noop" };
   const dedupId = item["dedupId"]?.S;
-  return { seq, kind: "message", payload: item["payload"]?.S ?? "null", writer: item["writer"]?.S ?? "", ...(dedupId ? { dedupId } : {}) };
+  const lamport = lamportOf(item["lamport"]);
+  return { seq, kind: "message", payload: item["payload"]?.S ?? "null", writer: item["writer"]?.S ?? "", ...(dedupId ? { dedupId } : {}), ...(lamport ? { lamport } : {}) };
+}
+
+/** A message's Lamport stamp as a slot stores it: a map `{ counter: N, node: S }`. */
+function lamportValue(ts: LamportTimestamp): AttributeValue {
+  return { M: { counter: numberValue(ts.counter), node: stringValue(ts.node) } };
+}
+
+/** The stamp a slot stores, or undefined if it has none (or not one this version wrote). */
+function lamportOf(value: AttributeValue | undefined): LamportTimestamp | undefined {
+  const counter = Number(value?.M?.["counter"]?.N);
+  const node = value?.M?.["node"]?.S;
+  return node !== undefined && Number.isSafeInteger(counter) && counter >= 0 ? { counter, node } : undefined;
 }
 
 /**
@@ -59,7 +76,9 @@ export function parseSlot(item: Item | undefined): Slot | undefined {
  *   increase. An allocation whose response is lost is simply retried: the numbers it
  *   took become holes, which are filled (below). Hence no idempotency key is needed.
  * - `log#<stream>`, seq: a slot, written once (`attribute_not_exists`), holding either a
- *   message (`kind` = message, the payload, the writer's attempt id) or an explicit no-op.
+ *   message (`kind` = message, the payload, the writer's attempt id, and the dedup id and
+ *   the Lamport stamp (`lamport`, a map `{ counter, node }`) if it has them) or an
+ *   explicit no-op.
  * - `dedup#<stream>#<dedupId>`, 0: which sequence number a dedup id was published at.
  * - `cursor#<stream>#<group>`, 0: how far a consumer group has delivered (`position`).
  *
@@ -103,11 +122,19 @@ export class StreamLog {
     return Number(Item?.["next"]?.N ?? 0);
   }
 
-  /** The put that writes a message into its slot, only if the slot is empty. */
-  messagePut(stream: string, seq: number, payload: string, writer: string, dedupId?: string) {
+  /** The put that writes a message (with its dedup id and Lamport stamp, if given) into its slot, only if the slot is empty. */
+  messagePut(stream: string, seq: number, payload: string, writer: string, dedupId?: string, lamport?: LamportTimestamp) {
     return {
       TableName: this.tableName,
-      Item: { pk: stringValue(`log#${stream}`), sk: numberValue(seq), kind: stringValue("message"), payload: stringValue(payload), writer: stringValue(writer), ...(dedupId ? { dedupId: stringValue(dedupId) } : {}) },
+      Item: {
+        pk: stringValue(`log#${stream}`),
+        sk: numberValue(seq),
+        kind: stringValue("message"),
+        payload: stringValue(payload),
+        writer: stringValue(writer),
+        ...(dedupId ? { dedupId: stringValue(dedupId) } : {}),
+        ...(lamport ? { lamport: lamportValue(lamport) } : {}),
+      },
       ConditionExpression: "attribute_not_exists(pk)",
     };
   }
