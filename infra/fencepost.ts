@@ -19,6 +19,7 @@ import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { BroadcastLog } from "./broadcast-log.js";
 import type { FencepostFunctionProps } from "./internal.js";
+import { CoordinationService } from "./coordination-service.js";
 import { LockService } from "./lock-service.js";
 import { TransactionCoordinator, type ParticipantResource, type TransactionCoordinatorProps } from "./transaction-coordinator.js";
 
@@ -31,6 +32,10 @@ export interface FencepostProps extends FencepostFunctionProps, Pick<Transaction
 export class Fencepost extends Construct {
   /** The lock table and the lock service function. */
   public readonly lockService: LockService;
+  /** The coordination service part: sessions, keys, watches, groups (lib/coordination). */
+  public readonly coordinationService: CoordinationService;
+  /** The coordination table (`CoordinationService.coordinationTable`). */
+  public readonly coordinationTable: dynamodb.Table;
   /** The broadcast log table, the broadcast queue and its dead-letter queue. */
   public readonly broadcastLog: BroadcastLog;
   /** The decision log, the coordinator and recovery functions, and the in-doubt alarm. */
@@ -63,6 +68,8 @@ export class Fencepost extends Construct {
     this.lockService = new LockService(this, "LockService", { ...props, resourceScope: this });
     this.broadcastLog = new BroadcastLog(this, "BroadcastLog", { ...props, resourceScope: this });
     this.transactionCoordinator = new TransactionCoordinator(this, "TransactionCoordinator", { ...props, resourceScope: this });
+    this.coordinationService = new CoordinationService(this, "CoordinationService", { ...props, resourceScope: this });
+    this.coordinationTable = this.coordinationService.coordinationTable;
     this.lockTable = this.lockService.lockTable;
     this.lockFunction = this.lockService.lockFunction;
     this.logTable = this.broadcastLog.logTable;
@@ -78,6 +85,11 @@ export class Fencepost extends Construct {
   /** Lets `grantee` use the lock client directly against the lock table (`LockService.grantLockClient`). */
   public grantLockClient(grantee: iam.IGrantable): iam.Grant {
     return this.lockService.grantLockClient(grantee);
+  }
+
+  /** Lets `grantee` use the Coordination client against the coordination table (`CoordinationService.grantCoordination`). */
+  public grantCoordination(grantee: iam.IGrantable): iam.Grant {
+    return this.coordinationService.grantCoordination(grantee);
   }
 
   /** Lets `grantee` invoke the lock service, by its unqualified ARN (`LockService.grantInvokeLocks`). */

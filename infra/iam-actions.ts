@@ -42,3 +42,6 @@ export const FUNCTION_INVOKE_ACTIONS: readonly string[] = ["lambda:InvokeFunctio
 
 /** What a Fencepost function's execution role may do with its own log group. */
 export const LOG_GROUP_WRITE_ACTIONS: readonly string[] = ["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/** The coordination client's actions on the coordination table: items, transactions' condition checks, and Query (lists, the change log, sessions). */
+export const COORDINATION_ITEM_ACTIONS: readonly string[] = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"];

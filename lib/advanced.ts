@@ -35,6 +35,13 @@ export {
   DEFAULT_RETRY_FOR_MS,
 } from "./txn/defaults.js";
 
+// The coordination service.
+export { CoordinationStore, MAX_CHANGES_PER_COMMIT, type KeyRecord, type ChangeRecord, type SessionRecord, type PartitionRecord, type KeyOperation, type CommitResult } from "./coordination/store.js";
+export { SessionReaper, SessionWatch } from "./coordination/reaper.js";
+export { ownerOf, shareOf } from "./coordination/assignment.js";
+export { GROUPS_PREFIX } from "./coordination/session.js";
+export * from "./coordination/defaults.js";
+
 // The services' wire format.
 export { txnRequestSchema, type TxnRequest, type TxnResponses } from "./service/txn-api.js";
 export { lockRequestExamples, txnRequestExamples } from "./service/wire.js";

@@ -27,6 +27,12 @@ export { Broadcast, MAX_PAYLOAD_BYTES, type BroadcastOptions, type PublishOption
 export { ConsumerGroup, type ConsumerGroupOptions, type Delivery, type Handler, type TransactionalHandler, type CatchUpResult, type SqsEvent } from "./ordering/consumer.js";
 export { LamportClock, type LamportTimestamp } from "./ordering/lamport.js";
 
+// The coordination service (lib/coordination).
+export { Coordination, type CoordinationOptions, type Entry, type WatchEvent, type PutOptions } from "./coordination/coordination.js";
+export { Session } from "./coordination/session.js";
+export { Group, type View, type Member } from "./coordination/group.js";
+export type { Assignment, AssignmentOptions, PartitionGrant } from "./coordination/assignment.js";
+
 // Two-phase commit (lib/txn).
 export { Coordinator, type CoordinatorOptions, type RunOptions } from "./txn/coordinator.js";
 export { MAX_BRANCHES_BYTES } from "./txn/branches.js";
@@ -44,6 +50,8 @@ export {
   ClaimHeldByOtherIncarnationError,
   ClaimOutcomeUnknownError,
   ClaimTakenError,
+  CompactedError,
+  CoordinationBusyError,
   CounterContentionError,
   DecisionConflictError,
   FencepostError,
@@ -60,6 +68,8 @@ export {
   PublishConflictError,
   PublishIncompleteError,
   ReleaseIncompleteError,
+  RevisionMismatchError,
+  SessionExpiredError,
   RemoteFunctionError,
   RetryWindowExceededError,
   SlotLostError,

@@ -25,9 +25,17 @@ import { sha256Hex } from "../internal/ids.js";
 import { sleep } from "../internal/time.js";
 import type { MonotonicClock } from "../locks/clock.js";
 import { DEFAULT_ASSIGNMENT_POLL_MS, MAX_PARTITIONS } from "./defaults.js";
-import type { Group, View } from "./group.js";
 import { SessionReaper } from "./reaper.js";
 import type { Session } from "./session.js";
+import type { CoordinationStore } from "./store.js";
+
+/** What work allocation needs of a group (which Group is). */
+export interface AllocatedGroup {
+  readonly name: string;
+  readonly coordination: { readonly store: CoordinationStore; readonly namespace: string };
+  view(): Promise<{ readonly epoch: number; readonly members: readonly { readonly id: string }[] }>;
+  join(session: Session, options: { meta?: unknown }): Promise<unknown>;
+}
 
 export interface AssignmentOptions {
   /** How many partitions the group's work is divided into (the same for every member). */
@@ -81,7 +89,7 @@ export function shareOf(member: string, members: readonly string[], total: numbe
   return share;
 }
 
-export async function* assignments(group: Group, session: Session, clock: MonotonicClock, options: AssignmentOptions): AsyncGenerator<Assignment> {
+export async function* assignments(group: AllocatedGroup, session: Session, clock: MonotonicClock, options: AssignmentOptions): AsyncGenerator<Assignment> {
   const total = options.partitions;
   if (!(Number.isSafeInteger(total) && total >= 1 && total <= MAX_PARTITIONS)) throw new InvalidArgumentError("partitions", `must be a whole number from 1 to ${MAX_PARTITIONS}, got ${total}`);
   const pollMs = options.pollMs ?? DEFAULT_ASSIGNMENT_POLL_MS;
@@ -96,7 +104,7 @@ export async function* assignments(group: Group, session: Session, clock: Monoto
     while (!options.signal?.aborted) {
       if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
       await reaper?.pass();
-      const view: View = await group.view();
+      const view = await group.view();
       if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
       const wanted = new Set(shares.share);
       const members = view.members.map((m) => m.id);

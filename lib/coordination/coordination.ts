@@ -9,6 +9,7 @@ import { hostname } from "node:os";
 import { CoordinationBusyError, InvalidArgumentError, RevisionMismatchError, SessionExpiredError } from "../errors.js";
 import { validateName, validatePositiveMs } from "../internal/validation.js";
 import { systemClock, type MonotonicClock } from "../locks/clock.js";
+import type { LamportClock } from "../ordering/lamport.js";
 import { MIN_SAFETY_MARGIN_MS, SAFETY_MARGIN_FRACTION } from "../locks/defaults.js";
 import { DEFAULT_NAMESPACE, DEFAULT_RETAIN_CHANGES_MS, DEFAULT_WATCH_POLL_MS, MAX_SESSION_TTL_MS, MAX_VALUE_BYTES, MIN_SESSION_TTL_MS } from "./defaults.js";
 import { Group } from "./group.js";
@@ -37,6 +38,13 @@ export interface CoordinationOptions {
   ownerId?: string;
   /** Monotonic clock every session is measured on; injectable for tests. @default systemClock */
   clock?: MonotonicClock;
+  /**
+   * Stamps every change this client writes with a Lamport timestamp (tick), and advances
+   * past the stamps of the changes it watches (observe): causal metadata for the changes.
+   * Revisions already give one namespace a total order; stamps relate changes across
+   * namespaces and to broadcast messages stamped by the same clocks.
+   */
+  lamport?: LamportClock;
 }
 
 /** A key's value and revisions. */
@@ -94,6 +102,7 @@ export class Coordination {
   /** The persistence layer (for the service and the harness). */
   readonly store: CoordinationStore;
   readonly #clock: MonotonicClock;
+  readonly #lamport: LamportClock | undefined;
 
   constructor(options: CoordinationOptions) {
     validateName("tableName", options.tableName);
@@ -103,6 +112,7 @@ export class Coordination {
     this.ownerId = options.ownerId ?? `${hostname()}/${process.pid}`;
     validateName("ownerId", this.ownerId);
     this.#clock = options.clock ?? systemClock;
+    this.#lamport = options.lamport;
     this.store = new CoordinationStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName, options.retainChangesMs ?? DEFAULT_RETAIN_CHANGES_MS);
   }
 
@@ -174,7 +184,10 @@ export class Coordination {
     const fromRevision = Math.max(1, options.fromRevision ?? (await this.revision()) + 1);
     const pollMs = options.pollMs ?? DEFAULT_WATCH_POLL_MS;
     const watch = watchChanges(this.store, this.namespace, prefix, { fromRevision, pollMs, ...(options.signal ? { signal: options.signal } : {}) });
-    for await (const change of watch) yield eventOf<T>(change);
+    for await (const change of watch) {
+      this.#lamport?.observe(change.lamport);
+      yield eventOf<T>(change);
+    }
   }
 
   /** A group of this namespace: membership, views, work allocation. */
@@ -189,7 +202,7 @@ export class Coordination {
 
   async #commit(operations: KeyOperation[], session?: Session): Promise<CommitResult> {
     session?.assertLive();
-    const result = await this.store.commit(this.namespace, operations);
+    const result = await this.store.commit(this.namespace, operations, this.#lamport ? { lamport: this.#lamport.tick() } : {});
     if (!result.committed && result.failed === "session") throw new SessionExpiredError(session?.id ?? "?", "it has ended: it can no longer write");
     return result;
   }

@@ -7,10 +7,17 @@ import { InvalidArgumentError } from "../errors.js";
 import { validateName } from "../internal/validation.js";
 import type { MonotonicClock } from "../locks/clock.js";
 import { assignments, type Assignment, type AssignmentOptions } from "./assignment.js";
-import type { Coordination } from "./coordination.js";
 import { DEFAULT_WATCH_POLL_MS } from "./defaults.js";
 import { GROUPS_PREFIX, type Session } from "./session.js";
+import type { CommitResult, CoordinationStore, KeyOperation } from "./store.js";
 import { watchChanges } from "./watch.js";
+
+/** What a group needs of its Coordination client (which Coordination is). */
+export interface GroupHost {
+  readonly store: CoordinationStore;
+  readonly namespace: string;
+  commitOperations(operations: KeyOperation[], session?: Session): Promise<CommitResult>;
+}
 
 /** A live member of a group. */
 export interface Member<M = unknown> {
@@ -52,7 +59,7 @@ export class Group {
 
   /** @internal Made by Coordination.group. */
   constructor(
-    readonly coordination: Coordination,
+    readonly coordination: GroupHost,
     name: string,
     private readonly clock: MonotonicClock,
   ) {

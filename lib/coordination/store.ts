@@ -308,9 +308,9 @@ export class CoordinationStore {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: itemKeys.session(ns, id),
-          UpdateExpression: "SET version = :next, renewedAt = :now",
-          ConditionExpression: "version = :current AND #state = :live",
-          ExpressionAttributeNames: { "#state": "state" },
+          UpdateExpression: "SET #version = :next, renewedAt = :now",
+          ConditionExpression: "#version = :current AND #state = :live",
+          ExpressionAttributeNames: { "#state": "state", "#version": "version" },
           ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":live": stringValue("live"), ":now": numberValue(Date.now()) },
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -426,7 +426,8 @@ export class CoordinationStore {
     const epochs = epochsAfter(head, operations);
     const names: Record<string, string> = {};
     const values: Record<string, AttributeValue> = { ":next": numberValue(next), ":current": numberValue(head.revision) };
-    let set = "revision = :next";
+    let set = "#revision = :next";
+    names["#revision"] = "revision";
     let i = 0;
     for (const [group, epoch] of epochs) {
       if (head.epochs.get(group) === epoch) continue;
@@ -441,8 +442,8 @@ export class CoordinationStore {
         TableName: this.tableName,
         Key: itemKeys.head(ns),
         UpdateExpression: `SET ${set}`,
-        ConditionExpression: head.revision === 0 ? "attribute_not_exists(revision) OR revision = :current" : "revision = :current",
-        ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
+        ConditionExpression: head.revision === 0 ? "attribute_not_exists(#revision) OR #revision = :current" : "#revision = :current",
+        ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
@@ -476,12 +477,12 @@ export class CoordinationStore {
     let condition = "#state = :live";
     const parts: string[] = [];
     if (end) {
-      parts.push(`SET #state = :ended, endedAt = :now, ttl = :ttl`);
+      parts.push(`SET #state = :ended, endedAt = :now, #ttl = :ttl`);
       values[":ended"] = stringValue(end.state);
       values[":now"] = numberValue(Date.now());
       values[":ttl"] = numberValue(Math.ceil((Date.now() + this.retainChangesMs) / 1000));
       if (end.ifVersion !== undefined) {
-        condition += " AND version = :version";
+        condition += " AND #version = :version";
         values[":version"] = stringValue(end.ifVersion);
       }
       const deleted = operations.filter((op) => op.type === "delete").map((op) => op.key);
@@ -499,7 +500,7 @@ export class CoordinationStore {
         Key: itemKeys.session(ns, session),
         UpdateExpression: parts.join(" "),
         ConditionExpression: condition,
-        ExpressionAttributeNames: { "#state": "state", "#keys": "keys" },
+        ExpressionAttributeNames: { "#state": "state", "#keys": "keys", ...(end ? { "#ttl": "ttl" } : {}), ...(end?.ifVersion !== undefined ? { "#version": "version" } : {}) },
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
@@ -641,7 +642,7 @@ function keyWrite(tableName: string, ns: string, op: KeyOperation, revision: num
   if (op.ifRevision !== undefined) {
     if (op.ifRevision === 0) conditions.push("attribute_not_exists(pk)");
     else {
-      conditions.push("revision = :expected");
+      conditions.push("#revision = :expected");
       values[":expected"] = numberValue(op.ifRevision);
     }
   }
@@ -657,7 +658,7 @@ function keyWrite(tableName: string, ns: string, op: KeyOperation, revision: num
         TableName: tableName,
         Key: itemKeys.key(ns, op.key),
         ...condition,
-        ...(op.ifSession !== undefined ? { ExpressionAttributeNames: { "#session": "session" } } : {}),
+        ...(op.ifSession !== undefined || (op.ifRevision ?? 0) > 0 ? { ExpressionAttributeNames: { ...(op.ifSession !== undefined ? { "#session": "session" } : {}), ...((op.ifRevision ?? 0) > 0 ? { "#revision": "revision" } : {}) } } : {}),
         ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
       },
     };
@@ -666,7 +667,7 @@ function keyWrite(tableName: string, ns: string, op: KeyOperation, revision: num
   values[":rev"] = numberValue(revision);
   values[":zero"] = numberValue(0);
   values[":one"] = numberValue(1);
-  let update = "SET #value = :value, revision = :rev, createRevision = if_not_exists(createRevision, :rev), version = if_not_exists(version, :zero) + :one";
+  let update = "SET #value = :value, #revision = :rev, #created = if_not_exists(#created, :rev), #version = if_not_exists(#version, :zero) + :one";
   if (op.session !== undefined) {
     update += ", #session = :session";
     values[":session"] = stringValue(op.session);
@@ -676,7 +677,7 @@ function keyWrite(tableName: string, ns: string, op: KeyOperation, revision: num
       TableName: tableName,
       Key: itemKeys.key(ns, op.key),
       UpdateExpression: update,
-      ExpressionAttributeNames: { "#value": "value", "#session": "session" },
+      ExpressionAttributeNames: { "#value": "value", "#session": "session", "#revision": "revision", "#created": "createRevision", "#version": "version" },
       ExpressionAttributeValues: values,
       ...condition,
     },

@@ -45,7 +45,8 @@ function logicalIds(resources: Resources, type: string): string[] {
  * transactions in doubt.
  */
 const STATEFUL_LOGICAL_IDS: Record<string, string[]> = {
-  "AWS::DynamoDB::Table": ["FencepostLockTableADCE5140", "FencepostLogTable585E9B98", "FencepostTxnTable4A1A1841"],
+  "AWS::DynamoDB::Table": ["FencepostCoordinationTableDE052BAB", // added with the coordination service
+    "FencepostLockTableADCE5140", "FencepostLogTable585E9B98", "FencepostTxnTable4A1A1841"],
   "AWS::SQS::Queue": ["FencepostBroadcastDeadLettersF9D1149F", "FencepostBroadcastQueue9CA76340"],
   "AWS::Logs::LogGroup": ["FencepostLockFunctionLogsAB30FA5A", "FencepostTxnFunctionLogsCAFB3A8E", "FencepostTxnRecoveryFunctionLogsC342A64E"],
 };
@@ -186,7 +187,7 @@ describe("Fencepost construct, twice in one stack", () => {
     new Fencepost(stack, "A");
     new Fencepost(stack, "B");
     const resources = (Template.fromStack(stack).toJSON() as { Resources: Resources }).Resources;
-    expect(logicalIds(resources, "AWS::DynamoDB::Table")).toEqual(["ALockTableFFF54D45", "ALogTable94D9CE82", "ATxnTableB3F4A1F6", "BLockTable1C0195BC", "BLogTable89B885F9", "BTxnTableB9BE7715"]);
+    expect(logicalIds(resources, "AWS::DynamoDB::Table")).toEqual(["ACoordinationTableDF4412CD", "ALockTableFFF54D45", "ALogTable94D9CE82", "ATxnTableB3F4A1F6", "BCoordinationTable422FFADC", "BLockTable1C0195BC", "BLogTable89B885F9", "BTxnTableB9BE7715"]);
     expect(logicalIds(resources, "AWS::SQS::Queue")).toEqual(["ABroadcastDeadLetters773993DA", "ABroadcastQueue615AAA69", "BBroadcastDeadLetters894CFB05", "BBroadcastQueueE67AEC07"]);
     expect(logicalIds(resources, "AWS::Logs::LogGroup")).toEqual([
       "ALockFunctionLogs18F22E61",

@@ -44,6 +44,8 @@ export const logTable = () => byRole("tables", "log");
 export const broadcastQueueUrl = () => byRole("queues", "broadcast");
 /** The two-phase commit decision log's name on the shared cloud. */
 export const txnTable = () => byRole("tables", "txn");
+/** The coordination table's name on the shared cloud. */
+export const coordinationTable = () => byRole("tables", "coordination");
 /** The coordinator function's name on the shared cloud. */
 export const txnFunction = () => byRole("functions", "txn-function");
 /** The scheduled recovery function's name on the shared cloud. */

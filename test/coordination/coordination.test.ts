@@ -1,0 +1,180 @@
+/** The coordination service on the local cloud: keys and revisions, sessions and ephemeral keys, watches, groups, assignments. */
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { Coordination } from "../../lib/coordination/coordination.js";
+import { CompactedError, RevisionMismatchError, SessionExpiredError } from "../../lib/errors.js";
+import { injectFaults } from "../../lib/check/middleware.js";
+import { coordinationTable, dynamoDbClient } from "../support/cloud.js";
+
+const until = async (check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+const client = (options: { namespace?: string; dynamodb?: ReturnType<typeof dynamoDbClient> } = {}) =>
+  new Coordination({ tableName: coordinationTable(), dynamodb: options.dynamodb ?? dynamoDbClient(), namespace: options.namespace ?? `ns-${randomUUID().slice(0, 8)}` });
+
+describe("keys and revisions", () => {
+  it("puts, gets, compares-and-sets and deletes, one revision per change", async () => {
+    const coord = client();
+    const a = await coord.put("config/a", { x: 1 });
+    expect(a.revision).toBe(1);
+    expect(await coord.get("config/a")).toMatchObject({ value: { x: 1 }, revision: 1, createRevision: 1, version: 1 });
+    const b = await coord.put("config/a", { x: 2 });
+    expect(b.revision).toBe(2);
+    expect(await coord.compareAndSet("config/a", 1, { x: 3 })).toMatchObject({ ok: false, current: { revision: 2 } });
+    expect(await coord.compareAndSet("config/a", 2, { x: 3 })).toEqual({ ok: true, revision: 3 });
+    await expect(coord.put("config/b", 1, { ifRevision: 7 })).rejects.toBeInstanceOf(RevisionMismatchError);
+    expect(await coord.put("config/b", 1, { ifRevision: 0 })).toEqual({ revision: 4 });
+    expect(await coord.list("config/")).toMatchObject({ revision: 4, entries: [{ key: "config/a", value: { x: 3 }, version: 3 }, { key: "config/b" }] });
+    expect(await coord.delete("config/a")).toEqual({ deleted: true, revision: 5 });
+    expect(await coord.delete("config/a")).toEqual({ deleted: false });
+    expect(await coord.revision()).toBe(5);
+  });
+
+  it("applies a put whose response was lost exactly once", async () => {
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let lose = true;
+    injectFaults(dynamodb, (r) => (lose && r.commandName === "TransactWriteItemsCommand" ? ((lose = false), { kind: "lose-response" }) : undefined));
+    const coord = client({ dynamodb });
+    expect(await coord.put("k", "v")).toEqual({ revision: 1 });
+    expect(await coord.revision()).toBe(1);
+    expect((await coord.get("k"))?.version).toBe(1);
+  });
+
+  it("gives concurrent writers consecutive revisions, none lost", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const writers = Array.from({ length: 4 }, () => client({ namespace: ns }));
+    const revisions = (await Promise.all(writers.flatMap((w, i) => Array.from({ length: 5 }, (_, j) => w.put(`k${i}-${j}`, j))))).map((r) => r.revision);
+    expect(revisions.sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+});
+
+describe("sessions", () => {
+  it("ephemeral keys vanish, as recorded changes, when their session closes", async () => {
+    const coord = client();
+    const session = await coord.openSession({ ttlMs: 3000 });
+    await coord.put("svc/a", "10.0.0.1", { session });
+    await coord.put("svc/b", "10.0.0.2");
+    expect(await session.close()).toBe(true);
+    expect((await coord.list("svc/")).entries.map((e) => e.key)).toEqual(["svc/b"]);
+    const events = [];
+    for await (const event of coord.watch("svc/", { fromRevision: 1 })) {
+      events.push(event);
+      if (events.length === 3) break;
+    }
+    expect(events.map((e) => [e.type, e.key, e.cause])).toEqual([
+      ["put", "svc/a", "request"],
+      ["put", "svc/b", "request"],
+      ["delete", "svc/a", "session-closed"],
+    ]);
+    await expect(coord.put("svc/c", 1, { session })).rejects.toBeInstanceOf(SessionExpiredError);
+  });
+
+  it("an observer expires a session that stopped its keepalives, and the owner's signal aborted first", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let cut = false;
+    injectFaults(dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
+    const owner = client({ namespace: ns, dynamodb });
+    const observer = client({ namespace: ns });
+    const session = await owner.openSession({ ttlMs: 1500 });
+    await owner.put("eph", 1, { session });
+    let abortedAt: number | undefined;
+    session.signal.addEventListener("abort", () => (abortedAt = Date.now()));
+    cut = true; // the owner is partitioned away
+    const { SessionReaper } = await import("../../lib/coordination/reaper.js");
+    const { systemClock } = await import("../../lib/locks/clock.js");
+    const reaper = new SessionReaper(observer.store, ns, systemClock);
+    let expiredAt: number | undefined;
+    await until(async () => {
+      if ((await reaper.pass()).includes(session.id)) expiredAt = Date.now();
+      return expiredAt !== undefined;
+    });
+    expect(abortedAt).toBeDefined();
+    expect(abortedAt!).toBeLessThanOrEqual(expiredAt!);
+    expect(session.signal.reason).toBeInstanceOf(SessionExpiredError);
+    expect(await observer.get("eph")).toBeUndefined();
+    cut = false;
+    await expect(owner.put("eph", 2, { session })).rejects.toBeInstanceOf(SessionExpiredError);
+  });
+});
+
+describe("watches", () => {
+  it("resumes from any revision, in order, and says when changes are gone", async () => {
+    const coord = client();
+    for (let i = 1; i <= 5; i++) await coord.put(`w/${i}`, i);
+    await coord.put("other", 0);
+    const seen: number[] = [];
+    const stop = new AbortController();
+    for await (const event of coord.watch("w/", { fromRevision: 3, signal: stop.signal })) {
+      seen.push(event.revision);
+      if (seen.length === 3) stop.abort();
+    }
+    expect(seen).toEqual([3, 4, 5]);
+    // Negative control: a log with a revision missing (as after retention) is refused, not skipped.
+    const { itemKeys } = await import("../../lib/coordination/store.js");
+    const { DeleteItemCommand } = await import("@aws-sdk/client-dynamodb");
+    await dynamoDbClient().send(new DeleteItemCommand({ TableName: coordinationTable(), Key: itemKeys.change(coord.namespace, 2) }));
+    const watch = coord.watch("w/", { fromRevision: 1 });
+    await expect((async () => { for await (const _ of watch) void _; })()).rejects.toBeInstanceOf(CompactedError);
+  });
+});
+
+describe("groups", () => {
+  it("every observer sees the same views; a closed member leaves", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const a = client({ namespace: ns });
+    const b = client({ namespace: ns });
+    const stop = new AbortController();
+    const seen: number[][] = [[], []];
+    const observers = [a, b].map(async (c, i) => {
+      for await (const view of c.group("workers").views({ signal: stop.signal, pollMs: 20 })) seen[i]!.push(view.epoch * 10 + view.members.length);
+    });
+    const s1 = await a.openSession({ ttlMs: 3000 });
+    const s2 = await b.openSession({ ttlMs: 3000 });
+    await a.group("workers").join(s1, { meta: { address: "10.0.0.1" } });
+    await b.group("workers").join(s2, { meta: { address: "10.0.0.2" } });
+    expect((await a.group("workers").view()).members.map((m) => m.meta)).toEqual(expect.arrayContaining([{ address: "10.0.0.1" }, { address: "10.0.0.2" }]));
+    await s1.close();
+    await until(() => seen.every((s) => s.at(-1) === 31));
+    stop.abort();
+    await Promise.all(observers);
+    // Each observer's views are a contiguous part of one sequence (they may start at different views).
+    const [longer, shorter] = seen[0]!.length >= seen[1]!.length ? [seen[0]!, seen[1]!] : [seen[1]!, seen[0]!];
+    expect(longer.slice(longer.length - shorter.length)).toEqual(shorter);
+    expect(longer.map((v) => Math.floor(v / 10))).toEqual(longer.map((_, i) => Math.floor(longer[0]! / 10) + i));
+    await s2.close();
+  });
+
+  it("assigns partitions to live members with increasing fencing tokens, moving them when a member leaves", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [client({ namespace: ns }), client({ namespace: ns })];
+    const [s1, s2] = [await a.openSession({ ttlMs: 3000 }), await b.openSession({ ttlMs: 3000 })];
+    const latest = new Map<string, { partitions: readonly { id: number; fencingToken: number }[] }>();
+    const stopA = new AbortController();
+    const stopB = new AbortController();
+    const run = async (c: Coordination, s: typeof s1, stop: AbortController) => {
+      for await (const assignment of c.group("jobs").assignments(s, { partitions: 8, signal: stop.signal, pollMs: 50 })) latest.set(s.id, assignment);
+    };
+    const runs = [run(a, s1, stopA), run(b, s2, stopB)];
+    await until(() => (latest.get(s1.id)?.partitions.length ?? 0) + (latest.get(s2.id)?.partitions.length ?? 0) === 8 && (latest.get(s1.id)?.partitions.length ?? 0) > 0 && (latest.get(s2.id)?.partitions.length ?? 0) > 0);
+    const owners = new Map<number, string>();
+    for (const [id, assignment] of latest) for (const p of assignment.partitions) {
+      expect(owners.has(p.id)).toBe(false);
+      owners.set(p.id, id);
+    }
+    const tokensBefore = new Map(latest.get(s1.id)!.partitions.map((p) => [p.id, p.fencingToken]));
+    stopA.abort();
+    await runs[0];
+    await s1.close();
+    await until(() => latest.get(s2.id)?.partitions.length === 8);
+    for (const p of latest.get(s2.id)!.partitions) if (tokensBefore.has(p.id)) expect(p.fencingToken).toBeGreaterThan(tokensBefore.get(p.id)!);
+    stopB.abort();
+    await runs[1];
+    await s2.close();
+  });
+});
