@@ -8,6 +8,7 @@
  */
 import middy from "@middy/core";
 import { Coordinator } from "../lib/txn/coordinator.js";
+import { SCHEDULED_RECOVERY_BUDGET_MS } from "../lib/txn/defaults.js";
 import { structuredLog, typedErrors } from "../lib/service/middleware.js";
 import { inDoubtMetrics } from "../lib/service/txn-metrics.js";
 
@@ -19,7 +20,7 @@ export const handler = middy<unknown, unknown>()
   .use(typedErrors())
   .use(structuredLog(() => ({ action: "recover" })))
   .handler(async () => {
-    const report = await coordinator.recover({ graceMs: 10_000, limit: 1000 });
+    const report = await coordinator.recover({ graceMs: 10_000, limit: 1000, budgetMs: SCHEDULED_RECOVERY_BUDGET_MS });
     const remaining = await coordinator.listInDoubt({ limit: 1000 });
     process.stdout.write(`${JSON.stringify(inDoubtMetrics(remaining, process.env["METRIC_DIMENSION"] ?? "Fencepost"))}\n`);
     return {
@@ -28,6 +29,7 @@ export const handler = middy<unknown, unknown>()
       redriven: report.redriven,
       completed: report.completed,
       stillInDoubt: remaining.length,
+      truncated: report.truncated,
       transactions: report.transactions.map((t) => ({ txId: t.txId, action: t.action, pending: t.pending })),
     };
   });

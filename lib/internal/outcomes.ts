@@ -14,6 +14,15 @@ export function certainlyNotApplied(err: unknown): boolean {
   return typeof status === "number" && status >= 400 && status < 500;
 }
 
+/**
+ * True when the request named a resource that does not exist: a table, a queue, a
+ * function. Nothing was applied, and asking again will not help until someone creates it.
+ */
+export function targetMissing(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? "";
+  return name === "ResourceNotFoundException" || name === "QueueDoesNotExist" || name === "AWS.SimpleQueueService.NonExistentQueue";
+}
+
 /** True when DynamoDB refused the request for capacity (throttling of any kind). */
 export function isThrottled(err: unknown): boolean {
   return /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded/.test((err as { name?: string })?.name ?? "");

@@ -9,7 +9,6 @@
  */
 import { validateName } from "../internal/validation.js";
 import { InvalidArgumentError } from "../errors.js";
-import { DynamoDbParticipant, validateWrites } from "./dynamodb.js";
 import type { BranchRecord, TransactionRecord } from "./log.js";
 import type { Branch } from "./participant.js";
 
@@ -25,7 +24,7 @@ export function recordBranches(txId: string, branches: readonly Branch[]): Branc
     if (!b?.participant?.id) throw new InvalidArgumentError(`branches[${i}].participant`, "must be a Participant (with an id)");
     if (ids.has(b.participant.id)) throw new InvalidArgumentError(`branches[${i}].participant`, `'${b.participant.id}' appears twice; give it all its work in one branch`);
     ids.add(b.participant.id);
-    if (b.participant instanceof DynamoDbParticipant) validateWrites(`branches[${i}].input`, b.input);
+    b.participant.validateInput?.(b.input, `branches[${i}].input`);
     return { participant: b.participant.id, input: b.input ?? null };
   });
   const bytes = Buffer.byteLength(JSON.stringify(records), "utf8");

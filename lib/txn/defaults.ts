@@ -15,3 +15,5 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 export const DEFAULT_LIST_LIMIT = 100;
 /** Work nobody else would finish (phase-two calls, releasing a decided transaction's reservations) is retried this long. */
 export const DEFAULT_RETRY_FOR_MS = 5000;
+/** The scheduled recovery function's budget per run: it ends before the next run (every minute) starts. */
+export const SCHEDULED_RECOVERY_BUDGET_MS = 40_000;

@@ -233,6 +233,8 @@ function cancelled(err: unknown): { conflict: boolean; found: Found } | undefine
 /** DynamoDB writes on one table that take part in two-phase commit (see the module comment). */
 export class DynamoDbParticipant implements Participant<DynamoWrite[]> {
   readonly id: string;
+  /** A branch's input must be a list of DynamoWrites (see validateWrites). */
+  readonly validateInput: (input: unknown, field: string) => void = (input, field) => validateWrites(field, input);
   readonly tableName: string;
   readonly dynamodb: DynamoDBClient;
   readonly #transactionTable: string | undefined;

@@ -10,9 +10,10 @@
  * every minute). On a standard queue delivery is at least once: every message carries
  * the `fencepost-tx` attribute for consumers to deduplicate by.
  */
-import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { sha256Hex } from "../internal/ids.js";
+import { targetMissing } from "../internal/outcomes.js";
 import { validateName } from "../internal/validation.js";
 import { InvalidArgumentError } from "../errors.js";
 import { defineParticipant, type Participant } from "./participant.js";
@@ -59,6 +60,21 @@ export function canonicalQueueUrl(queueUrl: string): string {
   return `${url.protocol}//${host}${port}${path}`;
 }
 
+/** An outbox branch's input: `{ body, groupId? }`, the body JSON of at most MAX_OUTBOX_BYTES. */
+export function validateOutboxMessage(input: unknown, field: string): asserts input is OutboxMessage {
+  if (typeof input !== "object" || input === null || Array.isArray(input) || !("body" in input)) {
+    throw new InvalidArgumentError(field, `must be an outbox message { body, groupId? }, got ${JSON.stringify(input) ?? typeof input}`);
+  }
+  const { body, groupId } = input as { body: unknown; groupId?: unknown };
+  const text = JSON.stringify(body);
+  if (text === undefined) throw new InvalidArgumentError(`${field}.body`, "must be JSON (not undefined or a function)");
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_OUTBOX_BYTES) throw new InvalidArgumentError(`${field}.body`, `is ${bytes} bytes as JSON; at most ${MAX_OUTBOX_BYTES} fit a message`);
+  if (groupId !== undefined && !(typeof groupId === "string" && /^[\x21-\x7e]{1,128}$/.test(groupId))) {
+    throw new InvalidArgumentError(`${field}.groupId`, "must be 1 to 128 printable ASCII characters");
+  }
+}
+
 /** The deduplication id of a transaction's outbox message: the same on every resend. */
 export function outboxDeduplicationId(txId: string, participant: string): string {
   return sha256Hex(`${participant}\n${txId}`);
@@ -74,9 +90,18 @@ export function outboxParticipant(options: OutboxParticipantOptions): Participan
     id,
     tableName: options.tableName,
     ...(options.dynamodb ? { dynamodb: options.dynamodb } : {}),
+    validateInput: validateOutboxMessage,
     async prepare(_tx, message) {
       const bytes = Buffer.byteLength(JSON.stringify(message?.body ?? null), "utf8");
-      return bytes <= MAX_OUTBOX_BYTES ? true : `outbox message is ${bytes} bytes; at most ${MAX_OUTBOX_BYTES} fit`;
+      if (bytes > MAX_OUTBOX_BYTES) return `outbox message is ${bytes} bytes; at most ${MAX_OUTBOX_BYTES} fit`;
+      // The queue must exist (and be reachable) before the transaction may count on sending to it.
+      try {
+        await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }));
+      } catch (err) {
+        if (targetMissing(err)) return `${id}: the queue does not exist`;
+        throw err;
+      }
+      return true;
     },
     async commit(tx, message) {
       await sqs.send(

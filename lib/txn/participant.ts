@@ -73,6 +73,11 @@ export interface DecisionLookup {
  */
 export interface Participant<I = unknown> {
   readonly id: string;
+  /**
+   * Checks a branch's input before the transaction begins (InvalidArgumentError naming
+   * `field`), so input that could never be applied is refused before anything is written.
+   */
+  validateInput?(input: unknown, field: string): void;
   prepare(tx: TxContext, input: I): Promise<Vote>;
   commit(tx: TxContext, input: I): Promise<void>;
   abort(tx: TxContext, input: I): Promise<void>;
@@ -97,6 +102,8 @@ export interface ParticipantDefinition<I> {
   readonly dynamodb?: DynamoDBClient;
   /** How long vote records (and abort tombstones) are kept. @default DEFAULT_RETAIN_MS (7 days) */
   readonly retainMs?: number;
+  /** Checks a branch's input before the transaction begins (throw InvalidArgumentError naming `field`). */
+  validateInput?(input: unknown, field: string): void;
   /**
    * Reserve what the change needs; return false (or a reason string) to vote no. Runs at
    * least once. Its requests may reach your resource after this transaction's commit or
@@ -118,11 +125,13 @@ export function defineParticipant<I>(definition: ParticipantDefinition<I>): Part
 
 class DefinedParticipant<I> implements Participant<I> {
   readonly id: string;
+  readonly validateInput?: (input: unknown, field: string) => void;
   readonly #dynamodb: DynamoDBClient;
   readonly #retainMs: number;
 
   constructor(private readonly definition: ParticipantDefinition<I>) {
     this.id = definition.id;
+    if (definition.validateInput) this.validateInput = definition.validateInput.bind(definition);
     this.#dynamodb = definition.dynamodb ?? new DynamoDBClient({});
     this.#retainMs = definition.retainMs ?? DEFAULT_RETAIN_MS;
   }

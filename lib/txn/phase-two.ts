@@ -11,6 +11,7 @@
  * would leave participants ahead of the log); participants apply commit and abort
  * idempotently and out of order (participant.ts), so driving a decision again is safe.
  */
+import { targetMissing } from "../internal/outcomes.js";
 import { DEFAULT_PHASE_TWO_TIMEOUT_MS } from "./defaults.js";
 import { crashIfAsked, type CrashSeam } from "./crash-points.js";
 import { raceUntil } from "./deadline.js";
@@ -99,7 +100,14 @@ export class PhaseTwo {
           // An attempt that hangs past the phase's end counts as unacknowledged: recovery takes over.
           const attempt = decision === "committed" ? participant.commit(tx, b.input) : participant.abort(tx, b.input);
           attempt.catch(() => undefined);
-          if ((await raceUntil(attempt, until)) === "timeout") throw new ParticipantCallHungError();
+          try {
+            if ((await raceUntil(attempt, until)) === "timeout") throw new ParticipantCallHungError();
+          } catch (err) {
+            // Aborting at a participant whose table, queue or function does not exist: nothing
+            // can be held there, so there is nothing to release. (A commit there stays pending.)
+            if (decision === "aborted" && targetMissing(err)) return;
+            throw err;
+          }
         },
         // A protocol violation or a hang will not go away by asking again; anything else may.
         { until, retryIf: (err) => !(err instanceof ProtocolViolationError || err instanceof ParticipantCallHungError) },

@@ -19,6 +19,7 @@
  * registry knows the custom participants; built-in ones are made from their ids).
  */
 import { DecisionConflictError, InvalidArgumentError } from "../errors.js";
+import { validatePositiveMs } from "../internal/validation.js";
 import type { DecisionLog, TransactionRecord } from "./log.js";
 import type { PhaseTwo } from "./phase-two.js";
 
@@ -29,6 +30,11 @@ export interface RecoverOptions {
   readonly limit?: number;
   /** Only transaction ids starting with this. */
   readonly prefix?: string;
+  /**
+   * Stop starting transactions after this long (ms) and report `truncated`: a scheduled run
+   * must end before the next one starts. Default: no budget.
+   */
+  readonly budgetMs?: number;
   /** Called after each transaction. */
   readonly onProgress?: (done: number, txId: string, outcome: RecoveredTransaction["action"]) => void;
 }
@@ -51,6 +57,8 @@ export interface RecoveryReport {
   readonly completed: number;
   readonly stillInDoubt: number;
   readonly transactions: readonly RecoveredTransaction[];
+  /** True when the run stopped at its budget with transactions left to look at (the next run goes on). */
+  readonly truncated: boolean;
 }
 
 export interface OverrideRequest {
@@ -80,6 +88,9 @@ export class Recovery {
   async recover(options: RecoverOptions = {}): Promise<RecoveryReport> {
     const query = { staleAt: Date.now() - (options.graceMs ?? 0), ...(options.prefix ? { prefix: options.prefix } : {}) };
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    validatePositiveMs("budgetMs", options.budgetMs);
+    const stopAt = performance.now() + (options.budgetMs ?? Number.POSITIVE_INFINITY);
+    let truncated = false;
     const transactions: RecoveredTransaction[] = [];
     // One pass over the index, page by page (a page may be empty when a prefix filters it).
     let startAfter: { deadline: number; txId: string } | undefined;
@@ -87,12 +98,16 @@ export class Recovery {
       const page = await this.#log.listInDoubt({ ...query, limit: 100, ...(startAfter ? { startAfter } : {}) });
       for (const record of page.records) {
         if (transactions.length >= limit) break;
+        if (performance.now() >= stopAt) {
+          truncated = true;
+          break;
+        }
         const done = await this.#recoverOne(record);
         transactions.push(done);
         options.onProgress?.(transactions.length, record.txId, done.action);
       }
       startAfter = page.next;
-    } while (startAfter && transactions.length < limit);
+    } while (startAfter && transactions.length < limit && !truncated);
     const count = (test: (t: RecoveredTransaction) => boolean) => transactions.filter(test).length;
     return {
       examined: transactions.length,
@@ -101,6 +116,7 @@ export class Recovery {
       completed: count((t) => t.pending.length === 0),
       stillInDoubt: count((t) => t.pending.length > 0),
       transactions,
+      truncated,
     };
   }
 
