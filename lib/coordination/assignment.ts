@@ -17,6 +17,10 @@
  *   rendezvous weight changes move, about N / members of them.
  * - Failure detection: members observe each other's sessions (reaper.ts), so a killed
  *   member's partitions move after about its ttl plus one poll.
+ * - Stopping (the signal, or the caller's `return`) releases this member's partitions and
+ *   leaves the group, so the others rebalance at once; errors a poll meets (throttling,
+ *   timeouts) are ridden out; the end of the session ends the iteration with
+ *   SessionExpiredError (its partitions pass on once the session is declared expired).
  * Assumes: every member asks with the same `partitions`; members keep consuming the
  * generator (a member that stops asking keeps its partitions until its session ends).
  */
@@ -35,6 +39,7 @@ export interface AllocatedGroup {
   readonly coordination: { readonly store: CoordinationStore; readonly namespace: string };
   view(): Promise<{ readonly epoch: number; readonly members: readonly { readonly id: string }[] }>;
   join(session: Session, options: { meta?: unknown }): Promise<unknown>;
+  leave(session: Session): Promise<boolean>;
 }
 
 export interface AssignmentOptions {
@@ -48,6 +53,8 @@ export interface AssignmentOptions {
   detectFailures?: boolean;
   /** What this member publishes in the group view. */
   meta?: unknown;
+  /** Told of errors the loop rides out (throttling, timeouts): it looks again next poll. */
+  onError?: (err: unknown) => void;
 }
 
 /** One partition this member owns, and the fencing token of its grant. */
@@ -100,51 +107,65 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
   let last: Assignment | undefined;
   let shares = { epoch: -1, share: [] as number[] };
   await group.join(session, { meta: options.meta ?? null });
+  // Partitions taken out of the last assignment and not released yet (released on resume, or on stop).
+  let given: [number, number][] = [];
+  const release = (grants: readonly [number, number][]) => Promise.all(grants.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
+  let sessionEnded = false;
   try {
     while (!options.signal?.aborted) {
-      if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
-      await reaper?.pass();
-      const view = await group.view();
-      if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
-      const wanted = new Set(shares.share);
-      const members = view.members.map((m) => m.id);
-      // Give up what is no longer ours: first tell the caller (it stops working on them), then release.
-      const leaving = [...owned.keys()].filter((p) => !wanted.has(p));
-      if (leaving.length > 0) {
-        for (const p of leaving) owned.delete(p);
-        last = assignmentOf(view.epoch, members, owned, shares.share);
-        yield last;
-        await Promise.all(leaving.map((p) => store.releasePartition(ns, group.name, p, session.id, tokenOf(last!, p) ?? 0).catch(() => false)));
+      if (!session.live) {
+        sessionEnded = true;
+        throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
       }
-      // Take what is ours and free (or whose previous owner's session has ended).
-      for (const p of shares.share) {
-        if (owned.has(p) || !session.live) continue;
-        const found = await store.getPartition(ns, group.name, p);
-        if (found?.owner === session.id) {
-          owned.set(p, found.token); // a grant of ours whose answer was lost
-          continue;
+      try {
+        await reaper?.pass();
+        const view = await group.view();
+        if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
+        const wanted = new Set(shares.share);
+        const members = view.members.map((m) => m.id);
+        // Give up what is no longer ours: first tell the caller (it stops working on them), then release.
+        const leaving = [...owned].filter(([p]) => !wanted.has(p));
+        if (leaving.length > 0) {
+          for (const [p] of leaving) owned.delete(p);
+          given = leaving;
+          last = assignmentOf(view.epoch, members, owned, shares.share);
+          yield last;
+          await release(given);
+          given = [];
         }
-        const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
-        if (outcome.granted) owned.set(p, outcome.token);
-      }
-      const next = assignmentOf(view.epoch, members, owned, shares.share);
-      if (!last || !sameAssignment(last, next)) {
-        if (!session.live) continue; // the loop's first check reports it
-        last = next;
-        yield last;
+        // Take what is ours and free (or whose previous owner's session has ended).
+        for (const p of shares.share) {
+          if (owned.has(p) || !session.live) continue;
+          const found = await store.getPartition(ns, group.name, p);
+          if (found?.owner === session.id) {
+            owned.set(p, found.token); // a grant of ours whose answer was lost
+            continue;
+          }
+          const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
+          if (outcome.granted) owned.set(p, outcome.token);
+        }
+        const next = assignmentOf(view.epoch, members, owned, shares.share);
+        if ((!last || !sameAssignment(last, next)) && session.live) {
+          last = next;
+          yield last;
+        }
+      } catch (err) {
+        // Throttling, a timeout, an unknown outcome: the assignment stands; look again next poll.
+        // (A grant whose answer was lost is recognised then: the item names this session.)
+        if (!session.live) continue;
+        options.onError?.(err);
       }
       await sleep(pollMs, options.signal).catch(() => undefined);
     }
   } finally {
-    // Stopped (or the caller returned): release every partition, so successors need not wait for the session to end.
-    const held = [...owned];
-    owned.clear();
-    await Promise.all(held.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
+    if (!sessionEnded) {
+      // Stopped (or the caller returned): release everything and leave, so others take over at once.
+      const held = [...owned, ...given];
+      owned.clear();
+      await release(held);
+      await group.leave(session).catch(() => false);
+    }
   }
-}
-
-function tokenOf(assignment: Assignment | undefined, partition: number): number | undefined {
-  return assignment?.partitions.find((g) => g.id === partition)?.fencingToken;
 }
 
 function assignmentOf(epoch: number, members: readonly string[], owned: ReadonlyMap<number, number>, share: readonly number[]): Assignment {

@@ -7,7 +7,7 @@
  */
 import type { MonotonicClock } from "../locks/clock.js";
 import { sleep } from "../internal/time.js";
-import { endSession } from "./session.js";
+import { cleanUpSession, endSession } from "./session.js";
 import type { CoordinationStore, SessionRecord } from "./store.js";
 
 /** What an observer has seen of sessions: each one's version and since when (observer's clock) it has been seen unchanged. */
@@ -64,13 +64,19 @@ export class SessionReaper {
     this.#watch = new SessionWatch(clock);
   }
 
-  /** One look: reads the live sessions and expires those due. Resolves to the ids expired. */
+  /**
+   * One look: reads the sessions, expires the live ones due, and finishes the cleanup of
+   * ended ones that still have keys (an ender that was interrupted). One session's failure
+   * does not stop the others: it is tried again on the next pass. Resolves to the ids expired.
+   */
   async pass(): Promise<string[]> {
-    this.#watch.see(await this.store.listSessions(this.namespace, true));
+    const sessions = await this.store.listSessions(this.namespace);
+    this.#watch.see(sessions);
     const expired: string[] = [];
     for (const { id, version } of this.#watch.due()) {
-      if (await endSession(this.store, this.namespace, id, "expired", version)) expired.push(id);
+      if (await endSession(this.store, this.namespace, id, "expired", version).catch(() => false)) expired.push(id);
     }
+    for (const s of sessions) if (s.state !== "live" && s.keys.length > 0) await cleanUpSession(this.store, this.namespace, s.id).catch(() => undefined);
     return expired;
   }
 

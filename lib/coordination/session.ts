@@ -22,33 +22,45 @@ export function groupOfKey(key: string): string | undefined {
 }
 
 /**
- * Ends a live session: marks it expired or closed and deletes its ephemeral keys, as
- * recorded changes. The first commit carries the state change (conditioned, for an expiry,
- * on the version the observer saw unchanged), so a session that renewed meanwhile keeps
- * everything; keys beyond one commit's capacity are deleted by the commits after it.
- * Resolves to true if this call ended the session, false if it had already ended or
- * (expiry) renewed.
+ * Ends a live session: marks it expired or closed, then deletes its ephemeral keys, as
+ * recorded changes. The end is conditioned (for an expiry) on the version the observer saw
+ * unchanged, so a session that renewed meanwhile keeps everything. After the end no key
+ * can be bound to the session any more (every ephemeral write requires it live), so the
+ * cleanup that follows reads its keys again and deletes all of them, however many; if the
+ * cleanup is interrupted, any later endSession, or the reaper, finishes it.
+ * Resolves to true if this call ended the session, false if it had already ended (cleanup
+ * still runs) or, for an expiry, renewed.
  */
 export async function endSession(store: CoordinationStore, ns: string, id: string, state: "expired" | "closed", ifVersion?: string): Promise<boolean> {
-  const cause = state === "expired" ? "session-expired" : "session-closed";
+  const session = await store.getSession(ns, id);
+  if (!session) return false;
   let ended = false;
+  if (session.state === "live") {
+    if (ifVersion !== undefined && session.version !== ifVersion) return false;
+    const stamp = randomUUID();
+    const result = await store.commit(ns, [], { end: { session: id, state, stamp, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
+    // Refused: renewed, or ended by someone else, unless the refused attempt was a retry of ours (a lost answer).
+    ended = result.committed || (await store.getSession(ns, id))?.endStamp === stamp;
+    if (!ended && (await store.getSession(ns, id))?.state === "live") return false;
+  }
+  await cleanUpSession(store, ns, id);
+  return ended;
+}
+
+/** Deletes the keys still bound to an ended session, in commits of up to MAX_CHANGES_PER_COMMIT, and retires its item. */
+export async function cleanUpSession(store: CoordinationStore, ns: string, id: string): Promise<void> {
   for (;;) {
     const session = await store.getSession(ns, id);
-    if (!session) return ended;
-    if (!ended && (session.state !== "live" || (ifVersion !== undefined && session.version !== ifVersion))) return false;
-    // The keys still bound to this session (a key overwritten by someone else is no longer its).
-    const records = await Promise.all(session.keys.map((key) => store.getKey(ns, key)));
-    const bound = records.flatMap((record) => (record?.session === id ? [record.key] : []));
-    if (ended && bound.length === 0) return true;
-    const operations: KeyOperation[] = bound.slice(0, MAX_CHANGES_PER_COMMIT).map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
-    const result = await store.commit(ns, operations, ended ? {} : { end: { session: id, state, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
-    if (result.committed) {
-      ended = true;
-      if (bound.length <= MAX_CHANGES_PER_COMMIT) return true;
-    } else if (result.failed === "session") {
-      if (!ended) return false;
-    }
-    // A key changed hands meanwhile: look again.
+    if (!session || session.state === "live") return;
+    if (session.keys.length === 0) return store.retireSession(ns, id);
+    const cause = session.state === "expired" ? "session-expired" : "session-closed";
+    const names = session.keys.slice(0, 4 * MAX_CHANGES_PER_COMMIT);
+    const records = await Promise.all(names.map((key) => store.getKey(ns, key)));
+    const bound = records.flatMap((record) => (record?.session === id ? [record.key] : [])).slice(0, MAX_CHANGES_PER_COMMIT);
+    const stale = names.filter((key, i) => records[i]?.session !== id);
+    const operations: KeyOperation[] = bound.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
+    await store.commit(ns, operations, { end: { session: id, state: "cleanup", forget: stale } });
+    // Committed or refused (a key changed hands meanwhile): look again either way.
   }
 }
 

@@ -91,6 +91,8 @@ export interface SessionRecord {
   readonly owner: string | undefined;
   readonly openedAt: number | undefined;
   readonly renewedAt: number | undefined;
+  /** The stamp of the end that ended it (see SessionEnd). */
+  readonly endStamp: string | undefined;
 }
 
 /** A partition of a group's work: its owner (a session), if any, and the token of its last grant. */
@@ -119,9 +121,14 @@ export interface KeyOperation {
 /** What a session-ending commit does to the session item. */
 export interface SessionEnd {
   readonly session: string;
-  readonly state: "expired" | "closed";
+  /** `expired`/`closed`: end a live session. `cleanup`: delete keys of a session that has already ended. */
+  readonly state: "expired" | "closed" | "cleanup";
   /** Expiry: the version the observer saw unchanged for the session's ttl. */
   readonly ifVersion?: string;
+  /** Written on the ended session item, so a lost answer to this end can be recognised. */
+  readonly stamp?: string;
+  /** Names to drop from the session's key set without a change (keys no longer bound to it). */
+  readonly forget?: readonly string[];
 }
 
 /** A commit refused by a precondition (a key's revision, a session no longer live). */
@@ -265,9 +272,9 @@ export class CoordinationStore {
       const page = await this.dynamodb.send(
         new ScanCommand({
           TableName: this.tableName,
-          FilterExpression: "begins_with(pk, :prefix) AND #state = :live",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: { ":prefix": stringValue("sessions#"), ":live": stringValue("live") },
+          FilterExpression: "begins_with(pk, :prefix) AND (#state = :live OR size(#keys) > :zero)",
+          ExpressionAttributeNames: { "#state": "state", "#keys": "keys" },
+          ExpressionAttributeValues: { ":prefix": stringValue("sessions#"), ":live": stringValue("live"), ":zero": numberValue(0) },
           ProjectionExpression: "pk",
           ConsistentRead: true,
           ExclusiveStartKey: start,
@@ -281,6 +288,17 @@ export class CoordinationStore {
 
   /** Creates a live session item (one conditional put). */
   async openSession(ns: string, id: string, ttlMs: number, version: string, owner: string | undefined): Promise<void> {
+    try {
+      await this.#putSession(ns, id, ttlMs, version, owner);
+    } catch (err) {
+      // A lost answer (the SDK's retry then finds the item): the item says whether it is ours.
+      if (!(err instanceof ConditionalCheckFailedException) && certainlyNotApplied(err)) throw err;
+      const found = await this.getSession(ns, id);
+      if (found?.version !== version) throw err;
+    }
+  }
+
+  async #putSession(ns: string, id: string, ttlMs: number, version: string, owner: string | undefined): Promise<void> {
     await this.dynamodb.send(
       new PutItemCommand({
         TableName: this.tableName,
@@ -349,11 +367,18 @@ export class CoordinationStore {
         throw new CoordinationBusyError(ns, contention);
       }
       // An earlier attempt may have landed at a revision the head has since moved past: the log says.
-      for (const revision of uncertainAt) {
-        if (head.revision < revision) continue;
-        const landed = await this.#changeAt(ns, revision);
-        if (landed?.["request"]?.S === request) return this.#landed(ns, revision, operations.length);
-        uncertainAt.delete(revision); // taken by another change: ours can never land now
+      try {
+        for (const revision of uncertainAt) {
+          if (head.revision < revision) continue;
+          const landed = await this.#changeAt(ns, revision);
+          if (landed?.["request"]?.S === request) return await this.#landed(ns, revision, operations.length);
+          uncertainAt.delete(revision); // taken by another change: ours can never land now
+        }
+      } catch (err) {
+        // The log could not be read: the outcome stays unknown; try again (bounded like any send).
+        if (++unanswered >= UNANSWERED_SENDS) throw new OutcomeUnknownError(`A change to namespace '${ns}' could not be confirmed (its change log could not be read); it may have been applied. Read the keys to learn.`, { cause: err });
+        await sleep(jitter(50 * unanswered));
+        continue;
       }
       const first = head.revision + 1;
       const { items, headIndex, sessionIndex, changes } = this.#transaction(ns, head, operations, options, request);
@@ -390,7 +415,7 @@ export class CoordinationStore {
           await sleep(jitter(Math.min(1000, 20 * 2 ** Math.min(++contention, 6))));
           continue;
         }
-        if (certainlyNotApplied(err) && !attempts.uncertain) throw err;
+        if (certainlyNotApplied(err) && !attempts.uncertain && uncertainAt.size === 0) throw err;
         if (++unanswered >= UNANSWERED_SENDS) {
           throw new OutcomeUnknownError(`A change to namespace '${ns}' could not be confirmed (DynamoDB did not answer ${unanswered} times); it may have been applied. Read the keys to learn.`, { cause: err });
         }
@@ -402,9 +427,34 @@ export class CoordinationStore {
 
   /** The change-log items of a commit that landed (read back: an earlier attempt's answer was lost). */
   async #landed(ns: string, first: number, count: number): Promise<CommitResult> {
-    const changes = await this.readChanges(ns, first - 1, count);
     this.#heads.delete(ns);
-    return { committed: true, revision: first + count - 1, changes };
+    for (let tries = 1; ; tries++) {
+      try {
+        return { committed: true, revision: first + count - 1, changes: await this.readChanges(ns, first - 1, count) };
+      } catch (err) {
+        // It was applied; only reading its changes back failed.
+        if (tries >= UNANSWERED_SENDS) throw new OutcomeUnknownError(`A change to namespace '${ns}' was applied at revision ${first}, but its record could not be read back.`, { cause: err });
+        await sleep(jitter(50 * tries));
+      }
+    }
+  }
+
+  /** Sets the TTL of an ended session item that no longer has keys (it is kept for the change log's retention). */
+  async retireSession(ns: string, id: string): Promise<void> {
+    try {
+      await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: itemKeys.session(ns, id),
+          UpdateExpression: "SET #ttl = :ttl",
+          ConditionExpression: "#state <> :live AND (attribute_not_exists(#keys) OR size(#keys) = :zero)",
+          ExpressionAttributeNames: { "#ttl": "ttl", "#state": "state", "#keys": "keys" },
+          ExpressionAttributeValues: { ":ttl": numberValue(Math.ceil((Date.now() + this.retainChangesMs) / 1000)), ":live": stringValue("live"), ":zero": numberValue(0) },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
   }
 
   async #changeAt(ns: string, revision: number): Promise<Item | undefined> {
@@ -474,23 +524,33 @@ export class CoordinationStore {
     const session = end?.session ?? bound[0]?.session;
     if (session === undefined) return undefined;
     const values: Record<string, AttributeValue> = { ":live": stringValue("live") };
-    let condition = "#state = :live";
+    const names: Record<string, string> = { "#state": "state" };
+    let condition = end?.state === "cleanup" ? "#state <> :live" : "#state = :live";
     const parts: string[] = [];
     if (end) {
-      parts.push(`SET #state = :ended, endedAt = :now, #ttl = :ttl`);
-      values[":ended"] = stringValue(end.state);
-      values[":now"] = numberValue(Date.now());
-      values[":ttl"] = numberValue(Math.ceil((Date.now() + this.retainChangesMs) / 1000));
+      if (end.state !== "cleanup") {
+        parts.push(`SET #state = :ended, endedAt = :now${end.stamp !== undefined ? ", endStamp = :stamp" : ""}`);
+        values[":ended"] = stringValue(end.state);
+        values[":now"] = numberValue(Date.now());
+        if (end.stamp !== undefined) values[":stamp"] = stringValue(end.stamp);
+      }
       if (end.ifVersion !== undefined) {
         condition += " AND #version = :version";
         values[":version"] = stringValue(end.ifVersion);
+        names["#version"] = "version";
       }
-      const deleted = operations.filter((op) => op.type === "delete").map((op) => op.key);
+      const deleted = [...new Set([...operations.filter((op) => op.type === "delete").map((op) => op.key), ...(end.forget ?? [])])];
       if (deleted.length > 0) {
         parts.push("DELETE #keys :deleted");
         values[":deleted"] = { SS: deleted };
+        names["#keys"] = "keys";
+      }
+      if (parts.length === 0) {
+        // A cleanup with nothing to delete: only its condition matters.
+        return { ConditionCheck: { TableName: this.tableName, Key: itemKeys.session(ns, session), ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values } };
       }
     } else {
+      names["#keys"] = "keys";
       parts.push("ADD #keys :bound");
       values[":bound"] = { SS: [...new Set(bound.map((op) => op.key))] };
     }
@@ -500,7 +560,7 @@ export class CoordinationStore {
         Key: itemKeys.session(ns, session),
         UpdateExpression: parts.join(" "),
         ConditionExpression: condition,
-        ExpressionAttributeNames: { "#state": "state", "#keys": "keys", ...(end ? { "#ttl": "ttl" } : {}), ...(end?.ifVersion !== undefined ? { "#version": "version" } : {}) },
+        ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
@@ -747,5 +807,6 @@ export function parseSession(item: Item | undefined): SessionRecord | undefined 
     owner: item["owner"]?.S,
     openedAt: item["openedAt"]?.N === undefined ? undefined : Number(item["openedAt"].N),
     renewedAt: item["renewedAt"]?.N === undefined ? undefined : Number(item["renewedAt"].N),
+    endStamp: item["endStamp"]?.S,
   };
 }

@@ -178,3 +178,63 @@ describe("groups", () => {
     await s2.close();
   });
 });
+
+describe("review regressions", () => {
+  it("closes and expires sessions that never had an ephemeral key", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const coord = client({ namespace: ns });
+    const closing = await coord.openSession({ ttlMs: 2000 });
+    expect(await closing.close()).toBe(true);
+    const { SessionReaper } = await import("../../lib/coordination/reaper.js");
+    const { systemClock } = await import("../../lib/locks/clock.js");
+    // A keyless session whose owner is gone (only its item), as an interrupted openSession leaves.
+    await coord.store.openSession(ns, "orphan", 1000, "v1", "nobody");
+    const reaper = new SessionReaper(coord.store, ns, systemClock);
+    await until(async () => (await reaper.pass()).includes("orphan"));
+    expect((await coord.store.getSession(ns, "orphan"))?.state).toBe("expired");
+  });
+
+  it("finishes deleting the keys of a session whose ender stopped after ending it", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const coord = client({ namespace: ns });
+    const session = await coord.openSession({ ttlMs: 5000 });
+    await coord.put("eph/1", 1, { session });
+    // The ender read no keys (a put raced it, or it crashed after the end): the session ends, its key stays.
+    await coord.store.commit(ns, [], { end: { session: session.id, state: "closed" } });
+    expect(await coord.get("eph/1")).toBeDefined();
+    const { SessionReaper } = await import("../../lib/coordination/reaper.js");
+    const { systemClock } = await import("../../lib/locks/clock.js");
+    await new SessionReaper(coord.store, ns, systemClock).pass();
+    expect(await coord.get("eph/1")).toBeUndefined();
+    expect((await coord.store.getSession(ns, session.id))?.keys).toEqual([]);
+  });
+
+  it("opens a session whose put answer was lost", async () => {
+    const dynamodb = dynamoDbClient();
+    let lose = true;
+    injectFaults(dynamodb, (r) => (lose && r.commandName === "PutItemCommand" ? ((lose = false), { kind: "lose-response" }) : undefined));
+    const coord = client({ dynamodb });
+    const session = await coord.openSession({ ttlMs: 3000 });
+    expect(session.live).toBe(true);
+    await session.close();
+  });
+
+  it("gives a member that joins later its share: the old owner releases with the token it holds", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [client({ namespace: ns }), client({ namespace: ns })];
+    const s1 = await a.openSession({ ttlMs: 3000 });
+    const latest = new Map<string, number>();
+    const stop = new AbortController();
+    const run = async (c: Coordination, s: typeof s1) => {
+      for await (const assignment of c.group("late").assignments(s, { partitions: 8, signal: stop.signal, pollMs: 50 })) latest.set(s.id, assignment.partitions.length);
+    };
+    const first = run(a, s1);
+    await until(() => latest.get(s1.id) === 8);
+    const s2 = await b.openSession({ ttlMs: 3000 });
+    const second = run(b, s2);
+    await until(() => (latest.get(s2.id) ?? 0) > 0 && latest.get(s1.id)! + latest.get(s2.id)! === 8);
+    stop.abort();
+    await Promise.all([first, second]);
+    await Promise.all([s1.close(), s2.close()]);
+  });
+});
