@@ -1,7 +1,7 @@
 /**
- * How the CLI finds the lock service (and the coordinator service): `--endpoint` /
- * AWS_ENDPOINT_URL (LocalStack, or any Lambda endpoint) with `--function` /
- * FENCEPOST_LOCK_FUNCTION (FENCEPOST_TXN_FUNCTION); else the local stack that
+ * How the CLI finds the lock service (and the coordinator and coordination services):
+ * `--endpoint` / AWS_ENDPOINT_URL (LocalStack, or any Lambda endpoint) with `--function` /
+ * FENCEPOST_LOCK_FUNCTION (FENCEPOST_TXN_FUNCTION, FENCEPOST_COORDINATION_FUNCTION); else the local stack that
  * `fencepost up` (npm start) is serving, through the state file it writes; else AWS with
  * the default credential chain and `--function`.
  */
@@ -64,6 +64,7 @@ interface ServiceSpec {
 
 const LOCK_SERVICE: ServiceSpec = { role: "locks-function", env: "FENCEPOST_LOCK_FUNCTION", output: "LockFunctionName", what: "lock function" };
 const TXN_SERVICE: ServiceSpec = { role: "txn-function", env: "FENCEPOST_TXN_FUNCTION", output: "TxnFunctionName", what: "coordinator function" };
+const COORDINATION_SERVICE: ServiceSpec = { role: "coordination-function", env: "FENCEPOST_COORDINATION_FUNCTION", output: "CoordinationFunctionName", what: "coordination function" };
 
 function service(spec: ServiceSpec, flags: { endpoint?: string; function?: string }): { lambda: LambdaClient; functionName: string; where: string } {
   const endpoint = flags.endpoint ?? process.env["AWS_ENDPOINT_URL"];
@@ -91,6 +92,7 @@ function service(spec: ServiceSpec, flags: { endpoint?: string; function?: strin
 
 export const lockService = (flags: { endpoint?: string; function?: string }) => service(LOCK_SERVICE, flags);
 export const txnService = (flags: { endpoint?: string; function?: string }) => service(TXN_SERVICE, flags);
+export const coordinationService = (flags: { endpoint?: string; function?: string }) => service(COORDINATION_SERVICE, flags);
 
 /**
  * Resolves on the first SIGINT or SIGTERM and ignores any that follow, so a cleanup

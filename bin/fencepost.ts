@@ -6,6 +6,9 @@
  *   fencepost verify [options]  run the verification harness (lib/check) and write a report
  *   fencepost lock acquire|release|inspect|list [name] [options]
  *   fencepost tx list|show|recover|abort|forget [txId] [options]
+ *   fencepost kv get|put|delete|list|watch [key|prefix] [value] [options]
+ *   fencepost members list|watch GROUP [options]
+ *   fencepost session list [options]
  */
 import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
@@ -20,6 +23,7 @@ import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
 import { txCommand, TxUsageError } from "./tx-command.js";
+import { coordinationCommand, CoordinationUsageError, COORDINATION_COMMANDS, type CoordinationCommand } from "./coordination-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
 
@@ -40,6 +44,18 @@ commands:
   tx abort ID --reason R    abort an undecided transaction (audited; a commit cannot be overturned)
   tx forget ID --reason R   mark a decided transaction done without a lost participant's
                             acknowledgement (audited)
+  kv get KEY            a key's value and revisions (exit 1 if it does not exist)
+  kv put KEY VALUE      write a key and print the change's revision; VALUE is JSON if it
+                        parses as JSON (42, true, {"a":1}, '"42"'), else the text itself
+  kv delete KEY         delete a key (exit 1 if there was nothing to delete)
+  kv list [PREFIX]      the keys under PREFIX as of one revision
+  kv watch [PREFIX]     print every change under PREFIX as it comes, in revision order,
+                        until Ctrl-C (polls the change log)
+  members list GROUP    a group's view: its epoch and its live members with their meta
+  members watch GROUP   print the view, then every membership change with the view it
+                        makes, until Ctrl-C
+  session list          the namespace's live sessions (sessions are opened and kept alive
+                        by clients: the Coordination class)
 
 options:
   --json                machine-readable output
@@ -49,16 +65,24 @@ options:
   --report FILE         (verify) HTML report; default verify-report.html
   --only W[,W...]       (verify) only these workloads and their controls: locks, register,
                         counter, broadcast, bank
-  --endpoint URL        (lock, tx) Lambda endpoint; default AWS_ENDPOINT_URL, else the local
-                        stack of \`fencepost up\`, else AWS
+  --endpoint URL        (lock, tx, kv, members, session) Lambda endpoint; default
+                        AWS_ENDPOINT_URL, else the local stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
                         local stack's (on AWS: the stack output LockFunctionName);
-                        (tx) the coordinator function: FENCEPOST_TXN_FUNCTION, TxnFunctionName
+                        (tx) the coordinator function: FENCEPOST_TXN_FUNCTION, TxnFunctionName;
+                        (kv, members, session) the coordination function:
+                        FENCEPOST_COORDINATION_FUNCTION, CoordinationFunctionName
   --owner ID            (lock) owner id; default cli@<hostname>
   --token N             (lock release) the fencing token to release
   --wait S, --lease S   (lock acquire) seconds to wait (default 10) and lease (default 60)
   --hold                (lock acquire) keep the lock until Ctrl-C
-  --limit N             (lock list, tx list) at most N (default 100)
+  --limit N             (lock list, tx list) at most N (default 100); (kv list, session list)
+                        at most N (default and most 1000)
+  --namespace NS        (kv, members, session) the coordination namespace; default "default"
+  --from REV            (kv watch) start at this revision (default: the next change); one no
+                        longer kept (24 h) fails with CompactedError
+  --if-revision N       (kv put, kv delete) only if the key is at revision N (0: absent)
+  --all                 (session list) closed and expired sessions too
   --operator NAME       (tx abort|forget) who acts; default user@hostname
   --reason TEXT         (tx abort|forget) why; required
   --in-doubt            (tx list) the default; accepted for clarity
@@ -70,14 +94,15 @@ AWS_ENDPOINT_URL points every command at an external endpoint (LocalStack) inste
 the embedded local cloud.`;
 
 function describe(cloud: LocalCloud): string {
+  const width = Math.max(0, ...[cloud.tables, cloud.queues, cloud.functions].flatMap((byRole) => Object.keys(byRole).map((role) => role.length)));
   const lines = [
     `Fencepost local cloud is up (${cloud.embedded ? "embedded emulators" : "external endpoint"}, region ${cloud.region})`,
     `  DynamoDB  ${cloud.endpoints.dynamodb}`,
     `  SQS       ${cloud.endpoints.sqs}`,
     `  Lambda    ${cloud.endpoints.lambda ?? "(no functions served)"}`,
-    ...Object.entries(cloud.tables).map(([role, name]) => `  table  ${role.padEnd(10)} ${name}`),
-    ...Object.entries(cloud.queues).map(([role, q]) => `  queue  ${role.padEnd(10)} ${q.url}`),
-    ...Object.entries(cloud.functions).map(([role, name]) => `  function ${role.padEnd(15)} ${name}`),
+    ...Object.entries(cloud.tables).map(([role, name]) => `  table    ${role.padEnd(width)} ${name}`),
+    ...Object.entries(cloud.queues).map(([role, q]) => `  queue    ${role.padEnd(width)} ${q.url}`),
+    ...Object.entries(cloud.functions).map(([role, name]) => `  function ${role.padEnd(width)} ${name}`),
     "",
     "Point the AWS SDK or CLI at it:",
     `  ${shellExports(cloud)}`,
@@ -197,7 +222,9 @@ function usageFor(command: string): string {
   }
   const global = ["--json", "-h, --help", "-v, --version"];
   const about = entries.filter(([first = ""]) => first.trimStart().startsWith(`${command} `) || first.trim() === command);
-  const options = entries.filter((entry) => entry.join(" ").includes(`(${command}`) || global.some((g) => (entry[0] ?? "").trimStart().startsWith(g)));
+  // An option is for the commands its parenthesized marks name: "(lock list, tx list)", "(kv, members, session)".
+  const marked = (entry: string[]) => [...entry.join(" ").matchAll(/\(([a-z][a-z ,|-]*)\)/g)].some((m) => m[1]!.split(",").some((part) => part.trim().split(" ")[0] === command));
+  const options = entries.filter((entry) => marked(entry) || global.some((g) => (entry[0] ?? "").trimStart().startsWith(g)));
   return [`usage: fencepost ${command} ...`, "", ...about.flat(), "", "options:", ...options.flat()].join("\n");
 }
 
@@ -224,6 +251,9 @@ function parse(argv: string[]) {
   }
 }
 
+/** The commands, each with its own --help. */
+const COMMANDS: readonly string[] = ["up", "verify", "lock", "tx", ...COORDINATION_COMMANDS];
+
 const OPTIONS = {
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -245,6 +275,9 @@ const OPTIONS = {
       prefix: { type: "string" },
       all: { type: "boolean", default: false },
       "in-doubt": { type: "boolean", default: false },
+      namespace: { type: "string" },
+      from: { type: "string" },
+      "if-revision": { type: "string" },
       version: { type: "boolean", short: "v", default: false },
 } as const;
 
@@ -255,7 +288,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${values.json ? JSON.stringify({ version: version() }) : version()}\n`);
     return 0;
   }
-  if (values.help && command && ["up", "verify", "lock", "tx"].includes(command)) {
+  if (values.help && command && COMMANDS.includes(command)) {
     process.stdout.write(`${usageFor(command)}\n`);
     return 0;
   }
@@ -279,6 +312,14 @@ async function main(argv: string[]): Promise<number> {
         if (!json) process.stderr.write(`${line}\n`);
       });
     }
+    case "kv":
+    case "members":
+    case "session": {
+      const json = values.json ?? false;
+      return coordinationCommand(command as CoordinationCommand, positionals[1], positionals.slice(2), { ...values, json, all: values.all ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
+        if (!json) process.stderr.write(`${line}\n`);
+      });
+    }
     case "verify":
       return verify({ json: values.json ?? false, seed: values.seed, duration: values.duration, control: values.control, report: values.report, only: values.only });
     default:
@@ -290,7 +331,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError;
+    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError;
     // Our own errors already say what to do; anything else gets its stack for a bug report.
     const ours = usage || err instanceof FencepostError || err instanceof ConnectionError || err instanceof LocalCloudError;
     const message = err instanceof Error ? (ours ? err.message : (err.stack ?? err.message)) : String(err);
@@ -300,7 +341,7 @@ main(process.argv.slice(2)).then(
       process.stdout.write(`${JSON.stringify({ error: { type: usage ? "UsageError" : type, message: err instanceof Error ? err.message : String(err), exitCode } })}\n`);
     } else {
       const command = process.argv[2];
-      const hint = usage ? `\nRun 'fencepost ${command && ["up", "verify", "lock", "tx"].includes(command) ? `${command} ` : ""}--help' for usage.` : "";
+      const hint = usage ? `\nRun 'fencepost ${command && COMMANDS.includes(command) ? `${command} ` : ""}--help' for usage.` : "";
       process.stderr.write(`fencepost: ${message}${hint}\n`);
     }
     process.exit(exitCode);

@@ -1,6 +1,7 @@
 /**
  * The Fencepost construct: every table, queue and function Fencepost needs, declared once,
- * as three parts it composes: `LockService`, `BroadcastLog` and `TransactionCoordinator`.
+ * as the parts it composes: `LockService`, `BroadcastLog`, `TransactionCoordinator` and
+ * `CoordinationService`.
  *
  * Guarantees: each resource carries a `fencepost:resource` tag naming its role
  * (`locks`, ...), which is how the embedded local cloud and the CLI find them in the
@@ -19,16 +20,19 @@ import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { BroadcastLog } from "./broadcast-log.js";
 import type { FencepostFunctionProps } from "./internal.js";
-import { CoordinationService } from "./coordination-service.js";
+import { CoordinationService, type CoordinationServiceProps } from "./coordination-service.js";
 import { LockService } from "./lock-service.js";
 import { TransactionCoordinator, type ParticipantResource, type TransactionCoordinatorProps } from "./transaction-coordinator.js";
 
 export { HANDLER_METADATA, RESOURCE_ROLE_TAG } from "./internal.js";
 
-/** Settings of the Fencepost construct: its tables and functions, and transaction recovery. */
-export interface FencepostProps extends FencepostFunctionProps, Pick<TransactionCoordinatorProps, "inDoubtAlarmAfter" | "recoveryInterval"> {}
+/** Settings of the Fencepost construct: its tables and functions, transaction recovery and the session reaper. */
+export interface FencepostProps
+  extends FencepostFunctionProps,
+    Pick<TransactionCoordinatorProps, "inDoubtAlarmAfter" | "recoveryInterval">,
+    Pick<CoordinationServiceProps, "sessionReaperInterval"> {}
 
-/** Locks with fencing tokens, total order broadcast and two-phase commit: every resource they need. */
+/** Locks with fencing tokens, total order broadcast, two-phase commit and the coordination service: every resource they need. */
 export class Fencepost extends Construct {
   /** The lock table and the lock service function. */
   public readonly lockService: LockService;
@@ -36,6 +40,10 @@ export class Fencepost extends Construct {
   public readonly coordinationService: CoordinationService;
   /** The coordination table (`CoordinationService.coordinationTable`). */
   public readonly coordinationTable: dynamodb.Table;
+  /** The coordination service function (`CoordinationService.coordinationFunction`). */
+  public readonly coordinationFunction: NodejsFunction;
+  /** The scheduled session reaper (`CoordinationService.coordinationReaperFunction`). */
+  public readonly coordinationReaperFunction: NodejsFunction;
   /** The broadcast log table, the broadcast queue and its dead-letter queue. */
   public readonly broadcastLog: BroadcastLog;
   /** The decision log, the coordinator and recovery functions, and the in-doubt alarm. */
@@ -62,7 +70,7 @@ export class Fencepost extends Construct {
   /** Fires when a transaction stays in doubt too long past its deadline (`TransactionCoordinator.inDoubtAlarm`). */
   public readonly inDoubtAlarm: cloudwatch.Alarm;
 
-  /** Declares the three parts, their resources in this construct's scope. */
+  /** Declares the parts, their resources in this construct's scope. */
   constructor(scope: Construct, id: string, props: FencepostProps = {}) {
     super(scope, id);
     this.lockService = new LockService(this, "LockService", { ...props, resourceScope: this });
@@ -70,6 +78,8 @@ export class Fencepost extends Construct {
     this.transactionCoordinator = new TransactionCoordinator(this, "TransactionCoordinator", { ...props, resourceScope: this });
     this.coordinationService = new CoordinationService(this, "CoordinationService", { ...props, resourceScope: this });
     this.coordinationTable = this.coordinationService.coordinationTable;
+    this.coordinationFunction = this.coordinationService.coordinationFunction;
+    this.coordinationReaperFunction = this.coordinationService.coordinationReaperFunction;
     this.lockTable = this.lockService.lockTable;
     this.lockFunction = this.lockService.lockFunction;
     this.logTable = this.broadcastLog.logTable;
@@ -90,6 +100,11 @@ export class Fencepost extends Construct {
   /** Lets `grantee` use the Coordination client against the coordination table (`CoordinationService.grantCoordination`). */
   public grantCoordination(grantee: iam.IGrantable): iam.Grant {
     return this.coordinationService.grantCoordination(grantee);
+  }
+
+  /** Lets `grantee` invoke the coordination service, by its unqualified ARN (`CoordinationService.grantInvokeCoordination`). */
+  public grantInvokeCoordination(grantee: iam.IGrantable): iam.Grant {
+    return this.coordinationService.grantInvokeCoordination(grantee);
   }
 
   /** Lets `grantee` invoke the lock service, by its unqualified ARN (`LockService.grantInvokeLocks`). */
@@ -187,5 +202,25 @@ export class Fencepost extends Construct {
   /** The recovery function's throttled runs (`TransactionCoordinator.metricTxnRecoveryFunctionThrottles`). */
   public metricTxnRecoveryFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.transactionCoordinator.metricTxnRecoveryFunctionThrottles(props);
+  }
+
+  /** The coordination function's failed invocations (`CoordinationService.metricCoordinationFunctionErrors`). */
+  public metricCoordinationFunctionErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.coordinationService.metricCoordinationFunctionErrors(props);
+  }
+
+  /** The coordination function's throttled invocations (`CoordinationService.metricCoordinationFunctionThrottles`). */
+  public metricCoordinationFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.coordinationService.metricCoordinationFunctionThrottles(props);
+  }
+
+  /** The session reaper's failed runs (`CoordinationService.metricCoordinationReaperFunctionErrors`). */
+  public metricCoordinationReaperFunctionErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.coordinationService.metricCoordinationReaperFunctionErrors(props);
+  }
+
+  /** The session reaper's throttled runs (`CoordinationService.metricCoordinationReaperFunctionThrottles`). */
+  public metricCoordinationReaperFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.coordinationService.metricCoordinationReaperFunctionThrottles(props);
   }
 }

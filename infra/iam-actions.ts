@@ -45,3 +45,14 @@ export const LOG_GROUP_WRITE_ACTIONS: readonly string[] = ["logs:CreateLogStream
 
 /** The coordination client's actions on the coordination table: items, transactions' condition checks, and Query (lists, the change log, sessions). */
 export const COORDINATION_ITEM_ACTIONS: readonly string[] = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"];
+
+/**
+ * The coordination function's actions on the coordination table: reads (GetItem, Query)
+ * and the items of a change's transaction (the head and the session: UpdateItem; the
+ * change-log item: PutItem; a key: UpdateItem or DeleteItem). It holds no sessions and
+ * grants no partitions, so no ConditionCheckItem, and lists nothing by Scan.
+ */
+export const COORDINATION_SERVICE_ACTIONS: readonly string[] = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Query"];
+
+/** The session reaper's actions: the coordination function's (expiring a session is a change), plus Scan to find the namespaces with live sessions. */
+export const COORDINATION_REAPER_ACTIONS: readonly string[] = [...COORDINATION_SERVICE_ACTIONS, "dynamodb:Scan"];

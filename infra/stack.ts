@@ -20,6 +20,8 @@ export class FencepostStack extends Stack {
     new CfnOutput(this, "LogTableName", { value: this.fencepost.logTable.tableName, description: "The broadcast log (Broadcast and ConsumerGroup tableName)" });
     new CfnOutput(this, "BroadcastQueueUrl", { value: this.fencepost.broadcastQueue.queueUrl, description: "The broadcast FIFO queue (Broadcast queueUrl; consumers' event source)" });
     new CfnOutput(this, "TxnFunctionName", { value: this.fencepost.txnFunction.functionName, description: "The coordinator service (fencepost tx --function)" });
+    new CfnOutput(this, "CoordinationTableName", { value: this.fencepost.coordinationTable.tableName, description: "The coordination table (Coordination tableName)" });
+    new CfnOutput(this, "CoordinationFunctionName", { value: this.fencepost.coordinationFunction.functionName, description: "The coordination service (fencepost kv|members|session --function)" });
     new CfnOutput(this, "LockFunctionName", { value: this.fencepost.lockFunction.functionName, description: "The lock service (remote-mode LockClient functionName; fencepost lock --function)" });
   }
 }

@@ -40,9 +40,10 @@ export { CoordinationStore, MAX_CHANGES_PER_COMMIT, type KeyRecord, type ChangeR
 export { SessionReaper, SessionWatch } from "./coordination/reaper.js";
 export { ownerOf, shareOf } from "./coordination/assignment.js";
 export { GROUPS_PREFIX } from "./coordination/session.js";
+export { coordinationRequestSchema, COORDINATION_ACTIONS, MAX_ANSWER_BYTES, type CoordinationRequest, type CoordinationAction, type CoordinationResponses, type ChangePage, type SessionInfo } from "./coordination/protocol.js";
 export * from "./coordination/defaults.js";
 
 // The services' wire format.
 export { txnRequestSchema, type TxnRequest, type TxnResponses } from "./service/txn-api.js";
-export { lockRequestExamples, txnRequestExamples } from "./service/wire.js";
+export { lockRequestExamples, txnRequestExamples, coordinationRequestExamples } from "./service/wire.js";
 export { ERROR_CLASSES, toWire, fromWire, wireError, CoordinatorCrashedError, type WireError } from "./errors.js";

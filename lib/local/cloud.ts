@@ -37,15 +37,20 @@ export interface LocalCloudOptions {
   scheduleTimeScale?: number;
   /**
    * With an external endpoint: the outputs file `cdk deploy --outputs-file` wrote
-   * (`npm run deploy:local` writes cdk.out/local-outputs.json), so the deployed lock
-   * table and function are used rather than tables provisioned beside them.
+   * (`npm run deploy:local` writes cdk.out/local-outputs.json), so the deployed lock and
+   * coordination tables and functions are used rather than tables provisioned beside them.
    * Default: FENCEPOST_OUTPUTS_FILE or cdk.out/local-outputs.json, if present.
    */
   outputsFile?: string;
 }
 
 /** Stack outputs that name deployed resources, and the role each stands for. */
-const OUTPUT_ROLES = { LockTableName: { kind: "table", role: "locks" }, LockFunctionName: { kind: "function", role: "locks-function" } } as const;
+const OUTPUT_ROLES = {
+  LockTableName: { kind: "table", role: "locks" },
+  LockFunctionName: { kind: "function", role: "locks-function" },
+  CoordinationTableName: { kind: "table", role: "coordination" },
+  CoordinationFunctionName: { kind: "function", role: "coordination-function" },
+} as const;
 
 function deployedOutputs(path: string, stackName: string): { tables: Record<string, string>; functions: Record<string, string> } {
   const found = { tables: {} as Record<string, string>, functions: {} as Record<string, string> };

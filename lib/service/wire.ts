@@ -4,6 +4,7 @@
  * test suite), and the Markdown page (docs/wire-protocol.md) rendered from them, so the
  * page cannot drift from what the functions accept.
  */
+import { coordinationRequestSchema, type CoordinationRequest } from "../coordination/protocol.js";
 import { lockRequestSchema, type LockRequest } from "../locks/protocol.js";
 import { txnRequestSchema, type TxnRequest } from "./txn-api.js";
 
@@ -41,6 +42,19 @@ export const txnRequestExamples: { [A in ActionOf<TxnRequest>]: Extract<TxnReque
   override: { action: "override", txId: "order-1001", override: "abort", operator: "ops@example.com", reason: "participant retired" },
 };
 
+/** One example request per coordination function action. */
+export const coordinationRequestExamples: { [A in ActionOf<CoordinationRequest>]: Extract<CoordinationRequest, { action: A }> } = {
+  put: { action: "put", namespace: "default", key: "config/feature-flags", value: { checkout: true, search: "beta" } },
+  get: { action: "get", namespace: "default", key: "config/feature-flags" },
+  delete: { action: "delete", namespace: "default", key: "config/feature-flags", ifRevision: 42 },
+  list: { action: "list", namespace: "default", prefix: "config/", limit: 100 },
+  compareAndSet: { action: "compareAndSet", namespace: "default", key: "config/feature-flags", expectedRevision: 42, value: { checkout: false, search: "beta" } },
+  revision: { action: "revision", namespace: "default" },
+  changes: { action: "changes", namespace: "default", fromRevision: 43, prefix: "config/", limit: 100 },
+  view: { action: "view", namespace: "default", group: "workers" },
+  sessions: { action: "sessions", namespace: "default", limit: 100 },
+};
+
 const block = (language: string, value: unknown) => ["```" + language, typeof value === "string" ? value : JSON.stringify(value, null, 2), "```"].join("\n");
 
 function section(title: string, invoke: string, schema: object, examples: Record<string, object>): string {
@@ -72,9 +86,22 @@ export function renderWireProtocol(): string {
     "its message for people, then, when the error has fields (the lock's name, the invalid field, ...), a last line",
     "`Details: ` followed by those fields as one JSON object. The TypeScript client rebuilds the same class with",
     "`fromWire({ errorType, errorMessage })`.",
-    "The schemas are also exported from the package: `lockRequestSchema`, `txnRequestSchema`.",
+    "The schemas are also exported from `fencepost/advanced`: `lockRequestSchema`, `txnRequestSchema`, `coordinationRequestSchema`.",
     "",
     section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims.", lockRequestSchema, lockRequestExamples),
     section("Coordinator function (stack output `TxnFunctionName`)", "Two-phase commit: run, inspect and recover transactions.", txnRequestSchema, txnRequestExamples),
+    section(
+      "Coordination function (stack output `CoordinationFunctionName`)",
+      [
+        "The coordination service's key-value store, change log, group views and sessions. Every change",
+        "takes the namespace's next revision. `changes` is a page of the change log from `fromRevision`",
+        "(CompactedError once those changes are no longer kept): ask again from its `next` to watch;",
+        "you have caught up when `next` is greater than its `revision`. Sessions (and so ephemeral keys",
+        "and group membership) need a keepalive every ttl/3 from a long-lived process, so they are",
+        "opened with the `Coordination` client, not here; `sessions` lists them.",
+      ].join("\n"),
+      coordinationRequestSchema,
+      coordinationRequestExamples,
+    ),
   ].join("\n");
 }

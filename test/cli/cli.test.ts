@@ -1,15 +1,18 @@
 /**
  * The README's promise for the CLI: with `fencepost up` (npm start) running, `fencepost
  * lock acquire demo` in another process returns a token; inspect, release and list work;
+ * the coordination commands (kv, members, session) read and write the local stack's
+ * coordination service, and their watches print changes as they come until Ctrl-C;
  * errors exit non-zero with a message; stopping `up` removes its state file.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
+import { Coordination, Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
+import { itemKeys } from "../../lib/coordination/store.js";
 
 const stateFile = join(mkdtempSync(join(tmpdir(), "fencepost-cli-")), "local.json");
 const env = { ...process.env, FENCEPOST_STATE_FILE: stateFile, AWS_ENDPOINT_URL: "" };
@@ -21,6 +24,58 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 let up: ReturnType<typeof spawn>;
+/** What `fencepost up --json` printed. */
+let upSummary: { functions: Record<string, string>; tables: Record<string, string> };
+
+const until = async (check: () => boolean, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+/** A CLI command that runs until Ctrl-C: its stdout lines as they come, and a way to stop it. */
+function background(...args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", "bin/fencepost.ts", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  let partial = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk: Buffer) => {
+    const text = partial + chunk.toString();
+    const parts = text.split("\n");
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
+  child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return {
+    lines,
+    stderr: () => stderr,
+    /** Waits until `count` lines have been printed (or the command exits, which fails). */
+    async waitFor(count: number, timeoutMs = 30_000): Promise<string[]> {
+      const deadline = Date.now() + timeoutMs;
+      while (lines.length < count) {
+        if (child.exitCode !== null) throw new Error(`fencepost ${args.join(" ")} exited with ${child.exitCode}: ${stderr}`);
+        if (Date.now() > deadline) throw new Error(`fencepost ${args.join(" ")} printed ${lines.length} of ${count} lines: ${lines.join("\n")}\n${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return lines;
+    },
+    /** Ctrl-C; resolves to the exit code. */
+    async interrupt(): Promise<number | null> {
+      child.kill("SIGINT");
+      return exited;
+    },
+  };
+}
+
+/** A Coordination client on the local stack of `fencepost up`, as an application would use it. */
+function coordination(namespace: string): Coordination {
+  const state = JSON.parse(readFileSync(stateFile, "utf8")) as { region: string; endpoints: { dynamodb: string }; credentials: { accessKeyId: string; secretAccessKey: string } };
+  const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials });
+  return new Coordination({ tableName: upSummary.tables["coordination"]!, dynamodb, namespace });
+}
 
 beforeAll(async () => {
   up = spawn(process.execPath, ["--import", "tsx", "bin/fencepost.ts", "up", "--json"], { env, stdio: ["ignore", "pipe", "ignore"] });
@@ -28,7 +83,10 @@ beforeAll(async () => {
     let out = "";
     up.stdout!.on("data", (chunk: Buffer) => {
       out += chunk.toString();
-      if (out.includes("\n")) ready();
+      if (out.includes("\n")) {
+        upSummary = JSON.parse(out.slice(0, out.indexOf("\n"))) as typeof upSummary;
+        ready();
+      }
     });
     up.once("exit", (code) => fail(new Error(`fencepost up exited with ${code}`)));
   });
@@ -129,6 +187,114 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(cli("tx", "list").stdout).toContain("No transactions in doubt");
     expect(cli("tx", "show", "nope").status).toBe(1);
   });
+
+  it("serves the coordination function and the session reaper", () => {
+    expect(upSummary.functions).toMatchObject({ "coordination-function": expect.any(String), "coordination-reaper": expect.any(String) });
+    expect(upSummary.tables).toMatchObject({ coordination: expect.any(String) });
+  });
+
+  it("puts, gets, lists and deletes keys with kv, each in its namespace", () => {
+    const ns = `cli-kv-${Date.now().toString(36)}`;
+    const put = cli("kv", "put", "config/a", '{"x":1}', "--namespace", ns);
+    expect(put.status, put.stderr).toBe(0);
+    expect(put.stdout).toContain("Put 'config/a' at revision 1.");
+    expect(JSON.parse(cli("kv", "put", "greeting", "hello", "--namespace", ns, "--json").stdout)).toEqual({ key: "greeting", revision: 2 });
+    expect(cli("kv", "get", "config/a", "--namespace", ns).stdout).toContain('config/a = {"x":1}  (revision 1, created at 1, version 1)');
+    expect(JSON.parse(cli("kv", "get", "greeting", "--namespace", ns, "--json").stdout)).toMatchObject({ key: "greeting", value: "hello", revision: 2 });
+    const stale = cli("kv", "put", "config/a", "2", "--if-revision", "5", "--namespace", ns);
+    expect(stale.status).toBe(1);
+    expect(stale.stderr).toContain("at revision 1, not at revision 5");
+    const listed = cli("kv", "list", "--namespace", ns);
+    expect(listed.stdout).toMatch(/config\/a\s+1\s+1\s+\{"x":1\}/);
+    expect(listed.stdout).toMatch(/greeting\s+2\s+1\s+"hello"/);
+    expect(listed.stdout).toContain("2 keys at revision 2.");
+    expect(JSON.parse(cli("kv", "list", "config/", "--namespace", ns, "--json").stdout)).toMatchObject({ revision: 2, truncated: false, entries: [{ key: "config/a" }] });
+    expect(cli("kv", "list", "--namespace", `${ns}-empty`).stdout).toContain("No keys");
+    expect(cli("kv", "delete", "greeting", "--namespace", ns).stdout).toContain("Deleted 'greeting' at revision 3.");
+    const absent = cli("kv", "get", "greeting", "--namespace", ns);
+    expect(absent.status).toBe(1);
+    expect(absent.stdout).toContain(`'greeting' does not exist in namespace '${ns}'.`);
+    expect(cli("kv", "delete", "greeting", "--namespace", ns).status).toBe(1);
+    expect(cli("kv", "get", "config/a").status).toBe(1); // another namespace: "default"
+  }, 120_000);
+
+  it("watches keys from a revision, printing changes as they come until Ctrl-C", async () => {
+    const ns = `cli-watch-${Date.now().toString(36)}`;
+    expect(cli("kv", "put", "w/1", "1", "--namespace", ns).status).toBe(0);
+    expect(cli("kv", "put", "other", "0", "--namespace", ns).status).toBe(0);
+    const json = background("kv", "watch", "w/", "--from", "1", "--namespace", ns, "--json");
+    const text = background("kv", "watch", "--namespace", ns);
+    await json.waitFor(1);
+    await until(() => text.stderr().includes("Watching every key")); // it has read the revision it starts after
+    expect(cli("kv", "put", "w/2", '{"n":2}', "--namespace", ns).status).toBe(0);
+    expect(cli("kv", "delete", "w/1", "--namespace", ns).status).toBe(0);
+    const events = (await json.waitFor(3)).map((line) => JSON.parse(line) as { type: string; key: string; revision: number });
+    expect(events.map((e) => [e.type, e.key, e.revision])).toEqual([["put", "w/1", 1], ["put", "w/2", 3], ["delete", "w/1", 4]]);
+    expect(await text.waitFor(1)).toContain('3 PUT w/2 = {"n":2}');
+    await text.waitFor(2);
+    expect(text.lines[1]).toBe("4 DELETE w/1");
+    expect(await json.interrupt()).toBe(0);
+    expect(await text.interrupt()).toBe(0);
+    expect(text.stderr()).toContain(`Watching every key in namespace '${ns}' from revision 3`);
+
+    // Changes no longer kept (as after the change log's retention): the watch says so and fails.
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { region: string; endpoints: { dynamodb: string }; credentials: { accessKeyId: string; secretAccessKey: string } };
+    const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials });
+    await dynamodb.send(new DeleteItemCommand({ TableName: upSummary.tables["coordination"]!, Key: itemKeys.change(ns, 1) }));
+    dynamodb.destroy();
+    const compacted = cli("kv", "watch", "--from", "1", "--namespace", ns);
+    expect(compacted.status).toBe(1);
+    expect(compacted.stderr).toContain("no longer keeps the changes after revision 0");
+  }, 90_000);
+
+  it("lists and watches a group's members, and lists sessions", async () => {
+    const ns = `cli-members-${Date.now().toString(36)}`;
+    const coord = coordination(ns);
+    const session = await coord.openSession({ ttlMs: 5000 });
+    await coord.group("workers").join(session, { meta: { address: "10.0.0.1:8080" } });
+    const listed = cli("members", "list", "workers", "--namespace", ns);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(`Group 'workers' (namespace '${ns}'): epoch 1, revision 1, 1 member`);
+    expect(listed.stdout).toMatch(new RegExp(`${session.id}\\s+1\\s+\\{"address":"10.0.0.1:8080"\\}`));
+    expect(JSON.parse(cli("members", "list", "workers", "--namespace", ns, "--json").stdout)).toMatchObject({ epoch: 1, members: [{ id: session.id, meta: { address: "10.0.0.1:8080" } }] });
+
+    const sessions = cli("session", "list", "--namespace", ns);
+    expect(sessions.stdout).toMatch(new RegExp(`${session.id}\\s+live\\s+5 s\\s+\\S+\\s+1\\s+`));
+    expect(JSON.parse(cli("session", "list", "--namespace", ns, "--json").stdout)).toMatchObject([{ id: session.id, state: "live", ttlMs: 5000 }]);
+
+    const watch = background("members", "watch", "workers", "--namespace", ns, "--json");
+    expect(JSON.parse((await watch.waitFor(1))[0]!)).toMatchObject({ epoch: 1, members: [{ id: session.id }], change: null });
+    const second = await coord.openSession({ ttlMs: 5000 });
+    await coord.group("workers").join(second, { meta: { address: "10.0.0.2:8080" } });
+    await session.close();
+    const views = (await watch.waitFor(3)).slice(1).map((line) => JSON.parse(line) as { epoch: number; members: { id: string }[]; change: { type: string; member: string; cause: string } });
+    expect(views.map((v) => [v.epoch, v.members.length, v.change.type, v.change.member])).toEqual([[2, 2, "joined", second.id], [3, 1, "left", session.id]]);
+    expect(views[1]!.change.cause).toBe("session-closed");
+    expect(await watch.interrupt()).toBe(0);
+
+    expect(cli("session", "list", "--namespace", ns).stdout).not.toContain(session.id);
+    expect(cli("session", "list", "--namespace", ns, "--all").stdout).toMatch(new RegExp(`${session.id}\\s+closed`));
+    await second.close();
+    expect(cli("session", "list", "--namespace", ns).stdout).toContain(`No live sessions in namespace '${ns}'.`);
+  }, 90_000);
+
+  it("answers coordination usage errors with exit code 2 and per-command help", () => {
+    const help = cli("kv", "--help");
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain("kv watch [PREFIX]");
+    expect(help.stdout).toContain("--from REV");
+    expect(help.stdout).toContain("--namespace NS");
+    expect(help.stdout).not.toContain("tx recover");
+    expect(help.stdout).not.toContain("--all");
+    expect(cli("members", "--help").stdout).toContain("members watch GROUP");
+    expect(cli("session", "--help").stdout).toContain("--all");
+    for (const args of [["kv", "put", "k"], ["kv", "get"], ["kv", "watch", "--from", "x"], ["kv", "list", "--limit", "0"], ["members", "list"], ["members", "frob", "g"], ["session", "open"], ["kv", "put", "k", "1", "--if-revision", "-1"]]) {
+      const bad = cli(...args);
+      expect(bad.status, args.join(" ")).toBe(2);
+      expect(bad.stderr.trim().split("\n"), args.join(" ")).toHaveLength(2); // the problem, then where help is
+      expect(bad.stderr, args.join(" ")).toContain(`Run 'fencepost ${args[0]} --help' for usage.`);
+    }
+  }, 120_000);
 
   it("removes its state file when stopped", async () => {
     expect(existsSync(stateFile)).toBe(true);

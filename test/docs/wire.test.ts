@@ -4,10 +4,11 @@
  */
 import { readFileSync } from "node:fs";
 import { expect, it } from "vitest";
+import { COORDINATION_ACTIONS, coordinationRequestSchema } from "../../lib/coordination/protocol.js";
 import { lockRequestSchema, LOCK_ACTIONS } from "../../lib/locks/protocol.js";
 import { txnRequestSchema } from "../../lib/service/txn-api.js";
 import { validator } from "../../lib/service/validate.js";
-import { lockRequestExamples, renderWireProtocol, txnRequestExamples } from "../../lib/service/wire.js";
+import { coordinationRequestExamples, lockRequestExamples, renderWireProtocol, txnRequestExamples } from "../../lib/service/wire.js";
 
 it("gives one example per action, each valid against its function's schema", () => {
   expect(Object.keys(lockRequestExamples).sort()).toEqual([...LOCK_ACTIONS].sort());
@@ -17,6 +18,15 @@ it("gives one example per action, each valid against its function's schema", () 
   const txnActions = txnRequestSchema.oneOf.map((branch) => branch.properties.action.const).sort();
   expect(Object.keys(txnRequestExamples).sort()).toEqual(txnActions);
   for (const example of Object.values(txnRequestExamples)) expect(() => txn(example), example.action).not.toThrow();
+  expect(Object.keys(coordinationRequestExamples).sort()).toEqual([...COORDINATION_ACTIONS].sort());
+  const coordination = validator(coordinationRequestSchema);
+  for (const example of Object.values(coordinationRequestExamples)) expect(() => coordination(example), example.action).not.toThrow();
+});
+
+it("documents every function, the coordination function with its stack output", () => {
+  const page = renderWireProtocol();
+  for (const output of ["LockFunctionName", "TxnFunctionName", "CoordinationFunctionName"]) expect(page).toContain(`stack output \`${output}\``);
+  for (const action of COORDINATION_ACTIONS) expect(page).toContain(`"action": "${action}"`);
 });
 
 it("keeps docs/wire-protocol.md as npm run docs renders it", () => {

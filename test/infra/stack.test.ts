@@ -18,7 +18,8 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
 import { Fencepost, HANDLER_METADATA, RESOURCE_ROLE_TAG } from "../../infra/fencepost.js";
 import * as iamActions from "../../infra/iam-actions.js";
-import { BroadcastLog, LockService, TransactionCoordinator } from "../../infra/index.js";
+import { BroadcastLog, CoordinationService, LockService, TransactionCoordinator } from "../../infra/index.js";
+import { Duration } from "aws-cdk-lib";
 import { buildApp } from "../../infra/synth.js";
 import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
 
@@ -48,7 +49,8 @@ const STATEFUL_LOGICAL_IDS: Record<string, string[]> = {
   "AWS::DynamoDB::Table": ["FencepostCoordinationTableDE052BAB", // added with the coordination service
     "FencepostLockTableADCE5140", "FencepostLogTable585E9B98", "FencepostTxnTable4A1A1841"],
   "AWS::SQS::Queue": ["FencepostBroadcastDeadLettersF9D1149F", "FencepostBroadcastQueue9CA76340"],
-  "AWS::Logs::LogGroup": ["FencepostLockFunctionLogsAB30FA5A", "FencepostTxnFunctionLogsCAFB3A8E", "FencepostTxnRecoveryFunctionLogsC342A64E"],
+  "AWS::Logs::LogGroup": ["FencepostCoordinationFunctionLogs33CF07A1", "FencepostCoordinationReaperFunctionLogs56946E1E", // added with the coordination service
+    "FencepostLockFunctionLogsAB30FA5A", "FencepostTxnFunctionLogsCAFB3A8E", "FencepostTxnRecoveryFunctionLogsC342A64E"],
 };
 /** Every other logical ID of that stack (functions, roles, policies, rule, alarms): kept too, so nothing is replaced. */
 const STATELESS_LOGICAL_IDS = [
@@ -67,6 +69,14 @@ const STATELESS_LOGICAL_IDS = [
   "FencepostTxnRecoverySchedule796F9D12",
   "FencepostTxnRecoveryScheduleAllowEventRuleFencepostTxnRecoveryFunction9BE4423C082765E4",
   "FencepostInDoubtAlarm96434354",
+  // added with the coordination service's functions
+  "FencepostCoordinationFunctionRole8AD8CB0C",
+  "FencepostCoordinationFunctionRoleDefaultPolicy3B0A74AF",
+  "FencepostCoordinationFunction50DBDCFD",
+  "FencepostCoordinationReaperFunctionRole20748D43",
+  "FencepostCoordinationReaperFunctionRoleDefaultPolicy58B8797E",
+  "FencepostCoordinationReaperFunction484CB56E",
+  "FencepostCoordinationReaperScheduleFA429822",
 ];
 
 describe("Fencepost stack", () => {
@@ -190,9 +200,13 @@ describe("Fencepost construct, twice in one stack", () => {
     expect(logicalIds(resources, "AWS::DynamoDB::Table")).toEqual(["ACoordinationTableDF4412CD", "ALockTableFFF54D45", "ALogTable94D9CE82", "ATxnTableB3F4A1F6", "BCoordinationTable422FFADC", "BLockTable1C0195BC", "BLogTable89B885F9", "BTxnTableB9BE7715"]);
     expect(logicalIds(resources, "AWS::SQS::Queue")).toEqual(["ABroadcastDeadLetters773993DA", "ABroadcastQueue615AAA69", "BBroadcastDeadLetters894CFB05", "BBroadcastQueueE67AEC07"]);
     expect(logicalIds(resources, "AWS::Logs::LogGroup")).toEqual([
+      "ACoordinationFunctionLogsA778A2BC",
+      "ACoordinationReaperFunctionLogsBA6549A0",
       "ALockFunctionLogs18F22E61",
       "ATxnFunctionLogs7D9D5A85",
       "ATxnRecoveryFunctionLogsD5F7DC22",
+      "BCoordinationFunctionLogsF52557BD",
+      "BCoordinationReaperFunctionLogsAC6E170F",
       "BLockFunctionLogs8CB7F354",
       "BTxnFunctionLogs95B1DEA2",
       "BTxnRecoveryFunctionLogs88A0A753",
@@ -217,6 +231,8 @@ describe("Fencepost's grants and metrics", () => {
       fencepost.grantConsume(worker),
       fencepost.grantCoordinator(worker),
       fencepost.grantInvokeCoordinator(worker),
+      fencepost.grantCoordination(worker),
+      fencepost.grantInvokeCoordination(worker),
     ];
     for (const grant of grants) {
       expect(grant).toBeInstanceOf(iam.Grant);
@@ -284,6 +300,10 @@ describe("Fencepost's grants and metrics", () => {
       [fencepost.metricTxnFunctionThrottles(), fencepost.txnFunction, "Throttles"],
       [fencepost.metricTxnRecoveryFunctionErrors(), fencepost.txnRecoveryFunction, "Errors"],
       [fencepost.metricTxnRecoveryFunctionThrottles(), fencepost.txnRecoveryFunction, "Throttles"],
+      [fencepost.metricCoordinationFunctionErrors(), fencepost.coordinationFunction, "Errors"],
+      [fencepost.metricCoordinationFunctionThrottles(), fencepost.coordinationFunction, "Throttles"],
+      [fencepost.metricCoordinationReaperFunctionErrors(), fencepost.coordinationReaperFunction, "Errors"],
+      [fencepost.metricCoordinationReaperFunctionThrottles(), fencepost.coordinationReaperFunction, "Throttles"],
     ];
     for (const [metric, fn, name] of functionMetrics) {
       expect(metric).toMatchObject({ namespace: "AWS/Lambda", metricName: name, statistic: "Sum" });
@@ -300,16 +320,90 @@ describe("Fencepost's parts, each on its own", () => {
     const locks = new LockService(stack, "Locks");
     new BroadcastLog(stack, "Broadcast");
     const transactions = new TransactionCoordinator(stack, "Transactions");
+    new CoordinationService(stack, "Coordination");
     expect(() => app.synth()).not.toThrow();
     const template = Template.fromStack(stack);
     expect(stack.resolve(locks.lockTable.tableName)).toEqual({ Ref: expect.stringMatching(/^LocksLockTable/) });
     expect(Object.keys(template.findResources("AWS::DynamoDB::Table")).sort()).toEqual([
       expect.stringMatching(/^BroadcastLogTable/),
+      expect.stringMatching(/^CoordinationCoordinationTable/),
       expect.stringMatching(/^LocksLockTable/),
       expect.stringMatching(/^TransactionsTxnTable/),
     ]);
     expect(transactions.metricOldestInDoubtSeconds().dimensions).toEqual({ Construct: "Parts/Transactions" });
     template.hasResourceProperties("AWS::Lambda::Function", { Environment: { Variables: Match.objectLike({ METRIC_DIMENSION: "Parts/Transactions" }) } });
+  });
+});
+
+describe("The coordination service part", () => {
+  type Statement = { Action: string | string[]; Resource: unknown };
+  /** The statements of the policy attached to the role whose logical ID starts with `role`. */
+  function statementsOf(template: Template, role: string): Statement[] {
+    const policies = Object.values(template.findResources("AWS::IAM::Policy")).filter((p) =>
+      JSON.stringify((p as { Properties: { Roles: unknown } }).Properties.Roles).includes(role),
+    ) as { Properties: { PolicyDocument: { Statement: Statement[] } } }[];
+    return policies.flatMap((p) => p.Properties.PolicyDocument.Statement);
+  }
+  const actionsOf = (statements: Statement[]) => statements.flatMap((s) => [s.Action].flat()).sort();
+
+  it("serves the coordination function and runs the reaper every minute for up to 15 minutes, each with its handler recorded", () => {
+    const template = stackTemplate();
+    template.hasResource("AWS::Lambda::Function", {
+      Properties: Match.objectLike({ Timeout: 30, Environment: { Variables: Match.objectLike({ COORDINATION_TABLE: { Ref: Match.stringLikeRegexp("CoordinationTable") } }) } }),
+      Metadata: Match.objectLike({ [HANDLER_METADATA]: "functions/coordination.ts" }),
+    });
+    template.hasResource("AWS::Lambda::Function", {
+      Properties: Match.objectLike({ Timeout: 900, Environment: { Variables: Match.objectLike({ COORDINATION_TABLE: { Ref: Match.stringLikeRegexp("CoordinationTable") } }) } }),
+      Metadata: Match.objectLike({ [HANDLER_METADATA]: "functions/coordination-reaper.ts" }),
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [Match.stringLikeRegexp("CoordinationReaperFunction"), "Arn"] } })],
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", { Tags: Match.arrayWith([{ Key: RESOURCE_ROLE_TAG, Value: "coordination-reaper" }]) });
+    template.hasOutput("CoordinationTableName", {});
+    template.hasOutput("CoordinationFunctionName", {});
+  });
+
+  it("gives each function only the actions it needs, on the coordination table only: Scan for the reaper alone", () => {
+    const template = stackTemplate();
+    const table = { "Fn::GetAtt": [Match.stringLikeRegexp("CoordinationTable"), "Arn"] };
+    for (const [role, actions] of [["FencepostCoordinationFunctionRole", iamActions.COORDINATION_SERVICE_ACTIONS], ["FencepostCoordinationReaperFunctionRole", iamActions.COORDINATION_REAPER_ACTIONS]] as const) {
+      const statements = statementsOf(template, role);
+      expect(actionsOf(statements), role).toEqual([...actions, ...iamActions.LOG_GROUP_WRITE_ACTIONS].sort());
+      expect(actionsOf(statements).filter((a) => a.includes("*")), role).toEqual([]);
+      template.hasResourceProperties("AWS::IAM::Policy", {
+        Roles: [{ Ref: Match.stringLikeRegexp(role) }],
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: [...actions], Resource: Match.arrayWith([table]) })]) },
+      });
+    }
+    expect(iamActions.COORDINATION_SERVICE_ACTIONS).not.toContain("dynamodb:Scan");
+    expect(iamActions.COORDINATION_REAPER_ACTIONS).toContain("dynamodb:Scan");
+  });
+
+  it("takes the reaper's interval as a prop, and grants invoke and table access as iam.Grant", () => {
+    const app = noBundling();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = new Stack(app, "UserStack");
+    const coordination = new CoordinationService(stack, "Coordination", { sessionReaperInterval: Duration.minutes(5) });
+    const worker = new iam.Role(stack, "Worker", { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") });
+    const operator = new iam.Role(stack, "Operator", { assumedBy: new iam.AccountRootPrincipal() });
+    for (const grant of [coordination.grantCoordination(worker), coordination.grantInvokeCoordination(operator)]) {
+      expect(grant).toBeInstanceOf(iam.Grant);
+      expect(grant.success).toBe(true);
+    }
+    expect(() => app.synth()).not.toThrow();
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties("AWS::Events::Rule", { ScheduleExpression: "rate(5 minutes)" });
+    template.hasResourceProperties("AWS::IAM::Policy", {
+      Roles: [{ Ref: Match.stringLikeRegexp("Operator") }],
+      PolicyDocument: { Statement: [Match.objectLike({ Action: "lambda:InvokeFunction", Resource: { "Fn::GetAtt": [Match.stringLikeRegexp("CoordinationCoordinationFunction"), "Arn"] } })] },
+    });
+    template.hasResourceProperties("AWS::IAM::Policy", {
+      Roles: [{ Ref: Match.stringLikeRegexp("Worker") }],
+      PolicyDocument: { Statement: [Match.objectLike({ Action: [...iamActions.COORDINATION_ITEM_ACTIONS] })] },
+    });
+    expect(new Fencepost(new Stack(noBundling(), "S"), "F", { sessionReaperInterval: Duration.minutes(2) }).coordinationService).toBeInstanceOf(CoordinationService);
   });
 });
 

@@ -50,3 +50,7 @@ export const coordinationTable = () => byRole("tables", "coordination");
 export const txnFunction = () => byRole("functions", "txn-function");
 /** The scheduled recovery function's name on the shared cloud. */
 export const txnRecoveryFunction = () => byRole("functions", "txn-recovery");
+/** The coordination function's name on the shared cloud. */
+export const coordinationFunction = () => byRole("functions", "coordination-function");
+/** The scheduled session reaper's name on the shared cloud. */
+export const coordinationReaperFunction = () => byRole("functions", "coordination-reaper");
