@@ -9,7 +9,8 @@ const HEADER = "# Benchmarks\n\nMeasured, never asserted in tests. Each section 
 export function writeSection(title: string, section: string): void {
   const current = existsSync(PATH) ? readFileSync(PATH, "utf8") : HEADER;
   const pattern = new RegExp(`## ${title}\\n[\\s\\S]*?(?=\\n## |$)`);
-  writeFileSync(PATH, pattern.test(current) ? current.replace(pattern, section) : `${current}${current.endsWith("\n") ? "" : "\n"}${section}`);
+  const separator = current.endsWith("\n\n") ? "" : current.endsWith("\n") ? "\n" : "\n\n";
+  writeFileSync(PATH, pattern.test(current) ? current.replace(pattern, section) : `${current}${separator}${section}`);
   process.stderr.write(`wrote ${PATH}\n`);
 }
 
