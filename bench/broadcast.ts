@@ -14,11 +14,11 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, PurgeQueueCommand, ReceiveMessageCommand, SendMessageBatchCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { synthesizeTemplate } from "../infra/synth.js";
 import { RequestCounter } from "../lib/check/middleware.js";
-import { startLocalCloud, type LocalCloud } from "../lib/local/index.js";
+import type { LocalCloud } from "../lib/local/index.js";
+import { withLocalCloud } from "./cloud.js";
 import { Broadcast, ConsumerGroup } from "../lib/index.js";
-import { percentile, writeSection } from "./report.js";
+import { percentile, publishSection } from "./report.js";
 
 const { values: args } = parseArgs({
   options: { seconds: { type: "string", default: "5" }, messages: { type: "string", default: "300" }, write: { type: "boolean", default: false } },
@@ -132,48 +132,38 @@ async function latency(s: Setup, n: number) {
 
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
-async function main(): Promise<void> {
-  process.stderr.write("starting the local cloud...\n");
-  const cloud = await startLocalCloud({ template: synthesizeTemplate(), functions: false });
-  try {
-    const s = setup(cloud);
-    process.stderr.write("requests per message...\n");
-    const req = await requestsPerMessage(s, 50);
-    process.stderr.write(`throughput (${SECONDS} s phases)...\n`);
-    // Warm-up, then the measured run.
-    await throughput(s, 1);
-    const tp = await throughput(s, SECONDS);
-    process.stderr.write(`latency (${MESSAGES} messages)...\n`);
-    const lat = await latency(s, MESSAGES);
-    const section = [
-      "## Broadcast",
-      "",
-      `\`npm run bench:broadcast -- --seconds ${SECONDS} --messages ${MESSAGES}\` on the embedded local cloud (DynamoDB Local, fauxqs), ${new Date().toISOString().slice(0, 10)}.`,
-      "The peer is plain SQS FIFO: ordered within a message group only, no gap-free numbering, deduplication for 5 minutes, no exactly-once effects.",
-      "",
-      "| measure | Fencepost | SQS FIFO alone | ratio |",
-      "| --- | --- | --- | --- |",
-      `| requests per message, publish one at a time (DynamoDB + SQS) | ${fmt(req.single)} | ${fmt(req.peerSingle)} | ${fmt(req.single / req.peerSingle)}x |`,
-      `| requests per message, publish in batches (25 / 10) | ${fmt(req.batched)} | ${fmt(req.peerBatched)} | ${fmt(req.batched / req.peerBatched)}x |`,
-      `| requests per message, consume (transactional, from the log) | ${fmt(req.consume)} | ${fmt(req.peerConsume)} (computed: receive + delete per 10) | ${fmt(req.consume / req.peerConsume)}x |`,
-      `| messages/s, one publisher, one at a time | ${fmt(tp.single, 0)} | ${fmt(tp.peerSingle, 0)} | ${fmt(tp.single / tp.peerSingle)}x |`,
-      `| messages/s, one publisher, batched | ${fmt(tp.batched, 0)} | ${fmt(tp.peerBatched, 0)} | ${fmt(tp.batched / tp.peerBatched)}x |`,
-      `| end-to-end latency p50 (ms) | ${fmt(lat.p50, 1)} | ${fmt(lat.peerP50, 1)} | ${fmt(lat.p50 / lat.peerP50)}x |`,
-      `| end-to-end latency p99 (ms) | ${fmt(lat.p99, 1)} | ${fmt(lat.peerP99, 1)} | ${fmt(lat.p99 / lat.peerP99)}x |`,
-      "",
-      "Caveat: the peer runs in-process (fauxqs, JavaScript) while DynamoDB Local is a Java server over HTTP, so the throughput and latency ratios overstate the gap AWS would show; the request counts are exact.",
-      "",
-      "Publishing one message takes 3 requests: the sequencer ADD, one transaction writing the slot (and the dedup record), one SendMessageBatch. Batching shares all three among up to 25 messages (10 per SQS batch). Consuming from the log costs one Query per 100 slots plus one transaction per message (effects and cursor together).",
-      "",
-    ].join("\n");
-    process.stdout.write(`${section}\n`);
-    if (args.write) writeSection("Broadcast", section);
-    s.dynamodb.destroy();
-    s.sqs.destroy();
-  } finally {
-    await cloud.stop();
-  }
-}
-
-await main();
-process.exit(0);
+await withLocalCloud(async (cloud) => {
+  const s = setup(cloud);
+  process.stderr.write("requests per message...\n");
+  const req = await requestsPerMessage(s, 50);
+  process.stderr.write(`throughput (${SECONDS} s phases)...\n`);
+  // Warm-up, then the measured run.
+  await throughput(s, 1);
+  const tp = await throughput(s, SECONDS);
+  process.stderr.write(`latency (${MESSAGES} messages)...\n`);
+  const lat = await latency(s, MESSAGES);
+  const section = [
+    "## Broadcast",
+    "",
+    `\`npm run bench:broadcast -- --seconds ${SECONDS} --messages ${MESSAGES}\` on the embedded local cloud (DynamoDB Local, fauxqs), ${new Date().toISOString().slice(0, 10)}.`,
+    "The peer is plain SQS FIFO: ordered within a message group only, no gap-free numbering, deduplication for 5 minutes, no exactly-once effects.",
+    "",
+    "| measure | Fencepost | SQS FIFO alone | ratio |",
+    "| --- | --- | --- | --- |",
+    `| requests per message, publish one at a time (DynamoDB + SQS) | ${fmt(req.single)} | ${fmt(req.peerSingle)} | ${fmt(req.single / req.peerSingle)}x |`,
+    `| requests per message, publish in batches (25 / 10) | ${fmt(req.batched)} | ${fmt(req.peerBatched)} | ${fmt(req.batched / req.peerBatched)}x |`,
+    `| requests per message, consume (transactional, from the log) | ${fmt(req.consume)} | ${fmt(req.peerConsume)} (computed: receive + delete per 10) | ${fmt(req.consume / req.peerConsume)}x |`,
+    `| messages/s, one publisher, one at a time | ${fmt(tp.single, 0)} | ${fmt(tp.peerSingle, 0)} | ${fmt(tp.single / tp.peerSingle)}x |`,
+    `| messages/s, one publisher, batched | ${fmt(tp.batched, 0)} | ${fmt(tp.peerBatched, 0)} | ${fmt(tp.batched / tp.peerBatched)}x |`,
+    `| end-to-end latency p50 (ms) | ${fmt(lat.p50, 1)} | ${fmt(lat.peerP50, 1)} | ${fmt(lat.p50 / lat.peerP50)}x |`,
+    `| end-to-end latency p99 (ms) | ${fmt(lat.p99, 1)} | ${fmt(lat.peerP99, 1)} | ${fmt(lat.p99 / lat.peerP99)}x |`,
+    "",
+    "Caveat: the peer runs in-process (fauxqs, JavaScript) while DynamoDB Local is a Java server over HTTP, so the throughput and latency ratios overstate the gap AWS would show; the request counts are exact.",
+    "",
+    "Publishing one message takes 3 requests: the sequencer ADD, one transaction writing the slot (and the dedup record), one SendMessageBatch. Batching shares all three among up to 25 messages (10 per SQS batch). Consuming from the log costs one Query per 100 slots plus one transaction per message (effects and cursor together).",
+    "",
+  ].join("\n");
+  publishSection("Broadcast", section, { write: args.write });
+  s.dynamodb.destroy();
+  s.sqs.destroy();
+});

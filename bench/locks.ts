@@ -12,12 +12,12 @@ process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { cpus } from "node:os";
 import { parseArgs } from "node:util";
-import { synthesizeTemplate } from "../infra/synth.js";
 import { injectFaults, RequestCounter } from "../lib/check/middleware.js";
-import { startLocalCloud, type LocalCloud } from "../lib/local/index.js";
+import type { LocalCloud } from "../lib/local/index.js";
+import { countedDynamoDb, withLocalCloud } from "./cloud.js";
 import { LockClient } from "../lib/index.js";
 import { peerClient, releasePeer } from "./peer.js";
-import { writeSection } from "./report.js";
+import { byCommand, publishSection } from "./report.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -52,8 +52,7 @@ const freshName = (label: string) => `bench-${label}-${Date.now()}-${nameCounter
 
 function makeFencepost(cloud: LocalCloud): Instrumented {
   const requests = new RequestCounter();
-  const dynamodb = new DynamoDBClient(cloud.clientConfig("dynamodb"));
-  requests.attach(dynamodb);
+  const dynamodb = countedDynamoDb(cloud, requests);
   const client = new LockClient({ tableName: cloud.tables["locks"]!, dynamodb, leaseMs: LEASE_MS });
   return {
     requests,
@@ -77,8 +76,7 @@ function makeFencepost(cloud: LocalCloud): Instrumented {
 
 function makePeer(cloud: LocalCloud): Instrumented {
   const requests = new RequestCounter();
-  const dynamodb = new DynamoDBClient(cloud.clientConfig("dynamodb"));
-  requests.attach(dynamodb);
+  const dynamodb = countedDynamoDb(cloud, requests);
   const client = peerClient(dynamodb, cloud.tables["locks"]!, LEASE_MS);
   // The peer gives up after one retry ("FailedToAcquireLock"); a waiting worker asks again.
   const acquire = async (name: string) => {
@@ -127,7 +125,7 @@ async function requestsPerCycle({ contender, requests }: Instrumented): Promise<
   for (let i = 0; i < CYCLES; i++) await (await contender.acquire(name))();
   return {
     requestsPerCycle: requests.total / CYCLES,
-    requestsByCommand: [...requests.byCommand].map(([c, n]) => `${c.replace("Command", "")} ${n / CYCLES}`).join(", "),
+    requestsByCommand: byCommand(requests, CYCLES),
   };
 }
 
@@ -237,19 +235,9 @@ function report(ours: Results, peer: Results): string {
   ].join("\n");
 }
 
-async function main(): Promise<void> {
-  process.stderr.write("starting the local cloud...\n");
-  const cloud = await startLocalCloud({ template: synthesizeTemplate() });
-  try {
-    process.stderr.write(`measuring fencepost and dynamodb-lock-client, alternating (${SECONDS} s phases)...\n`);
-    const [ours, peer] = await measureBoth(makeFencepost(cloud), makePeer(cloud));
-    const section = report(ours, peer);
-    process.stdout.write(`${section}\n`);
-    if (args.write) writeSection("Locks", section);
-  } finally {
-    await cloud.stop();
-  }
-}
-
-await main();
-process.exit(0);
+await withLocalCloud(async (cloud) => {
+  process.stderr.write(`measuring fencepost and dynamodb-lock-client, alternating (${SECONDS} s phases)...\n`);
+  const [ours, peer] = await measureBoth(makeFencepost(cloud), makePeer(cloud));
+  const section = report(ours, peer);
+  publishSection("Locks", section, { write: args.write });
+}, { functions: true });
