@@ -39,6 +39,9 @@ commands:
   tx list [--all]       transactions in doubt: unfinished past their deadline (--all: every
                         unfinished one)
   tx show ID            a transaction's record: decision, participants, audit trail
+  tx run ID --branches JSON   run a transaction through the coordinator function; JSON is
+                        [{"participant":"dynamodb:<table>|outbox:<url>|lambda:<fn>","input":...}]
+                        (--branches @file.json reads it from a file); exit 1 if it aborted
   tx recover            finish every transaction past its deadline now (the scheduled
                         recovery does this every minute); exit 1 if any stays in doubt
   tx abort ID --reason R    abort an undecided transaction (audited; a commit cannot be overturned)
@@ -87,6 +90,7 @@ options:
   --reason TEXT         (tx abort|forget) why; required
   --in-doubt            (tx list) the default; accepted for clarity
   --prefix P            (tx list, tx recover) only transaction ids starting with P
+  --branches JSON       (tx run) the transaction's branches, or @FILE to read them from FILE
   -h, --help            this help; after a command, that command's help
   -v, --version         the version
 
@@ -275,6 +279,7 @@ const OPTIONS = {
       prefix: { type: "string" },
       all: { type: "boolean", default: false },
       "in-doubt": { type: "boolean", default: false },
+      branches: { type: "string" },
       namespace: { type: "string" },
       from: { type: "string" },
       "if-revision": { type: "string" },

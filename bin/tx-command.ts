@@ -1,8 +1,9 @@
 /**
- * `fencepost tx list|show|recover|abort|forget`: operators' view of two-phase commit,
+ * `fencepost tx list|show|run|recover|abort|forget`: operators' view of two-phase commit,
  * through the coordinator function (so it needs only lambda:InvokeFunction, and phase
  * two runs with the function's access to the participants).
  */
+import { readFile } from "node:fs/promises";
 import { hostname, userInfo } from "node:os";
 import { invokeJson } from "../lib/internal/lambda.js";
 import type { TxnRequest, TxnResponses } from "../lib/service/txn-api.js";
@@ -19,6 +20,7 @@ export interface TxFlags {
   prefix?: string;
   all: boolean;
   "in-doubt": boolean;
+  branches?: string;
 }
 
 export class TxUsageError extends Error {}
@@ -61,9 +63,28 @@ export async function txCommand(sub: string | undefined, txId: string | undefine
       else out(record ? describeRecord(record) : `No record of '${txId}': it never began, or finished longer ago than the retention period (presumed aborted).`);
       return record ? 0 : 1;
     }
+    case "run": {
+      const id = needId();
+      if (!flags.branches) throw new TxUsageError(`fencepost tx run needs --branches JSON (or --branches @file.json)`);
+      const text = flags.branches.startsWith("@") ? await readFile(flags.branches.slice(1), "utf8").catch(() => { throw new TxUsageError(`cannot read ${flags.branches!.slice(1)}`); }) : flags.branches;
+      let branches: { participant: string; input: unknown }[];
+      try {
+        branches = JSON.parse(text) as typeof branches;
+      } catch {
+        throw new TxUsageError(`--branches is not JSON: give [{"participant":"dynamodb:<table>","input":[...]}]`);
+      }
+      progress(`Running '${id}' through the coordinator (${svc.where})...`);
+      const result = await call({ action: "run", txId: id, branches });
+      if (flags.json) out(JSON.stringify(result));
+      else out(`${id}: ${result.outcome} (${result.path}${result.duplicate ? ", an earlier run's outcome" : ""})${result.reason ? `: ${result.reason}` : ""}${result.acknowledged ? "" : `; recovery finishes phase two for ${result.pending.join(", ")}`}`);
+      return result.outcome === "committed" ? 0 : 1;
+    }
     case "recover": {
       progress(`Recovering transactions past their deadline (${svc.where})...`);
-      const report = await call({ action: "recover", ...(flags.prefix ? { prefix: flags.prefix } : {}) });
+      // One call does the work; say that it is still going while it does.
+      const started = Date.now();
+      const ticking = setInterval(() => progress(`  still recovering (${Math.round((Date.now() - started) / 1000)} s)...`), 5000);
+      const report = await call({ action: "recover", ...(flags.prefix ? { prefix: flags.prefix } : {}) }).finally(() => clearInterval(ticking));
       if (flags.json) out(JSON.stringify(report));
       else {
         out(`Examined ${report.examined}: aborted ${report.aborted} undecided, re-drove ${report.redriven} decided; ${report.completed} finished, ${report.stillInDoubt} still in doubt.`);
@@ -81,6 +102,6 @@ export async function txCommand(sub: string | undefined, txId: string | undefine
       return 0;
     }
     default:
-      throw new TxUsageError(`unknown tx command '${sub ?? ""}': use list, show, recover, abort or forget`);
+      throw new TxUsageError(`unknown tx command '${sub ?? ""}': use list, show, run, recover, abort or forget`);
   }
 }

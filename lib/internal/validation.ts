@@ -25,16 +25,23 @@ function isWellFormed(text: string): boolean {
   return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text);
 }
 
-/** An optional duration that must be positive when given. */
+/** A fencing token: a positive safe integer, as lock grants issue them. */
+export function validateFencingToken(token: unknown): asserts token is number {
+  if (typeof token !== "number" || !Number.isSafeInteger(token) || token < 1) {
+    throw new InvalidArgumentError("fencingToken", `must be a positive integer from a lock grant, got ${String(token)}`);
+  }
+}
+
+/** An optional duration that must be positive (and at most MAX_SAFE_INTEGER ms) when given. */
 export function validatePositiveMs(field: string, value: number | undefined): void {
-  if (value !== undefined && !(typeof value === "number" && value > 0)) {
+  if (value !== undefined && !(typeof value === "number" && value > 0 && value <= Number.MAX_SAFE_INTEGER)) {
     throw new InvalidArgumentError(field, `must be a positive number of milliseconds, got ${value}`);
   }
 }
 
-/** An optional duration that must be finite and not negative when given. */
+/** An optional duration that must be zero or positive (and at most MAX_SAFE_INTEGER ms) when given. */
 export function validateNonNegativeMs(field: string, value: number | undefined): void {
-  if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+  if (value !== undefined && !(typeof value === "number" && value >= 0 && value <= Number.MAX_SAFE_INTEGER)) {
     throw new InvalidArgumentError(field, `must be zero or a positive number of milliseconds, got ${value}`);
   }
 }

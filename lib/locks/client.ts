@@ -18,7 +18,7 @@ import { InvalidArgumentError, LockLostError, NotLockOwnerError } from "../error
 import { LambdaLockBackend } from "./lambda-backend.js";
 import { DEFAULT_LEASE_MS, DEFAULT_LIST_LIMIT, DEFAULT_POLL_MS, DEFAULT_SWEEP_IDLE_MS, DEFAULT_WAIT_MS, INVOCATION_RESERVE_MS, MIN_SAFETY_MARGIN_MS, SAFETY_MARGIN_FRACTION } from "./defaults.js";
 import { Lock } from "./lock.js";
-import { validateName, validateNonNegativeMs, validatePositiveMs } from "../internal/validation.js";
+import { validateFencingToken, validateName, validateNonNegativeMs, validatePositiveMs } from "../internal/validation.js";
 import type { LockKind, LockPage, LockState } from "./protocol.js";
 
 /** The part of a Lambda context the client needs to bound leases and waits by the invocation. */
@@ -212,6 +212,7 @@ export class LockClient {
    */
   async release(name: string, fencingToken: number): Promise<void> {
     validateName("name", name);
+    validateFencingToken(fencingToken);
     const outcome = await this.#backend.release({ kind: "lock", name }, this.ownerId, fencingToken);
     if (!outcome.released) throw new NotLockOwnerError(name, this.ownerId, outcome.holder);
   }

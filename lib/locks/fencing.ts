@@ -23,7 +23,7 @@ import {
   PutItemCommand,
   type AttributeValue,
 } from "@aws-sdk/client-dynamodb";
-import { validateName } from "../internal/validation.js";
+import { validateFencingToken, validateName } from "../internal/validation.js";
 import { InvalidArgumentError, KeyInUseError, OutcomeUnknownError, StaleTokenError } from "../errors.js";
 import { trackAttempts } from "./lease.js";
 
@@ -40,11 +40,7 @@ export interface FenceCondition {
   setExpression: string;
 }
 
-function checkToken(token: unknown): asserts token is FencingToken {
-  if (typeof token !== "number" || !Number.isSafeInteger(token) || token < 1) {
-    throw new InvalidArgumentError("fencingToken", `must be a positive integer from a lock grant, got ${String(token)}`);
-  }
-}
+const checkToken: (token: unknown) => asserts token is FencingToken = validateFencingToken;
 
 /**
  * The condition that makes one of your writes fenced: it succeeds only if the item was

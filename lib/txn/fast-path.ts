@@ -15,6 +15,7 @@
  * region (database.ts decides it from the clients' configuration); the writes fit one
  * request (at most 99 besides the decision record); the branches passed recordBranches.
  */
+import { InvalidArgumentError } from "../errors.js";
 import {
   ConditionalCheckFailedException,
   DynamoDBClient,
@@ -96,7 +97,14 @@ export class FastPath {
             await sleep(50);
             continue;
           }
-          if (!(err instanceof TransactionCanceledException)) throw err;
+          if (!(err instanceof TransactionCanceledException)) {
+            // DynamoDB refused the request itself (a missing table, a wrong key attribute, a
+            // condition it cannot parse): nothing was applied, and the input is what to fix.
+            if (err instanceof Error && (err.name === "ValidationException" || err.name === "ResourceNotFoundException")) {
+              throw new InvalidArgumentError("branches", `DynamoDB refused the transaction's writes (${err.name}: ${err.message}); nothing was written`, { cause: err });
+            }
+            throw err;
+          }
           const reasons = err.CancellationReasons ?? [];
           if (reasons[writes.length]?.Code === "ConditionalCheckFailed") {
             const found = await existing(); // this id ran before

@@ -19,7 +19,7 @@
  * registry knows the custom participants; built-in ones are made from their ids).
  */
 import { DecisionConflictError, InvalidArgumentError } from "../errors.js";
-import { validatePositiveMs } from "../internal/validation.js";
+import { validateNonNegativeMs, validatePositiveMs } from "../internal/validation.js";
 import type { DecisionLog, TransactionRecord } from "./log.js";
 import type { PhaseTwo } from "./phase-two.js";
 
@@ -89,6 +89,7 @@ export class Recovery {
     const query = { staleAt: Date.now() - (options.graceMs ?? 0), ...(options.prefix ? { prefix: options.prefix } : {}) };
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
     validatePositiveMs("budgetMs", options.budgetMs);
+    validateNonNegativeMs("graceMs", options.graceMs);
     const stopAt = performance.now() + (options.budgetMs ?? Number.POSITIVE_INFINITY);
     let truncated = false;
     const transactions: RecoveredTransaction[] = [];
@@ -139,6 +140,8 @@ export class Recovery {
     if (!request.reason?.trim()) throw new InvalidArgumentError("reason", "must say why (it goes in the audit trail)");
     const entry = { at: Date.now(), operator: request.operator, action: request.action, reason: request.reason };
     if (request.action === "abort") {
+      // An operator's abort names a transaction that exists (a typo must not write a record).
+      if (!(await this.#log.get(txId))) throw new InvalidArgumentError("txId", `no transaction '${txId}' is recorded: there is nothing to abort (check the id with 'fencepost tx list --all')`);
       const decision = await this.#log.decide(txId, "aborted", `operator ${request.operator}: ${request.reason}`);
       if (decision === "committed") throw new DecisionConflictError(txId, "committed", "aborted");
       await this.#log.audit(txId, entry); // recorded even if someone else aborted it first

@@ -186,6 +186,13 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(cli("tx", "show", "cli-stuck-2").stdout).toContain("cli-stuck-2: aborted, done");
     expect(cli("tx", "list").stdout).toContain("No transactions in doubt");
     expect(cli("tx", "show", "nope").status).toBe(1);
+    // Running a transaction from the command line, branches inline.
+    const branchesJson = JSON.stringify([{ participant: `dynamodb:${state.tables["locks"]}`, input: [{ type: "put", key: { pk: "cli-run-acct" }, item: { balance: 5 } }] }]);
+    const ran = cli("tx", "run", "cli-run-1", "--branches", branchesJson, "--json");
+    expect(ran.status, ran.stderr).toBe(0);
+    expect(JSON.parse(ran.stdout)).toMatchObject({ txId: "cli-run-1", outcome: "committed" });
+    expect(cli("tx", "run", "cli-run-2", "--branches", "not json").status).toBe(2);
+    expect(cli("tx", "abort", "never-recorded", "--reason", "typo").status).not.toBe(0);
   });
 
   it("serves the coordination function and the session reaper", () => {
