@@ -21,7 +21,7 @@ import * as iamActions from "../../infra/iam-actions.js";
 import { BroadcastLog, CoordinationService, LockService, TransactionCoordinator } from "../../infra/index.js";
 import { Duration } from "aws-cdk-lib";
 import { buildApp } from "../../infra/synth.js";
-import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
+import { inDoubtFigures } from "../../lib/service/txn-metrics.js";
 
 const noBundling = () => new App({ context: { "aws:cdk:bundling-stacks": [] } });
 
@@ -267,7 +267,8 @@ describe("Fencepost's grants and metrics", () => {
 
   it("names the in-doubt metrics as recovery reports them, and builds the in-doubt alarm from them", () => {
     const { stack, fencepost } = embedded();
-    const reported = inDoubtMetrics([], fencepost.node.path);
+    // What recovery publishes (the EMF line: test/service/observability.test.ts), under METRIC_DIMENSION = the construct's path.
+    const reported = { ...inDoubtFigures([]), Construct: fencepost.node.path };
     for (const metric of [fencepost.metricInDoubtTransactions(), fencepost.metricOldestInDoubtSeconds()]) {
       expect(metric.namespace).toBe("Fencepost");
       expect(metric.statistic).toBe("Maximum");
