@@ -126,7 +126,10 @@ describe("invocationLog", () => {
     const lines = await captured(() => handler({ action: "boom" }, context("req-fault") as never));
     expect(logs(lines)[0]).toMatchObject({ level: "ERROR", action: "boom", outcome: "fault", errorType: "TypeError", error: { name: "TypeError", message: "a bug" } });
     expect(emf(lines).find((l) => l["Requests"] !== undefined)).toMatchObject({ Function: "test", Action: "boom", Outcome: "fault" });
-    await expect(handler({ action: "answer" }, context("req-answer") as never)).rejects.toMatchObject({ name: "FencepostError" });
+    let thrown: unknown;
+    const answered = await captured(() => handler({ action: "answer" }, context("req-answer") as never).catch((err: unknown) => (thrown = err)));
+    expect(thrown).toMatchObject({ name: "FencepostError", message: "an answer" });
+    expect(logs(answered)[0]).toMatchObject({ level: "WARN", outcome: "rejected", errorType: "FencepostError" });
   });
 
   it("publishes recovery's in-doubt metrics in their own EMF line, with the single dimension the alarm watches", async () => {
