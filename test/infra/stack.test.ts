@@ -516,6 +516,9 @@ describe("Template hardening", () => {
       .filter((r) => r.Type === "AWS::IAM::Policy")
       .flatMap((r) => (r.Properties["PolicyDocument"] as { Statement: { Action: string | string[] }[] }).Statement.flatMap((st) => [st.Action].flat()));
     expect(offActions.filter((a) => a.startsWith("xray:"))).toEqual([]);
+    // `npm run deploy:local` (LocalStack has no X-Ray) turns it off by context.
+    const local = Template.fromStack(buildApp(new App({ context: { "aws:cdk:bundling-stacks": [], "fencepost:tracing": "false" } })).stack);
+    for (const fn of Object.values((local.toJSON() as { Resources: Resources }).Resources).filter((r) => r.Type === "AWS::Lambda::Function")) expect(fn.Properties["TracingConfig"]).toBeUndefined();
   });
 
   it("gives each schedule target a retry policy and an alarmed, encrypted, TLS-only dead-letter queue", () => {
