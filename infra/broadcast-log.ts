@@ -18,10 +18,10 @@ import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import { LOG_CONSUME_ACTIONS, LOG_ITEM_ACTIONS, QUEUE_CONSUME_ACTIONS, QUEUE_PUBLISH_ACTIONS } from "./iam-actions.js";
-import { createTable, RESOURCE_ROLE_TAG, type FencepostTableProps, type ResourceScopeProps } from "./internal.js";
+import { createTable, notify, RESOURCE_ROLE_TAG, withKeyUse, type FencepostAlarmProps, type FencepostTableProps, type ResourceScopeProps } from "./internal.js";
 
-/** Settings of a BroadcastLog: those of its table, and where its resources are created. */
-export interface BroadcastLogProps extends FencepostTableProps, ResourceScopeProps {}
+/** Settings of a BroadcastLog: those of its table (and queues), its alarm, and where its resources are created. */
+export interface BroadcastLogProps extends FencepostTableProps, FencepostAlarmProps, ResourceScopeProps {}
 
 /** The broadcast log table, the broadcast FIFO queue and its alarmed dead-letter queue. */
 export class BroadcastLog extends Construct {
@@ -36,45 +36,48 @@ export class BroadcastLog extends Construct {
   public readonly broadcastDeadLetters: sqs.Queue;
   /** Fires when anything lands in the broadcast dead-letter queue (built from `metricDeadLetters`). */
   public readonly broadcastDeadLetterAlarm: cloudwatch.Alarm;
+  readonly #props: BroadcastLogProps;
 
   /** Declares the log table, the queues and the alarm in `props.resourceScope` (default: this construct). */
   constructor(scope: Construct, id: string, props: BroadcastLogProps = {}) {
     super(scope, id);
     const resourceScope = props.resourceScope ?? this;
+    this.#props = props;
+    const encryption = props.encryptionKey ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: props.encryptionKey } : { encryption: sqs.QueueEncryption.SQS_MANAGED };
     this.logTable = createTable(resourceScope, "LogTable", "log", props, { name: "sk", type: dynamodb.AttributeType.NUMBER });
     this.broadcastDeadLetters = new sqs.Queue(resourceScope, "BroadcastDeadLetters", {
       fifo: true,
       retentionPeriod: Duration.days(14),
       enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      ...encryption,
     });
     Tags.of(this.broadcastDeadLetters).add(RESOURCE_ROLE_TAG, "broadcast-dlq");
     this.broadcastQueue = new sqs.Queue(resourceScope, "BroadcastQueue", {
       fifo: true,
       visibilityTimeout: Duration.seconds(60),
       enforceSSL: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      ...encryption,
       deadLetterQueue: { queue: this.broadcastDeadLetters, maxReceiveCount: 5 },
     });
     Tags.of(this.broadcastQueue).add(RESOURCE_ROLE_TAG, "broadcast");
-    this.broadcastDeadLetterAlarm = new cloudwatch.Alarm(resourceScope, "BroadcastDeadLetterAlarm", {
+    this.broadcastDeadLetterAlarm = notify(new cloudwatch.Alarm(resourceScope, "BroadcastDeadLetterAlarm", {
       alarmDescription: "Broadcast messages failed delivery 5 times. The log still holds them and consumers catch up from it; investigate the consumer.",
       metric: this.metricDeadLetters({ period: Duration.minutes(1) }),
       threshold: 1,
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }), props);
   }
 
   /** Lets `grantee` publish with Broadcast: sequencer, slots and dedup records, and sending to the queue. */
   public grantPublish(grantee: iam.IGrantable): iam.Grant {
-    return this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_PUBLISH_ACTIONS));
+    return withKeyUse(this.logTable.grant(grantee, ...LOG_ITEM_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_PUBLISH_ACTIONS)), grantee, this.#props);
   }
 
   /** Lets `grantee` run a ConsumerGroup: read the log, fill holes, move cursors, take and delete queue messages. */
   public grantConsume(grantee: iam.IGrantable): iam.Grant {
-    return this.logTable.grant(grantee, ...LOG_CONSUME_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_CONSUME_ACTIONS));
+    return withKeyUse(this.logTable.grant(grantee, ...LOG_CONSUME_ACTIONS).combine(this.broadcastQueue.grant(grantee, ...QUEUE_CONSUME_ACTIONS)), grantee, this.#props);
   }
 
   /**

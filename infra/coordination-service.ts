@@ -19,13 +19,13 @@
 import { Duration } from "aws-cdk-lib";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
-import * as events from "aws-cdk-lib/aws-events";
-import * as targets from "aws-cdk-lib/aws-events-targets";
 import type * as iam from "aws-cdk-lib/aws-iam";
 import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { FENCEPOST_METRICS, FUNCTION_METRIC_NAMES } from "../lib/service/metric-names.js";
 import { Construct } from "constructs";
 import { COORDINATION_ITEM_ACTIONS, COORDINATION_REAPER_ACTIONS, COORDINATION_SERVICE_ACTIONS } from "./iam-actions.js";
-import { createFunction, createTable, grantInvokeFunction, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
+import { createFunction, createFunctionAlarms, createTable, grantInvokeFunction, invocationMetric, scheduleFunction, unexpectedErrors, withKeyUse, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
 
 /** Settings of a CoordinationService: those of its table and functions, the reaper's schedule, and where they are created. */
 export interface CoordinationServiceProps extends FencepostFunctionProps, ResourceScopeProps {
@@ -52,11 +52,26 @@ export class CoordinationService extends Construct {
   public readonly coordinationFunction: NodejsFunction;
   /** Expires, on a schedule, the sessions that stopped their keepalives (lib/service/coordination-reaper.ts). */
   public readonly coordinationReaperFunction: NodejsFunction;
+  /**
+   * Where the reaper schedule's events go when EventBridge cannot invoke the reaper
+   * (after 2 retries): a standard SQS queue, alarmed.
+   */
+  public readonly reaperScheduleDeadLetters: sqs.Queue;
+  /**
+   * Every alarm of this part, each notifying `alarmTopic`: the reaper schedule's
+   * dead-letter alarm, and both functions' error and throttle alarms.
+   */
+  public readonly alarms: cloudwatch.Alarm[];
+  readonly #props: CoordinationServiceProps;
+  /** The value of the metrics' `Construct` dimension: the path of the construct holding the resources. */
+  readonly #metricDimension: string;
 
   /** Declares the table, the functions and the reaper's schedule in `props.resourceScope` (default: this construct). */
   constructor(scope: Construct, id: string, props: CoordinationServiceProps = {}) {
     super(scope, id);
     const resourceScope = props.resourceScope ?? this;
+    this.#props = props;
+    this.#metricDimension = resourceScope.node.path;
     this.coordinationTable = createTable(resourceScope, "CoordinationTable", "coordination", props, { name: "sk", type: dynamodb.AttributeType.STRING });
     const environment = { COORDINATION_TABLE: this.coordinationTable.tableName };
     this.coordinationFunction = createFunction(resourceScope, "CoordinationFunction", "coordination-function", "functions/coordination.ts", props, {
@@ -69,19 +84,23 @@ export class CoordinationService extends Construct {
       environment,
       // Longer than MAX_SESSION_TTL_MS (10 minutes) plus the reaper's reserve: one run can watch any session for its whole ttl.
       timeout: Duration.minutes(15),
+      // Runs must not overlap: with a session ttl longer than the interval they would watch the same sessions twice.
+      reservedConcurrentExecutions: 1,
     });
     this.coordinationTable.grant(this.coordinationFunction, ...COORDINATION_SERVICE_ACTIONS);
     this.coordinationTable.grant(this.coordinationReaperFunction, ...COORDINATION_REAPER_ACTIONS);
-    new events.Rule(resourceScope, "CoordinationReaperSchedule", {
-      description: "Runs the coordination service's session reaper",
-      schedule: events.Schedule.rate(props.sessionReaperInterval ?? Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(this.coordinationReaperFunction, { event: events.RuleTargetInput.fromObject({ source: "schedule" }) })],
-    });
+    const schedule = scheduleFunction(resourceScope, "CoordinationReaperSchedule", this.coordinationReaperFunction, props.sessionReaperInterval ?? Duration.minutes(1), "Runs the coordination service's session reaper", "coordination-reaper-dlq", props);
+    this.reaperScheduleDeadLetters = schedule.deadLetters;
+    const functionAlarms = createFunctionAlarms(resourceScope, [
+      { id: "CoordinationFunction", description: "The coordination function", errors: unexpectedErrors(this.coordinationFunction, this.metricCoordinationFunctionRejections(), "Coordination function errors that are not typed answers"), throttles: this.metricCoordinationFunctionThrottles() },
+      { id: "CoordinationReaperFunction", description: "The session reaper", errors: this.metricCoordinationReaperFunctionErrors(), throttles: this.metricCoordinationReaperFunctionThrottles(), throttlesExpected: true },
+    ], props);
+    this.alarms = [schedule.deadLetterAlarm, ...functionAlarms];
   }
 
   /** Lets `grantee` use the Coordination client against the table (item actions and Query; no Scan, no admin). */
   public grantCoordination(grantee: iam.IGrantable): iam.Grant {
-    return this.coordinationTable.grant(grantee, ...COORDINATION_ITEM_ACTIONS);
+    return withKeyUse(this.coordinationTable.grant(grantee, ...COORDINATION_ITEM_ACTIONS), grantee, this.#props);
   }
 
   /**
@@ -110,5 +129,14 @@ export class CoordinationService extends Construct {
   /** The session reaper's throttled runs (`Throttles`): sum over 5 minutes unless `props` says otherwise. */
   public metricCoordinationReaperFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.coordinationReaperFunction.metricThrottles(props);
+  }
+
+  /**
+   * The coordination function's requests answered with a typed error (`Requests` with
+   * Outcome `rejected`, reported by the function in namespace `Fencepost`): sum over 5
+   * minutes unless `props` says otherwise.
+   */
+  public metricCoordinationFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return invocationMetric(this.#metricDimension, FUNCTION_METRIC_NAMES.coordination, FENCEPOST_METRICS.requests, "rejected", props);
   }
 }

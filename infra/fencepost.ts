@@ -69,6 +69,15 @@ export class Fencepost extends Construct {
   public readonly txnRecoveryFunction: NodejsFunction;
   /** Fires when a transaction stays in doubt too long past its deadline (`TransactionCoordinator.inDoubtAlarm`). */
   public readonly inDoubtAlarm: cloudwatch.Alarm;
+  /** Recovery schedule events EventBridge could not deliver (`TransactionCoordinator.recoveryScheduleDeadLetters`). */
+  public readonly recoveryScheduleDeadLetters: sqs.Queue;
+  /** Reaper schedule events EventBridge could not deliver (`CoordinationService.reaperScheduleDeadLetters`). */
+  public readonly reaperScheduleDeadLetters: sqs.Queue;
+  /**
+   * Every alarm of the construct, each notifying `alarmTopic` if given: in-doubt, broadcast
+   * dead letters, the schedules' dead letters, and each function's error and throttle alarms.
+   */
+  public readonly alarms: cloudwatch.Alarm[];
 
   /** Declares the parts, their resources in this construct's scope. */
   constructor(scope: Construct, id: string, props: FencepostProps = {}) {
@@ -90,6 +99,9 @@ export class Fencepost extends Construct {
     this.txnFunction = this.transactionCoordinator.txnFunction;
     this.txnRecoveryFunction = this.transactionCoordinator.txnRecoveryFunction;
     this.inDoubtAlarm = this.transactionCoordinator.inDoubtAlarm;
+    this.recoveryScheduleDeadLetters = this.transactionCoordinator.recoveryScheduleDeadLetters;
+    this.reaperScheduleDeadLetters = this.coordinationService.reaperScheduleDeadLetters;
+    this.alarms = [this.broadcastDeadLetterAlarm, ...this.lockService.alarms, ...this.transactionCoordinator.alarms, ...this.coordinationService.alarms];
   }
 
   /** Lets `grantee` use the lock client directly against the lock table (`LockService.grantLockClient`). */
@@ -182,6 +194,21 @@ export class Fencepost extends Construct {
   /** The lock function's throttled invocations (`LockService.metricLockFunctionThrottles`). */
   public metricLockFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.lockService.metricLockFunctionThrottles(props);
+  }
+
+  /** The lock function's requests answered with a typed error (`LockService.metricLockFunctionRejections`). */
+  public metricLockFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.lockService.metricLockFunctionRejections(props);
+  }
+
+  /** The coordinator function's requests answered with a typed error (`TransactionCoordinator.metricTxnFunctionRejections`). */
+  public metricTxnFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.transactionCoordinator.metricTxnFunctionRejections(props);
+  }
+
+  /** The coordination function's requests answered with a typed error (`CoordinationService.metricCoordinationFunctionRejections`). */
+  public metricCoordinationFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.coordinationService.metricCoordinationFunctionRejections(props);
   }
 
   /** The coordinator function's failed invocations (`TransactionCoordinator.metricTxnFunctionErrors`). */

@@ -56,3 +56,20 @@ export const COORDINATION_SERVICE_ACTIONS: readonly string[] = ["dynamodb:GetIte
 
 /** The session reaper's actions: the coordination function's (expiring a session is a change), plus Scan to find the namespaces with live sessions. */
 export const COORDINATION_REAPER_ACTIONS: readonly string[] = [...COORDINATION_SERVICE_ACTIONS, "dynamodb:Scan"];
+
+/**
+ * What a Fencepost function or grantee may do with the construct's customer-managed key
+ * (`encryptionKey`), for the encrypted tables and queues: read (Decrypt), write
+ * (Encrypt, GenerateDataKey) and look the key up (DescribeKey). No ReEncrypt: the
+ * services re-encrypt under their own grants.
+ */
+export const KEY_USE_ACTIONS: readonly string[] = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"];
+
+/** What CloudWatch Logs needs on a key that encrypts log groups (added to the key's policy, for this account's log groups only). */
+export const LOG_GROUP_KEY_ACTIONS: readonly string[] = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"];
+
+/**
+ * What X-Ray active tracing (the `tracing` prop, on by default) adds to each function's
+ * role: Lambda's `Tracing.ACTIVE` grants these on `*`, the only resource X-Ray supports.
+ */
+export const TRACING_ACTIONS: readonly string[] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];

@@ -12,12 +12,13 @@
  */
 import { Duration } from "aws-cdk-lib";
 import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import { FENCEPOST_METRICS, FUNCTION_METRIC_NAMES } from "../lib/service/metric-names.js";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import type * as iam from "aws-cdk-lib/aws-iam";
 import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { Construct } from "constructs";
 import { LOCK_ITEM_ACTIONS, LOCK_SERVICE_ACTIONS } from "./iam-actions.js";
-import { createFunction, createTable, grantInvokeFunction, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
+import { createFunction, createFunctionAlarms, createTable, grantInvokeFunction, invocationMetric, unexpectedErrors, withKeyUse, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
 
 /** Settings of a LockService: those of its table and its function, and where they are created. */
 export interface LockServiceProps extends FencepostFunctionProps, ResourceScopeProps {}
@@ -35,11 +36,18 @@ export class LockService extends Construct {
    * leader and claims by direct invoke (see lib/locks/protocol.ts).
    */
   public readonly lockFunction: NodejsFunction;
+  /** The lock function's error alarm (errors that are not typed answers) and throttle alarm, notifying `alarmTopic`. */
+  public readonly alarms: cloudwatch.Alarm[];
+  readonly #props: LockServiceProps;
+  /** The value of the metrics' `Construct` dimension: the path of the construct holding the resources. */
+  readonly #metricDimension: string;
 
   /** Declares the lock table and the lock function in `props.resourceScope` (default: this construct). */
   constructor(scope: Construct, id: string, props: LockServiceProps = {}) {
     super(scope, id);
     const resourceScope = props.resourceScope ?? this;
+    this.#props = props;
+    this.#metricDimension = resourceScope.node.path;
     this.lockTable = createTable(resourceScope, "LockTable", "locks", props);
     this.lockFunction = createFunction(resourceScope, "LockFunction", "locks-function", "functions/locks.ts", props, {
       description: "Fencepost lock service: locks with fencing tokens, elections, uniqueness claims",
@@ -47,11 +55,14 @@ export class LockService extends Construct {
       timeout: Duration.seconds(30),
     });
     this.lockTable.grant(this.lockFunction, ...LOCK_SERVICE_ACTIONS);
+    this.alarms = createFunctionAlarms(resourceScope, [
+      { id: "LockFunction", description: "The lock function", errors: unexpectedErrors(this.lockFunction, this.metricLockFunctionRejections(), "Lock function errors that are not typed answers"), throttles: this.metricLockFunctionThrottles() },
+    ], props);
   }
 
   /** Lets `grantee` use the lock client directly against the lock table (item actions; no Scan, no admin). */
   public grantLockClient(grantee: iam.IGrantable): iam.Grant {
-    return this.lockTable.grant(grantee, ...LOCK_ITEM_ACTIONS);
+    return withKeyUse(this.lockTable.grant(grantee, ...LOCK_ITEM_ACTIONS), grantee, this.#props);
   }
 
   /**
@@ -76,5 +87,14 @@ export class LockService extends Construct {
    */
   public metricLockFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.lockFunction.metricThrottles(props);
+  }
+
+  /**
+   * The lock function's requests answered with a typed error (LockTimeoutError,
+   * InvalidArgumentError, ...: `Requests` with Outcome `rejected`, reported by the function
+   * in namespace `Fencepost`): sum over 5 minutes unless `props` says otherwise.
+   */
+  public metricLockFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return invocationMetric(this.#metricDimension, FUNCTION_METRIC_NAMES.locks, FENCEPOST_METRICS.requests, "rejected", props);
   }
 }

@@ -6,8 +6,8 @@ import { Fencepost, type FencepostProps } from "./fencepost.js";
 export const STACK_NAME = "Fencepost";
 
 /**
- * The stack `cdk deploy` creates: one Fencepost construct, and its table names, queue URL
- * and function names as outputs (what the clients and the CLI are configured with).
+ * The stack `cdk deploy` creates: one Fencepost construct, and every table name, queue URL
+ * and function name as outputs (what the clients and the CLI are configured with).
  */
 export class FencepostStack extends Stack {
   public readonly fencepost: Fencepost;
@@ -23,5 +23,10 @@ export class FencepostStack extends Stack {
     new CfnOutput(this, "CoordinationTableName", { value: this.fencepost.coordinationTable.tableName, description: "The coordination table (Coordination tableName)" });
     new CfnOutput(this, "CoordinationFunctionName", { value: this.fencepost.coordinationFunction.functionName, description: "The coordination service (fencepost kv|members|session --function)" });
     new CfnOutput(this, "LockFunctionName", { value: this.fencepost.lockFunction.functionName, description: "The lock service (remote-mode LockClient functionName; fencepost lock --function)" });
+    new CfnOutput(this, "BroadcastDeadLettersUrl", { value: this.fencepost.broadcastDeadLetters.queueUrl, description: "Broadcast messages that failed delivery 5 times (alarmed)" });
+    new CfnOutput(this, "TxnRecoveryFunctionName", { value: this.fencepost.txnRecoveryFunction.functionName, description: "The scheduled two-phase commit recovery (invoke to run it now)" });
+    new CfnOutput(this, "CoordinationReaperFunctionName", { value: this.fencepost.coordinationReaperFunction.functionName, description: "The scheduled session reaper (invoke to run it now)" });
+    new CfnOutput(this, "RecoveryScheduleDeadLettersUrl", { value: this.fencepost.recoveryScheduleDeadLetters.queueUrl, description: "Recovery schedule events EventBridge could not deliver (alarmed)" });
+    new CfnOutput(this, "ReaperScheduleDeadLettersUrl", { value: this.fencepost.reaperScheduleDeadLetters.queueUrl, description: "Reaper schedule events EventBridge could not deliver (alarmed)" });
   }
 }

@@ -16,16 +16,15 @@
 import { Duration } from "aws-cdk-lib";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
-import * as events from "aws-cdk-lib/aws-events";
-import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import type * as sqs from "aws-cdk-lib/aws-sqs";
+import { FENCEPOST_METRICS, FUNCTION_METRIC_NAMES } from "../lib/service/metric-names.js";
 import { Construct } from "constructs";
 import { IN_DOUBT_METRICS } from "../lib/service/txn-metrics.js";
 import { IN_DOUBT_INDEX_ACTIONS, TXN_ITEM_ACTIONS } from "./iam-actions.js";
-import { createFunction, createTable, grantInvokeFunction, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
+import { createFunction, createFunctionAlarms, createTable, grantInvokeFunction, invocationMetric, notify, scheduleFunction, unexpectedErrors, withKeyUse, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
 
 /** What a transaction can name as a participant that the coordinator functions must reach. */
 export type ParticipantResource = dynamodb.ITable | sqs.IQueue | lambda.IFunction;
@@ -60,6 +59,17 @@ export class TransactionCoordinator extends Construct {
   public readonly txnRecoveryFunction: NodejsFunction;
   /** Fires when a transaction stays in doubt longer than `inDoubtAlarmAfter` past its deadline (built from `metricOldestInDoubtSeconds`). */
   public readonly inDoubtAlarm: cloudwatch.Alarm;
+  /**
+   * Where the recovery schedule's events go when EventBridge cannot invoke the recovery
+   * function (after 2 retries): a standard SQS queue, alarmed.
+   */
+  public readonly recoveryScheduleDeadLetters: sqs.Queue;
+  /**
+   * Every alarm of this part, each notifying `alarmTopic`: the in-doubt alarm, the
+   * recovery schedule's dead-letter alarm, and both functions' error and throttle alarms.
+   */
+  public readonly alarms: cloudwatch.Alarm[];
+  readonly #props: TransactionCoordinatorProps;
   /** The value of the metrics' `Construct` dimension: the path of the construct holding the resources. */
   readonly #metricDimension: string;
 
@@ -68,6 +78,7 @@ export class TransactionCoordinator extends Construct {
     super(scope, id);
     const resourceScope = props.resourceScope ?? this;
     this.#metricDimension = resourceScope.node.path;
+    this.#props = props;
     this.txnTable = createTable(resourceScope, "TxnTable", "txn", props);
     this.txnTable.addGlobalSecondaryIndex({
       indexName: "in-doubt",
@@ -82,24 +93,28 @@ export class TransactionCoordinator extends Construct {
     });
     this.txnRecoveryFunction = createFunction(resourceScope, "TxnRecoveryFunction", "txn-recovery", "functions/txn-recovery.ts", props, {
       description: "Fencepost two-phase commit recovery: finishes transactions stuck past their deadline",
-      environment: { TXN_TABLE: this.txnTable.tableName, METRIC_DIMENSION: this.#metricDimension },
+      environment: { TXN_TABLE: this.txnTable.tableName },
       timeout: Duration.minutes(5),
+      // Runs must not overlap: two recoveries would drive the same transactions at once.
+      reservedConcurrentExecutions: 1,
     });
     for (const fn of [this.txnFunction, this.txnRecoveryFunction]) this.grantCoordinator(fn);
-    new events.Rule(resourceScope, "TxnRecoverySchedule", {
-      description: "Runs two-phase commit recovery",
-      schedule: events.Schedule.rate(props.recoveryInterval ?? Duration.minutes(1)),
-      targets: [new targets.LambdaFunction(this.txnRecoveryFunction, { event: events.RuleTargetInput.fromObject({ source: "schedule" }) })],
-    });
+    const schedule = scheduleFunction(resourceScope, "TxnRecoverySchedule", this.txnRecoveryFunction, props.recoveryInterval ?? Duration.minutes(1), "Runs two-phase commit recovery", "txn-recovery-dlq", props);
+    this.recoveryScheduleDeadLetters = schedule.deadLetters;
     const alarmAfter = props.inDoubtAlarmAfter ?? Duration.minutes(5);
-    this.inDoubtAlarm = new cloudwatch.Alarm(resourceScope, "InDoubtAlarm", {
+    this.inDoubtAlarm = notify(new cloudwatch.Alarm(resourceScope, "InDoubtAlarm", {
       alarmDescription: `A transaction has been in doubt for more than ${alarmAfter.toHumanString()} past its deadline and recovery could not finish it: a participant is unreachable. See 'fencepost tx list --in-doubt'.`,
       metric: this.metricOldestInDoubtSeconds({ period: Duration.minutes(1) }),
       threshold: alarmAfter.toSeconds(),
       evaluationPeriods: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    }), props);
+    const functionAlarms = createFunctionAlarms(resourceScope, [
+      { id: "TxnFunction", description: "The coordinator function", errors: unexpectedErrors(this.txnFunction, this.metricTxnFunctionRejections(), "Coordinator function errors that are not typed answers"), throttles: this.metricTxnFunctionThrottles() },
+      { id: "TxnRecoveryFunction", description: "The recovery function", errors: this.metricTxnRecoveryFunctionErrors(), throttles: this.metricTxnRecoveryFunctionThrottles(), throttlesExpected: true },
+    ], props);
+    this.alarms = [this.inDoubtAlarm, schedule.deadLetterAlarm, ...functionAlarms];
   }
 
   /**
@@ -110,7 +125,7 @@ export class TransactionCoordinator extends Construct {
     // Explicit ARNs: Table.grant would add `index/*` for the GSI, a wildcard the index name makes unnecessary.
     const items = iam.Grant.addToPrincipal({ grantee, actions: [...TXN_ITEM_ACTIONS], resourceArns: [this.txnTable.tableArn] });
     const inDoubtIndex = iam.Grant.addToPrincipal({ grantee, actions: [...IN_DOUBT_INDEX_ACTIONS], resourceArns: [`${this.txnTable.tableArn}/index/in-doubt`] });
-    return items.combine(inDoubtIndex);
+    return withKeyUse(items.combine(inDoubtIndex), grantee, this.#props);
   }
 
   /**
@@ -185,6 +200,15 @@ export class TransactionCoordinator extends Construct {
   /** The recovery function's throttled runs (`Throttles`): sum over 5 minutes unless `props` says otherwise. */
   public metricTxnRecoveryFunctionThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.txnRecoveryFunction.metricThrottles(props);
+  }
+
+  /**
+   * The coordinator function's requests answered with a typed error (`Requests` with
+   * Outcome `rejected`, reported by the function in namespace `Fencepost`): sum over 5
+   * minutes unless `props` says otherwise.
+   */
+  public metricTxnFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return invocationMetric(this.#metricDimension, FUNCTION_METRIC_NAMES.txn, FENCEPOST_METRICS.requests, "rejected", props);
   }
 }
 

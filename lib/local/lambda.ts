@@ -18,7 +18,9 @@
  *   thrown error leaves the whole batch.
  * - Schedules (AWS::Events::Rule with `rate(...)`) invoke their targets periodically.
  * Differences from AWS: one worker per function runs invocations concurrently; IAM is not
- * enforced; `cron(...)` schedules are reported and skipped.
+ * enforced; reserved concurrency is not either; `cron(...)` schedules are reported and
+ * skipped; X-Ray tracing is off (POWERTOOLS_TRACE_ENABLED=false); a schedule's dead-letter
+ * queue is provisioned but never written to.
  */
 import { LocalCloudError } from "../errors.js";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
@@ -122,7 +124,11 @@ export async function serveLambdas(options: LocalLambdaOptions): Promise<LocalLa
       AWS_ENDPOINT_URL_SQS: options.endpoints.sqs,
       AWS_ENDPOINT_URL_LAMBDA: endpoint,
       AWS_LAMBDA_FUNCTION_NAME: name,
+      // As Lambda sets it: Powertools reports a cold start only for on-demand initialization.
+      AWS_LAMBDA_INITIALIZATION_TYPE: "on-demand",
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+      // No X-Ray daemon here: the Powertools tracer stays off (its logs and EMF metrics just print).
+      POWERTOOLS_TRACE_ENABLED: "false",
     };
     functions.set(name, startFunction({ name, arn, file: handlerFile(root, handlerPath), exportName: String(props["Handler"] ?? "index.handler").split(".").pop()!, timeoutMs: Number(props["Timeout"] ?? 3) * 1000, memoryMb: Number(props["MemorySize"] ?? 128), env, log }));
   }

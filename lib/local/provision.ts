@@ -5,7 +5,10 @@
  * Guarantees: every AWS::DynamoDB::Table and AWS::SQS::Queue is created with the key
  * schema, indexes, billing, TTL, FIFO, deduplication and redrive settings the template
  * declares; provisioning is idempotent (an existing table or queue is reused), so a
- * shared endpoint such as LocalStack can be provisioned by every test run.
+ * shared endpoint such as LocalStack can be provisioned by every test run. Encryption
+ * settings (a customer-managed KMS key on a table or queue) are left out: the emulators
+ * encrypt nothing, and the key itself is not provisioned. Other resource types (alarms,
+ * topics, keys, log groups, roles) are not provisioned and not needed to serve the stack.
  * Assumes: physical names are not set in the template, or are unique on the endpoint.
  */
 import {
@@ -52,6 +55,19 @@ export interface ProvisionOptions {
 }
 
 type Props = Record<string, unknown>;
+
+/** Properties that name a KMS key (not provisioned locally, so unresolvable), by resource type. */
+const ENCRYPTION_PROPERTIES: Record<string, readonly string[]> = {
+  "AWS::DynamoDB::Table": ["SSESpecification"],
+  "AWS::SQS::Queue": ["KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"],
+};
+
+/** A resource's properties without its encryption settings (see ENCRYPTION_PROPERTIES). */
+function withoutEncryption(type: string, properties: Props | undefined): Props {
+  const kept = { ...(properties ?? {}) };
+  for (const key of ENCRYPTION_PROPERTIES[type] ?? []) delete kept[key];
+  return kept;
+}
 
 function tableInput(name: string, p: Props): CreateTableCommandInput {
   const billing = (p["BillingMode"] as string | undefined) ?? "PROVISIONED";
@@ -139,7 +155,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
 
   await Promise.all(
     resourcesOfType(template, "AWS::DynamoDB::Table").map(async (logicalId) => {
-      const p = resolveIntrinsics(template.Resources[logicalId]!.Properties ?? {}, resources, pseudo, logicalId) as Props;
+      const p = resolveIntrinsics(withoutEncryption("AWS::DynamoDB::Table", template.Resources[logicalId]!.Properties), resources, pseudo, logicalId) as Props;
       const name = (p["TableName"] as string | undefined) ?? `${stackName}-${logicalId}`;
       await provisionTable(dynamodb, name, p);
       const arn = `arn:aws:dynamodb:${region}:${accountId}:table/${name}`;
@@ -155,7 +171,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
     for (const logicalId of pending) {
       let p: Props;
       try {
-        p = resolveIntrinsics(template.Resources[logicalId]!.Properties ?? {}, resources, pseudo, logicalId) as Props;
+        p = resolveIntrinsics(withoutEncryption("AWS::SQS::Queue", template.Resources[logicalId]!.Properties), resources, pseudo, logicalId) as Props;
       } catch (err) {
         if (err instanceof TemplateError) {
           deferred.push(logicalId);
@@ -173,7 +189,7 @@ export async function provisionTemplate(options: ProvisionOptions): Promise<Prov
     }
     if (deferred.length === pending.length) {
       // Nothing progressed: report the first unresolvable reference as it is.
-      resolveIntrinsics(template.Resources[deferred[0]!]!.Properties ?? {}, resources, pseudo, deferred[0]);
+      resolveIntrinsics(withoutEncryption("AWS::SQS::Queue", template.Resources[deferred[0]!]!.Properties), resources, pseudo, deferred[0]);
     }
     pending = deferred;
   }

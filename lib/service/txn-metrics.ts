@@ -1,8 +1,10 @@
 /**
- * The in-doubt metrics recovery reports, as one CloudWatch Embedded Metric Format line:
- * `InDoubtTransactions` (unfinished past their deadline) and `OldestInDoubtSeconds` (how
- * long past its deadline the oldest is), in namespace `Fencepost` with dimension `Construct`.
+ * The in-doubt metrics recovery reports, with Lambda Powertools metrics as one CloudWatch
+ * Embedded Metric Format line: `InDoubtTransactions` (unfinished past their deadline) and
+ * `OldestInDoubtSeconds` (how long past its deadline the oldest is), in namespace
+ * `Fencepost` with the single dimension `Construct` (what the in-doubt alarm watches).
  */
+import { MetricUnit, type Metrics } from "@aws-lambda-powertools/metrics";
 import type { TransactionRecord } from "../txn/log.js";
 
 /**
@@ -17,24 +19,23 @@ export const IN_DOUBT_METRICS = {
   oldestInDoubtSeconds: "OldestInDoubtSeconds",
 } as const;
 
-export function inDoubtMetrics(inDoubt: readonly TransactionRecord[], construct: string, now = Date.now()): Record<string, unknown> {
+/** The two in-doubt figures of `inDoubt` at `now`: how many, and the oldest one's seconds past its deadline (0 if none). */
+export function inDoubtFigures(inDoubt: readonly Pick<TransactionRecord, "deadline">[], now = Date.now()): { InDoubtTransactions: number; OldestInDoubtSeconds: number } {
   const oldest = inDoubt.reduce((min, r) => Math.min(min, r.deadline), now);
   return {
-    _aws: {
-      Timestamp: now,
-      CloudWatchMetrics: [
-        {
-          Namespace: IN_DOUBT_METRICS.namespace,
-          Dimensions: [[IN_DOUBT_METRICS.dimension]],
-          Metrics: [
-            { Name: IN_DOUBT_METRICS.inDoubtTransactions, Unit: "Count" },
-            { Name: IN_DOUBT_METRICS.oldestInDoubtSeconds, Unit: "Seconds" },
-          ],
-        },
-      ],
-    },
-    [IN_DOUBT_METRICS.dimension]: construct,
     [IN_DOUBT_METRICS.inDoubtTransactions]: inDoubt.length,
     [IN_DOUBT_METRICS.oldestInDoubtSeconds]: Math.max(0, Math.round((now - oldest) / 1000)),
   };
+}
+
+/**
+ * Publishes the in-doubt figures at once, as their own EMF line: `metrics` must carry only
+ * the default dimension `Construct` (middleware.ts `observability` sets it up so), and
+ * holds no other metric when this is called.
+ */
+export function publishInDoubtMetrics(metrics: Metrics, inDoubt: readonly Pick<TransactionRecord, "deadline">[], now = Date.now()): void {
+  const figures = inDoubtFigures(inDoubt, now);
+  metrics.addMetric(IN_DOUBT_METRICS.inDoubtTransactions, MetricUnit.Count, figures.InDoubtTransactions);
+  metrics.addMetric(IN_DOUBT_METRICS.oldestInDoubtSeconds, MetricUnit.Seconds, figures.OldestInDoubtSeconds);
+  metrics.publishStoredMetrics();
 }

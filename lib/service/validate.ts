@@ -40,3 +40,9 @@ function toInvalidArgument(error: ErrorObject | undefined, input: unknown, tags:
       return new InvalidArgumentError(path || "(request)", error.message ?? "is not valid");
   }
 }
+
+/** The `action` values of a request schema's `oneOf` branches (the actions a function serves). */
+export function actionsOf(schema: object): string[] {
+  const branches = (schema as { oneOf?: { properties?: { action?: { const?: unknown } } }[] }).oneOf ?? [];
+  return branches.map((b) => b.properties?.action?.const).filter((a): a is string => typeof a === "string");
+}

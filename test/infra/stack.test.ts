@@ -13,6 +13,8 @@ import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { describe, expect, it } from "vitest";
@@ -21,7 +23,7 @@ import * as iamActions from "../../infra/iam-actions.js";
 import { BroadcastLog, CoordinationService, LockService, TransactionCoordinator } from "../../infra/index.js";
 import { Duration } from "aws-cdk-lib";
 import { buildApp } from "../../infra/synth.js";
-import { inDoubtMetrics } from "../../lib/service/txn-metrics.js";
+import { inDoubtFigures } from "../../lib/service/txn-metrics.js";
 
 const noBundling = () => new App({ context: { "aws:cdk:bundling-stacks": [] } });
 
@@ -48,7 +50,8 @@ function logicalIds(resources: Resources, type: string): string[] {
 const STATEFUL_LOGICAL_IDS: Record<string, string[]> = {
   "AWS::DynamoDB::Table": ["FencepostCoordinationTableDE052BAB", // added with the coordination service
     "FencepostLockTableADCE5140", "FencepostLogTable585E9B98", "FencepostTxnTable4A1A1841"],
-  "AWS::SQS::Queue": ["FencepostBroadcastDeadLettersF9D1149F", "FencepostBroadcastQueue9CA76340"],
+  "AWS::SQS::Queue": ["FencepostBroadcastDeadLettersF9D1149F", "FencepostBroadcastQueue9CA76340",
+    "FencepostCoordinationReaperScheduleDeadLettersB8F6395B", "FencepostTxnRecoveryScheduleDeadLettersC0BF0258"], // added with the schedules' dead-letter queues
   "AWS::Logs::LogGroup": ["FencepostCoordinationFunctionLogs33CF07A1", "FencepostCoordinationReaperFunctionLogs56946E1E", // added with the coordination service
     "FencepostLockFunctionLogsAB30FA5A", "FencepostTxnFunctionLogsCAFB3A8E", "FencepostTxnRecoveryFunctionLogsC342A64E"],
 };
@@ -126,7 +129,7 @@ describe("Fencepost stack", () => {
     const actions = statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
     expect(actions.filter((a) => a.includes("*"))).toEqual([]);
     expect([...new Set(actions)].sort()).toEqual(
-      ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents"].sort(),
+      ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem", "logs:CreateLogStream", "logs:PutLogEvents", ...iamActions.TRACING_ACTIONS].sort(),
     );
     // Query only on the in-doubt index, named (no `index/*`).
     const queries = statements.filter((s) => [s.Action].flat().includes("dynamodb:Query"));
@@ -198,7 +201,16 @@ describe("Fencepost construct, twice in one stack", () => {
     new Fencepost(stack, "B");
     const resources = (Template.fromStack(stack).toJSON() as { Resources: Resources }).Resources;
     expect(logicalIds(resources, "AWS::DynamoDB::Table")).toEqual(["ACoordinationTableDF4412CD", "ALockTableFFF54D45", "ALogTable94D9CE82", "ATxnTableB3F4A1F6", "BCoordinationTable422FFADC", "BLockTable1C0195BC", "BLogTable89B885F9", "BTxnTableB9BE7715"]);
-    expect(logicalIds(resources, "AWS::SQS::Queue")).toEqual(["ABroadcastDeadLetters773993DA", "ABroadcastQueue615AAA69", "BBroadcastDeadLetters894CFB05", "BBroadcastQueueE67AEC07"]);
+    expect(logicalIds(resources, "AWS::SQS::Queue")).toEqual([
+      "ABroadcastDeadLetters773993DA",
+      "ABroadcastQueue615AAA69",
+      "ACoordinationReaperScheduleDeadLettersF2061642",
+      "ATxnRecoveryScheduleDeadLetters1B0C9D3E",
+      "BBroadcastDeadLetters894CFB05",
+      "BBroadcastQueueE67AEC07",
+      "BCoordinationReaperScheduleDeadLettersE4C78C81",
+      "BTxnRecoveryScheduleDeadLettersFEA8386A",
+    ]);
     expect(logicalIds(resources, "AWS::Logs::LogGroup")).toEqual([
       "ACoordinationFunctionLogsA778A2BC",
       "ACoordinationReaperFunctionLogsBA6549A0",
@@ -267,7 +279,8 @@ describe("Fencepost's grants and metrics", () => {
 
   it("names the in-doubt metrics as recovery reports them, and builds the in-doubt alarm from them", () => {
     const { stack, fencepost } = embedded();
-    const reported = inDoubtMetrics([], fencepost.node.path);
+    // What recovery publishes (the EMF line: test/service/observability.test.ts), under METRIC_DIMENSION = the construct's path.
+    const reported = { ...inDoubtFigures([]), Construct: fencepost.node.path };
     for (const metric of [fencepost.metricInDoubtTransactions(), fencepost.metricOldestInDoubtSeconds()]) {
       expect(metric.namespace).toBe("Fencepost");
       expect(metric.statistic).toBe("Maximum");
@@ -370,7 +383,7 @@ describe("The coordination service part", () => {
     const table = { "Fn::GetAtt": [Match.stringLikeRegexp("CoordinationTable"), "Arn"] };
     for (const [role, actions] of [["FencepostCoordinationFunctionRole", iamActions.COORDINATION_SERVICE_ACTIONS], ["FencepostCoordinationReaperFunctionRole", iamActions.COORDINATION_REAPER_ACTIONS]] as const) {
       const statements = statementsOf(template, role);
-      expect(actionsOf(statements), role).toEqual([...actions, ...iamActions.LOG_GROUP_WRITE_ACTIONS].sort());
+      expect(actionsOf(statements), role).toEqual([...actions, ...iamActions.LOG_GROUP_WRITE_ACTIONS, ...iamActions.TRACING_ACTIONS].sort());
       expect(actionsOf(statements).filter((a) => a.includes("*")), role).toEqual([]);
       template.hasResourceProperties("AWS::IAM::Policy", {
         Roles: [{ Ref: Match.stringLikeRegexp(role) }],
@@ -412,5 +425,187 @@ describe("IAM action lists", () => {
     const actions = Object.values(iamActions).flat();
     expect(actions.length).toBeGreaterThan(10);
     expect(actions.filter((action) => action.includes("*"))).toEqual([]);
+  });
+});
+
+describe("Template hardening", () => {
+  /** The functions' logical IDs in `resources`, by their `fencepost:resource` role. */
+  function functionsByRole(resources: Resources): Record<string, string> {
+    return Object.fromEntries(
+      Object.entries(resources)
+        .filter(([, r]) => r.Type === "AWS::Lambda::Function")
+        .map(([id, r]) => [(r.Properties["Tags"] as { Key: string; Value: string }[]).find((t) => t.Key === RESOURCE_ROLE_TAG)!.Value, id]),
+    );
+  }
+  const alarms = (resources: Resources) => Object.entries(resources).filter(([, r]) => r.Type === "AWS::CloudWatch::Alarm");
+  const ROLES = ["locks-function", "txn-function", "txn-recovery", "coordination-function", "coordination-reaper"];
+
+  it("reserves concurrency 1 for the recovery and reaper functions only, so their runs never overlap", () => {
+    const resources = (stackTemplate().toJSON() as { Resources: Resources }).Resources;
+    const fns = functionsByRole(resources);
+    expect(Object.keys(fns).sort()).toEqual([...ROLES].sort());
+    for (const role of ROLES) {
+      const reserved = resources[fns[role]!]!.Properties["ReservedConcurrentExecutions"];
+      expect(reserved, role).toBe(role === "txn-recovery" || role === "coordination-reaper" ? 1 : undefined);
+    }
+    // A throttled scheduled run (the previous one still going) is dropped, not queued for hours.
+    const invokeConfigs = Object.values(resources).filter((r) => r.Type === "AWS::Lambda::EventInvokeConfig");
+    expect(invokeConfigs.map((r) => [r.Properties["MaximumRetryAttempts"], r.Properties["MaximumEventAgeInSeconds"]])).toEqual([[0, 60], [0, 60]]);
+  });
+
+  it("has an error and a throttle alarm on each function, built from the metric* methods; the service functions' errors exclude typed answers", () => {
+    const { stack } = buildApp(noBundling());
+    const fencepost = stack.fencepost;
+    const template = Template.fromStack(stack);
+    const resources = (template.toJSON() as { Resources: Resources }).Resources;
+    const fns = functionsByRole(resources);
+    for (const role of ROLES) {
+      const fnRef = { Ref: fns[role] };
+      const mentioning = alarms(resources).filter(([, a]) => JSON.stringify(a.Properties).includes(JSON.stringify(fnRef)));
+      const byMetric = (name: string) => mentioning.filter(([, a]) => JSON.stringify(a.Properties).includes(`"MetricName":"${name}"`));
+      expect(byMetric("Errors"), role).toHaveLength(1);
+      expect(byMetric("Throttles"), role).toHaveLength(1);
+    }
+    // Errors minus the typed answers the function reported (Powertools EMF), for the service functions.
+    for (const [metric, fn] of [
+      [fencepost.metricLockFunctionRejections(), "locks"],
+      [fencepost.metricTxnFunctionRejections(), "txn"],
+      [fencepost.metricCoordinationFunctionRejections(), "coordination"],
+    ] as const) {
+      expect(metric).toMatchObject({ namespace: "Fencepost", metricName: "Requests", statistic: "Sum" });
+      expect(metric.dimensions).toEqual({ Construct: "Fencepost/Fencepost", Function: fn, Outcome: "rejected" });
+    }
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Metrics: Match.arrayWith([Match.objectLike({ Expression: "errors - FILL(rejected, 0)" })]),
+      Threshold: 1,
+    });
+    // 1 in-doubt + 1 broadcast dead letters + 2 schedules' dead letters + 2 per function.
+    expect(fencepost.alarms).toHaveLength(4 + 2 * ROLES.length);
+    expect(alarms(resources)).toHaveLength(fencepost.alarms.length);
+    for (const [, alarm] of alarms(resources)) expect(alarm.Properties["AlarmActions"]).toBeUndefined();
+  });
+
+  it("wires the alarm topic as the action of every alarm, and stays clean under cdk-nag", () => {
+    const app = noBundling();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = new Stack(app, "UserStack");
+    const topic = new sns.Topic(stack, "Pager", { enforceSSL: true, masterKey: kms.Alias.fromAliasName(stack, "SnsKey", "alias/aws/sns") });
+    const fencepost = new Fencepost(stack, "Coordination", { alarmTopic: topic });
+    expect(() => app.synth()).not.toThrow();
+    const resources = (Template.fromStack(stack).toJSON() as { Resources: Resources }).Resources;
+    expect(alarms(resources)).toHaveLength(fencepost.alarms.length);
+    const topicId = Object.keys(resources).find((k) => resources[k]!.Type === "AWS::SNS::Topic")!;
+    for (const [id, alarm] of alarms(resources)) expect(alarm.Properties["AlarmActions"], id).toEqual([{ Ref: topicId }]);
+  });
+
+  it("turns X-Ray tracing on by default (and Powertools' tracer with it), off with tracing: false", () => {
+    const on = stackTemplate();
+    const onResources = (on.toJSON() as { Resources: Resources }).Resources;
+    for (const fn of Object.values(onResources).filter((r) => r.Type === "AWS::Lambda::Function")) {
+      expect(fn.Properties["TracingConfig"]).toEqual({ Mode: "Active" });
+      expect((fn.Properties["Environment"] as { Variables: Record<string, unknown> }).Variables["POWERTOOLS_TRACE_ENABLED"]).toBe("true");
+    }
+    const stack = new Stack(noBundling(), "UserStack");
+    new Fencepost(stack, "Coordination", { tracing: false });
+    const off = (Template.fromStack(stack).toJSON() as { Resources: Resources }).Resources;
+    for (const fn of Object.values(off).filter((r) => r.Type === "AWS::Lambda::Function")) {
+      expect(fn.Properties["TracingConfig"]).toBeUndefined();
+      expect((fn.Properties["Environment"] as { Variables: Record<string, unknown> }).Variables["POWERTOOLS_TRACE_ENABLED"]).toBe("false");
+    }
+    const offActions = Object.values(off)
+      .filter((r) => r.Type === "AWS::IAM::Policy")
+      .flatMap((r) => (r.Properties["PolicyDocument"] as { Statement: { Action: string | string[] }[] }).Statement.flatMap((st) => [st.Action].flat()));
+    expect(offActions.filter((a) => a.startsWith("xray:"))).toEqual([]);
+    // `npm run deploy:local` (LocalStack has no X-Ray) turns it off by context.
+    const local = Template.fromStack(buildApp(new App({ context: { "aws:cdk:bundling-stacks": [], "fencepost:tracing": "false" } })).stack);
+    for (const fn of Object.values((local.toJSON() as { Resources: Resources }).Resources).filter((r) => r.Type === "AWS::Lambda::Function")) expect(fn.Properties["TracingConfig"]).toBeUndefined();
+  });
+
+  it("gives each schedule target a retry policy and an alarmed, encrypted, TLS-only dead-letter queue", () => {
+    const template = stackTemplate();
+    const resources = (template.toJSON() as { Resources: Resources }).Resources;
+    const rules = Object.entries(resources).filter(([, r]) => r.Type === "AWS::Events::Rule");
+    expect(rules.map(([id]) => id).sort()).toEqual(["FencepostCoordinationReaperScheduleFA429822", "FencepostTxnRecoverySchedule796F9D12"]);
+    for (const [id, rule] of rules) {
+      const [target] = rule.Properties["Targets"] as Record<string, unknown>[];
+      expect(target!["RetryPolicy"], id).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 60 });
+      expect(target!["DeadLetterConfig"], id).toEqual({ Arn: { "Fn::GetAtt": [`${id.replace(/[0-9A-F]{8}$/, "")}DeadLetters${id.includes("Reaper") ? "B8F6395B" : "C0BF0258"}`, "Arn"] } });
+    }
+    for (const queue of ["FencepostCoordinationReaperScheduleDeadLettersB8F6395B", "FencepostTxnRecoveryScheduleDeadLettersC0BF0258"]) {
+      expect(resources[queue]!.Properties).toMatchObject({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+      template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+        Queues: [{ Ref: queue }],
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }), Match.objectLike({ Action: "sqs:SendMessage", Principal: { Service: "events.amazonaws.com" } })]) },
+      });
+      template.hasResourceProperties("AWS::CloudWatch::Alarm", { MetricName: "ApproximateNumberOfMessagesVisible", Dimensions: [{ Name: "QueueName", Value: { "Fn::GetAtt": [queue, "QueueName"] } }] });
+    }
+  });
+
+  it("encrypts tables, queues and log groups with a customer-managed key when given one, granting its use without wildcards, clean under cdk-nag", () => {
+    const app = noBundling();
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const stack = new Stack(app, "UserStack");
+    const key = new kms.Key(stack, "DataKey", { enableKeyRotation: true });
+    const fencepost = new Fencepost(stack, "Coordination", { encryptionKey: key });
+    const worker = new iam.Role(stack, "Worker", { assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com") });
+    for (const grant of [fencepost.grantLockClient(worker), fencepost.grantPublish(worker), fencepost.grantConsume(worker), fencepost.grantCoordinator(worker), fencepost.grantCoordination(worker)]) {
+      expect(JSON.stringify(stack.resolve(grant.principalStatements.map((st) => st.toStatementJson())))).toContain("kms:GenerateDataKey");
+    }
+    expect(() => app.synth()).not.toThrow();
+    const template = Template.fromStack(stack);
+    const keyArn = { "Fn::GetAtt": [Match.stringLikeRegexp("DataKey"), "Arn"] };
+    const resources = (template.toJSON() as { Resources: Resources }).Resources;
+    const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+    expect(ofType("AWS::DynamoDB::Table")).toHaveLength(4);
+    template.allResourcesProperties("AWS::DynamoDB::Table", { SSESpecification: { SSEEnabled: true, SSEType: "KMS", KMSMasterKeyId: keyArn } });
+    template.allResourcesProperties("AWS::Logs::LogGroup", { KmsKeyId: keyArn });
+    for (const [id, queue] of ofType("AWS::SQS::Queue")) {
+      if (id.includes("Schedule")) expect(queue.Properties["SqsManagedSseEnabled"], id).toBe(true);
+      else expect(queue.Properties["KmsMasterKeyId"], id).toEqual({ "Fn::GetAtt": [Object.keys(resources).find((k) => k.startsWith("DataKey"))!, "Arn"] });
+    }
+    // CloudWatch Logs may use the key for this account's log groups.
+    template.hasResourceProperties("AWS::KMS::Key", {
+      KeyPolicy: { Statement: Match.arrayWith([Match.objectLike({ Principal: { Service: { "Fn::Join": ["", ["logs.", { Ref: "AWS::Region" }, ".amazonaws.com"]] } }, Action: [...iamActions.LOG_GROUP_KEY_ACTIONS] })]) },
+    });
+    const statements = ofType("AWS::IAM::Policy").flatMap(([, r]) => (r.Properties["PolicyDocument"] as { Statement: { Action: string | string[] }[] }).Statement);
+    const actions = statements.flatMap((st) => [st.Action].flat());
+    expect(actions.filter((a) => a.includes("*"))).toEqual([]);
+    // Every function may use the key.
+    for (const [id] of ofType("AWS::IAM::Role").filter(([id]) => id.includes("Function"))) {
+      const policy = ofType("AWS::IAM::Policy").find(([, p]) => JSON.stringify(p.Properties["Roles"]).includes(id));
+      expect(JSON.stringify(policy?.[1].Properties), id).toContain("kms:GenerateDataKey");
+    }
+  });
+
+  it("keeps AWS-managed encryption when no key is given", () => {
+    const template = stackTemplate();
+    template.resourceCountIs("AWS::KMS::Key", 0);
+    const resources = (template.toJSON() as { Resources: Resources }).Resources;
+    for (const r of Object.values(resources).filter((r) => r.Type === "AWS::SQS::Queue")) expect(r.Properties["SqsManagedSseEnabled"]).toBe(true);
+    for (const r of Object.values(resources).filter((r) => r.Type === "AWS::DynamoDB::Table")) expect(r.Properties["SSESpecification"]).toBeUndefined();
+  });
+
+  it("outputs every table, queue and function, and retains the tables and log groups by default", () => {
+    const template = stackTemplate();
+    const outputs = Object.keys((template.toJSON() as { Outputs: Record<string, unknown> }).Outputs).sort();
+    expect(outputs).toEqual(
+      [
+        "LockTableName",
+        "TxnTableName",
+        "LogTableName",
+        "CoordinationTableName",
+        "BroadcastQueueUrl",
+        "BroadcastDeadLettersUrl",
+        "RecoveryScheduleDeadLettersUrl",
+        "ReaperScheduleDeadLettersUrl",
+        "LockFunctionName",
+        "TxnFunctionName",
+        "TxnRecoveryFunctionName",
+        "CoordinationFunctionName",
+        "CoordinationReaperFunctionName",
+      ].sort(),
+    );
+    const resources = (template.toJSON() as { Resources: Record<string, { Type: string; DeletionPolicy?: string }> }).Resources;
+    for (const r of Object.values(resources).filter((r) => r.Type === "AWS::DynamoDB::Table" || r.Type === "AWS::Logs::LogGroup")) expect(r.DeletionPolicy).toBe("Retain");
   });
 });

@@ -6,6 +6,8 @@ import { DescribeTableCommand, DescribeTimeToLiveCommand } from "@aws-sdk/client
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { App, Duration, Stack } from "aws-cdk-lib";
 import * as dynamodb from "aws-cdk-lib/aws-dynamodb";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { afterAll, describe, expect, it } from "vitest";
 import { Fencepost } from "../../infra/fencepost.js";
@@ -88,5 +90,19 @@ describe("provisioning from the synthesized template", () => {
     const again = await provisionTemplate({ template, dynamodb: ddb, sqs: queues, region: cloud.region, stackName });
     expect(again.tables).toEqual(provisioned.tables);
     expect(again.queues).toEqual(provisioned.queues);
+  });
+
+  it("provisions the schedules' dead-letter queues, and a stack with a customer-managed key and an alarm topic, ignoring what it does not emulate", async () => {
+    expect(Object.keys(sharedCloud().queues)).toEqual(expect.arrayContaining(["txn-recovery-dlq", "coordination-reaper-dlq"]));
+    const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
+    const stack = new Stack(app, "Hardened");
+    new Fencepost(stack, "Fencepost", { encryptionKey: new kms.Key(stack, "Key"), alarmTopic: new sns.Topic(stack, "Alarms"), tracing: false });
+    const template = app.synth().getStackByName("Hardened").template as CloudFormationTemplate;
+    const stackName = `Hardened${Date.now()}`;
+    const provisioned = await provisionTemplate({ template, dynamodb: ddb, sqs: queues, region: sharedCloud().region, stackName });
+    expect(Object.keys(provisioned.tables).sort()).toEqual(["coordination", "locks", "log", "txn"]);
+    expect(Object.keys(provisioned.queues).sort()).toEqual(["broadcast", "broadcast-dlq", "coordination-reaper-dlq", "txn-recovery-dlq"]);
+    const { Table } = await ddb.send(new DescribeTableCommand({ TableName: provisioned.tables["locks"] }));
+    expect(Table?.TableStatus).toBe("ACTIVE");
   });
 });

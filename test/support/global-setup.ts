@@ -25,11 +25,11 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // The functions' structured log lines would drown the test output; keep only errors.
+  // The functions' Powertools log lines and EMF metrics lines would drown the test output; keep only errors.
   const cloud = await startLocalCloud({
     template: synthesizeTemplate(),
     functionLog: (fn, line) => {
-      if (!line.includes('"level":"info"') && !line.includes('"level":"warn"')) process.stderr.write(`[${fn}] ${line}\n`);
+      if (!/"level":"(INFO|WARN)"|^\{"_aws":/.test(line)) process.stderr.write(`[${fn}] ${line}\n`);
     },
   });
   const { credentials } = cloud.clientConfig("dynamodb");
