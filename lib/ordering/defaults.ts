@@ -7,5 +7,11 @@
 export const DEFAULT_HOLE_TIMEOUT_MS = 2000;
 /** Attempts of a publish whose slots were lost to hole filling, or whose dedup record a twin publish held. */
 export const DEFAULT_PUBLISH_ATTEMPTS = 3;
+/**
+ * How long, at most, a publish waits for others to share its group (one sequencer write,
+ * one transaction) while other publishes of its stream are in flight in the same
+ * Broadcast. A publish with nothing in flight beside it never waits. 0: no wait.
+ */
+export const DEFAULT_PUBLISH_LINGER_MS = 2;
 /** How often `ConsumerGroup.run` polls the log (or waits between empty receives). */
 export const DEFAULT_CONSUMER_POLL_MS = 200;
