@@ -32,9 +32,12 @@ export function validateFencingToken(token: unknown): asserts token is number {
   }
 }
 
-/** An optional duration that must be positive (and at most MAX_SAFE_INTEGER ms) when given. */
-export function validatePositiveMs(field: string, value: number | undefined): void {
-  if (value !== undefined && !(typeof value === "number" && value > 0 && value <= Number.MAX_SAFE_INTEGER)) {
+/**
+ * An optional duration that must be positive (and at most MAX_SAFE_INTEGER ms, or, with
+ * `orForever`, Infinity: a wait without limit) when given.
+ */
+export function validatePositiveMs(field: string, value: number | undefined, options: { orForever?: boolean } = {}): void {
+  if (value !== undefined && !(typeof value === "number" && value > 0 && (value <= Number.MAX_SAFE_INTEGER || (options.orForever === true && value === Number.POSITIVE_INFINITY)))) {
     throw new InvalidArgumentError(field, `must be a positive number of milliseconds, got ${value}`);
   }
 }

@@ -145,7 +145,7 @@ export class LockClient {
 
   constructor(options: LockClientOptions | RemoteLockClientOptions) {
     validatePositiveMs("leaseMs", options.leaseMs);
-    validatePositiveMs("waitMs", options.waitMs);
+    validatePositiveMs("waitMs", options.waitMs, { orForever: true });
     validatePositiveMs("pollMs", options.pollMs);
     validateNonNegativeMs("safetyMarginMs", options.safetyMarginMs);
     this.#clock = options.clock ?? systemClock;
@@ -242,7 +242,7 @@ export class LockClient {
   /** @internal Waits for the lease of `kind`/`name` (locks and elections share this loop). */
   async acquireIn(kind: LockKind, name: string, options: AcquireOptions): Promise<Lock> {
     validateName("name", name);
-    validatePositiveMs("waitMs", options.waitMs);
+    validatePositiveMs("waitMs", options.waitMs, { orForever: true });
     const { leaseMs, waitMs, stopBy } = this.#bounds(options);
     const grant = await this.#backend.acquire({ kind, name, owner: this.ownerId, leaseMs, waitMs, data: options.data, signal: options.signal });
     return this.#lockFrom(kind, name, grant, stopBy);
