@@ -4,7 +4,7 @@
  * concurrent publishes of one process group-committed.
  * (Guarantees and assumptions: see the TSDoc of Broadcast below.)
  */
-import { DEFAULT_PUBLISH_ATTEMPTS, DEFAULT_PUBLISH_LINGER_MS } from "./defaults.js";
+import { DEFAULT_PUBLISH_ATTEMPTS, DEFAULT_PUBLISH_LINGER_MS, GROUP_WRITE_TIMEOUT_MS } from "./defaults.js";
 import { DynamoDBClient, TransactionCanceledException, TransactWriteItemsCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
@@ -463,7 +463,7 @@ export class Broadcast {
     }
     const ours = (slots: readonly Slot[]) => slots.some((slot) => slot.kind === "message" && slot.writer === writer);
     try {
-      await this.log.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: writer }));
+      await this.log.dynamodb.send(new TransactWriteItemsCommand({ TransactItems: items, ClientRequestToken: writer }), { abortSignal: AbortSignal.timeout(GROUP_WRITE_TIMEOUT_MS) });
       return { kind: "written" };
     } catch (err) {
       if (!(err instanceof TransactionCanceledException)) {

@@ -13,5 +13,11 @@ export const DEFAULT_PUBLISH_ATTEMPTS = 3;
  * Broadcast. A publish with nothing in flight beside it never waits. 0: no wait.
  */
 export const DEFAULT_PUBLISH_LINGER_MS = 2;
+/**
+ * Longest a group's sequencer write or transaction may take before it counts as an unknown
+ * outcome (and is settled by filling its slot): a hung connection must not hold up every
+ * later publish of the stream, which waits for the group in flight.
+ */
+export const GROUP_WRITE_TIMEOUT_MS = 10_000;
 /** How often `ConsumerGroup.run` polls the log (or waits between empty receives). */
 export const DEFAULT_CONSUMER_POLL_MS = 200;

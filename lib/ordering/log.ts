@@ -4,6 +4,7 @@
  * `sk` (N)).
  * (Guarantees and assumptions: see the TSDoc of StreamLog below.)
  */
+import { GROUP_WRITE_TIMEOUT_MS } from "./defaults.js";
 import { numberValue, stringValue } from "../internal/attributes.js";
 import {
   ConditionalCheckFailedException,
@@ -112,6 +113,8 @@ export class StreamLog {
         ExpressionAttributeValues: { ":count": numberValue(count) },
         ReturnValues: "UPDATED_NEW",
       }),
+      // A hung allocation fails (numbers it may have taken become holes, which consumers fill).
+      { abortSignal: AbortSignal.timeout(GROUP_WRITE_TIMEOUT_MS) },
     );
     return Number(out.Attributes?.["next"]?.N) - count + 1;
   }
