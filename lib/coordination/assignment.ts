@@ -17,10 +17,15 @@
  *   rendezvous weight changes move, about N / members of them.
  * - Failure detection: members observe each other's sessions (reaper.ts), so a killed
  *   member's partitions move after about its ttl plus one poll.
+ * - Transient errors (throttling, 5xx, no answer) do not end the assignments: the member
+ *   keeps what it owns, for as long as its session is live, and looks again next poll.
+ *   They end when the session does (SessionExpiredError), on `signal`, or on an error
+ *   that asking again cannot cure (a 4xx such as a validation error).
  * Assumes: every member asks with the same `partitions`; members keep consuming the
  * generator (a member that stops asking keeps its partitions until its session ends).
  */
-import { InvalidArgumentError, SessionExpiredError } from "../errors.js";
+import { CoordinationBusyError, FencepostError, InvalidArgumentError, OutcomeUnknownError, SessionExpiredError } from "../errors.js";
+import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
 import { sha256Hex } from "../internal/ids.js";
 import { sleep } from "../internal/time.js";
 import type { MonotonicClock } from "../locks/clock.js";
@@ -103,8 +108,16 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
   try {
     while (!options.signal?.aborted) {
       if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
-      await reaper?.pass();
-      const view = await group.view();
+      let view: Awaited<ReturnType<AllocatedGroup["view"]>>;
+      try {
+        await reaper?.pass();
+        view = await group.view();
+      } catch (err) {
+        // DynamoDB busy or unreachable for a while: keep what we own (the session says how long) and look again.
+        if (!transient(err)) throw err;
+        await sleep(pollMs, options.signal).catch(() => undefined);
+        continue;
+      }
       if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
       const wanted = new Set(shares.share);
       const members = view.members.map((m) => m.id);
@@ -117,15 +130,20 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
         await Promise.all(leaving.map((p) => store.releasePartition(ns, group.name, p, session.id, tokenOf(last!, p) ?? 0).catch(() => false)));
       }
       // Take what is ours and free (or whose previous owner's session has ended).
-      for (const p of shares.share) {
-        if (owned.has(p) || !session.live) continue;
-        const found = await store.getPartition(ns, group.name, p);
-        if (found?.owner === session.id) {
-          owned.set(p, found.token); // a grant of ours whose answer was lost
-          continue;
+      try {
+        for (const p of shares.share) {
+          if (owned.has(p) || !session.live) continue;
+          const found = await store.getPartition(ns, group.name, p);
+          if (found?.owner === session.id) {
+            owned.set(p, found.token); // a grant of ours whose answer was lost
+            continue;
+          }
+          const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
+          if (outcome.granted) owned.set(p, outcome.token);
         }
-        const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
-        if (outcome.granted) owned.set(p, outcome.token);
+      } catch (err) {
+        // The rest waits for the next look (a grant whose answer was lost is found there as ours).
+        if (!transient(err)) throw err;
       }
       const next = assignmentOf(view.epoch, members, owned, shares.share);
       if (!last || !sameAssignment(last, next)) {
@@ -141,6 +159,17 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
     owned.clear();
     await Promise.all(held.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
   }
+}
+
+/**
+ * An error worth waiting out: DynamoDB busy (throttling, a transaction conflict), no
+ * answer or a 5xx (OutcomeUnknownError, timeouts), a namespace too busy for a change.
+ * Other 4xx answers and Fencepost's own errors (a session that ended) end the assignments.
+ */
+function transient(err: unknown): boolean {
+  if (err instanceof OutcomeUnknownError || err instanceof CoordinationBusyError) return true;
+  if (err instanceof FencepostError) return false;
+  return isBusy(err) || !certainlyNotApplied(err);
 }
 
 function tokenOf(assignment: Assignment | undefined, partition: number): number | undefined {

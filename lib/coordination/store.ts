@@ -279,8 +279,21 @@ export class CoordinationStore {
     return [...found];
   }
 
-  /** Creates a live session item (one conditional put). */
+  /**
+   * Creates a live session item (one conditional put). `id` is fresh, so a put refused
+   * because the item exists met an earlier attempt of this very call whose answer was lost
+   * (the SDK retried it): the item, at `version`, says so.
+   */
   async openSession(ns: string, id: string, ttlMs: number, version: string, owner: string | undefined): Promise<void> {
+    try {
+      await this.#putSession(ns, id, ttlMs, version, owner);
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException && parseSession(err.Item)?.version === version) return;
+      throw err;
+    }
+  }
+
+  async #putSession(ns: string, id: string, ttlMs: number, version: string, owner: string | undefined): Promise<void> {
     await this.dynamodb.send(
       new PutItemCommand({
         TableName: this.tableName,
@@ -294,6 +307,7 @@ export class CoordinationStore {
           ...(owner ? { owner: stringValue(owner) } : {}),
         },
         ConditionExpression: "attribute_not_exists(pk)",
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
   }
@@ -500,7 +514,8 @@ export class CoordinationStore {
         Key: itemKeys.session(ns, session),
         UpdateExpression: parts.join(" "),
         ConditionExpression: condition,
-        ExpressionAttributeNames: { "#state": "state", "#keys": "keys", ...(end ? { "#ttl": "ttl" } : {}), ...(end?.ifVersion !== undefined ? { "#version": "version" } : {}) },
+        // Only names the expressions use: DynamoDB rejects unused ones (an end with no keys to delete does not touch #keys).
+        ExpressionAttributeNames: { "#state": "state", ...(parts.some((p) => p.includes("#keys")) ? { "#keys": "keys" } : {}), ...(end ? { "#ttl": "ttl" } : {}), ...(end?.ifVersion !== undefined ? { "#version": "version" } : {}) },
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },

@@ -74,6 +74,35 @@ describe("sessions", () => {
     await expect(coord.put("svc/c", 1, { session })).rejects.toBeInstanceOf(SessionExpiredError);
   });
 
+  it("opens a session whose first answer was lost (regression: the SDK's retry met its own item and failed)", async () => {
+    const dynamodb = dynamoDbClient(); // the SDK retries the lost attempt itself
+    let lose = true;
+    injectFaults(dynamodb, (r) => (lose && r.commandName === "PutItemCommand" ? ((lose = false), { kind: "lose-response" }) : undefined));
+    const coord = client({ dynamodb });
+    const session = await coord.openSession({ ttlMs: 3000 });
+    expect(lose).toBe(false);
+    expect((await coord.store.listSessions(coord.namespace)).map((s) => [s.id, s.state])).toEqual([[session.id, "live"]]);
+    expect(await session.close()).toBe(true);
+  });
+
+  it("closes and expires sessions that hold no keys (regression: their end was an invalid request)", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const coord = client({ namespace: ns });
+    const closing = await coord.openSession({ ttlMs: 3000 });
+    expect(await closing.close()).toBe(true);
+    expect((await coord.store.getSession(ns, closing.id))?.state).toBe("closed");
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let cut = false;
+    injectFaults(dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
+    const silent = await client({ namespace: ns, dynamodb }).openSession({ ttlMs: 1000 });
+    cut = true;
+    const { SessionReaper } = await import("../../lib/coordination/reaper.js");
+    const { systemClock } = await import("../../lib/locks/clock.js");
+    const reaper = new SessionReaper(coord.store, ns, systemClock);
+    await until(async () => (await reaper.pass()).includes(silent.id));
+    expect((await coord.store.getSession(ns, silent.id))?.state).toBe("expired");
+  });
+
   it("an observer expires a session that stopped its keepalives, and the owner's signal aborted first", async () => {
     const ns = `ns-${randomUUID().slice(0, 8)}`;
     const dynamodb = dynamoDbClient({ maxAttempts: 1 });
@@ -148,6 +177,37 @@ describe("groups", () => {
     expect(longer.slice(longer.length - shorter.length)).toEqual(shorter);
     expect(longer.map((v) => Math.floor(v / 10))).toEqual(longer.map((_, i) => Math.floor(longer[0]! / 10) + i));
     await s2.close();
+  });
+
+  it("keeps assigning through a spell of throttling (regression: the first error the SDK's retries did not absorb ended the assignments)", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 }); // every throttle reaches the caller
+    let throttled = 0;
+    let throttling = false;
+    injectFaults(dynamodb, (r) => (throttling && r.commandName !== "UpdateItemCommand" ? (throttled++, { kind: "throttle" }) : undefined)); // keepalives still go through
+    const a = client({ namespace: ns, dynamodb });
+    const b = client({ namespace: ns });
+    const session = await a.openSession({ ttlMs: 5000 });
+    const stop = new AbortController();
+    const epochs: number[] = [];
+    let owned = 0;
+    const run = (async () => {
+      for await (const assignment of a.group("jobs").assignments(session, { partitions: 4, signal: stop.signal, pollMs: 20 })) {
+        epochs.push(assignment.epoch);
+        owned = assignment.partitions.length;
+      }
+    })();
+    await until(() => owned === 4);
+    throttling = true;
+    await until(() => throttled > 20); // several looks failed past the SDK's retries
+    throttling = false;
+    const other = await b.openSession({ ttlMs: 5000 });
+    await b.group("jobs").join(other);
+    await until(() => epochs.at(-1) === 2); // still running: it saw the join
+    stop.abort();
+    await run;
+    await other.close();
+    await session.close();
   });
 
   it("assigns partitions to live members with increasing fencing tokens, moving them when a member leaves", async () => {
