@@ -18,7 +18,10 @@
  * - Failure detection: members observe each other's sessions (reaper.ts), so a killed
  *   member's partitions move after about its ttl plus one poll.
  * - Transient errors (throttling, 5xx, no answer) do not end the assignments: the member
- *   keeps what it owns, for as long as its session is live, and looks again next poll.
+ *   keeps what it owns, for as long as its session is live, and looks again next poll. A
+ *   grant that got no answer (it may land later, even after the member stopped wanting the
+ *   partition) and a release that failed are looked at again each poll until settled, so
+ *   no partition stays with a live member that does not know it owns it.
  *   They end when the session does (SessionExpiredError), on `signal`, or on an error
  *   that asking again cannot cure (a 4xx such as a validation error).
  * Assumes: every member asks with the same `partitions`; members keep consuming the
@@ -102,6 +105,10 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
   const ns = group.coordination.namespace;
   const reaper = options.detectFailures === false ? undefined : new SessionReaper(store, ns, clock);
   const owned = new Map<number, number>(); // partition → token
+  // Partitions that may be ours without our knowing (a grant whose answer never came may still
+  // land; a release may have failed), each with the token it would be ours at: looked at again
+  // until settled, so no partition stays owned by this live session while nobody works on it.
+  const stray = new Map<number, number>();
   let last: Assignment | undefined;
   let shares = { epoch: -1, share: [] as number[] };
   await group.join(session, { meta: options.meta ?? null });
@@ -127,19 +134,39 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
         for (const p of leaving) owned.delete(p);
         last = assignmentOf(view.epoch, members, owned, shares.share);
         yield last;
-        await Promise.all(leaving.map((p) => store.releasePartition(ns, group.name, p, session.id, tokenOf(last!, p) ?? 0).catch(() => false)));
+        await Promise.all(
+          leaving.map((p) => {
+            const token = tokenOf(last!, p) ?? 0;
+            return store.releasePartition(ns, group.name, p, session.id, token).catch(() => stray.set(p, token));
+          }),
+        );
       }
-      // Take what is ours and free (or whose previous owner's session has ended).
       try {
+        // Strays we no longer want: release them if they turned out ours, forget them once they cannot be.
+        for (const [p, token] of stray) {
+          if (wanted.has(p)) continue; // the take below finds it if it is ours
+          const now = await store.getPartition(ns, group.name, p);
+          if (now?.owner === session.id) await store.releasePartition(ns, group.name, p, session.id, now.token);
+          else if ((now?.token ?? 0) < token) continue; // a grant of ours may still land
+          stray.delete(p);
+        }
+        // Take what is ours and free (or whose previous owner's session has ended).
         for (const p of shares.share) {
           if (owned.has(p) || !session.live) continue;
           const found = await store.getPartition(ns, group.name, p);
           if (found?.owner === session.id) {
             owned.set(p, found.token); // a grant of ours whose answer was lost
+            stray.delete(p);
             continue;
           }
-          const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
-          if (outcome.granted) owned.set(p, outcome.token);
+          const outcome = await store.grantPartition(ns, group.name, p, session.id, found).catch((err: unknown) => {
+            stray.set(p, (found?.token ?? 0) + 1); // no answer: it may still land
+            throw err;
+          });
+          if (outcome.granted) {
+            owned.set(p, outcome.token);
+            stray.delete(p);
+          }
         }
       } catch (err) {
         // The rest waits for the next look (a grant whose answer was lost is found there as ours).
