@@ -111,7 +111,16 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
   const stray = new Map<number, number>();
   let last: Assignment | undefined;
   let shares = { epoch: -1, share: [] as number[] };
-  await group.join(session, { meta: options.meta ?? null });
+  for (;;) {
+    try {
+      await group.join(session, { meta: options.meta ?? null }); // idempotent: a join whose answer was lost is found by the next
+      break;
+    } catch (err) {
+      if (!transient(err) || !session.live) throw err;
+      await sleep(pollMs, options.signal).catch(() => undefined);
+      if (options.signal?.aborted) return;
+    }
+  }
   try {
     while (!options.signal?.aborted) {
       if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");

@@ -213,6 +213,20 @@ describe("groups", () => {
     await session.close();
   });
 
+  it("joins through a spell of 5xx before assigning (regression: a join that could not be confirmed ended the assignments)", async () => {
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let failures = 4; // a commit gives up (OutcomeUnknownError) after four unanswered attempts
+    injectFaults(dynamodb, (r) => (failures > 0 && r.commandName === "TransactWriteItemsCommand" ? (failures--, { kind: "server-error" }) : undefined));
+    const coord = client({ dynamodb });
+    const session = await coord.openSession({ ttlMs: 5000 });
+    const stop = new AbortController();
+    for await (const assignment of coord.group("jobs").assignments(session, { partitions: 2, signal: stop.signal, pollMs: 20 })) {
+      if (assignment.partitions.length === 2) stop.abort();
+    }
+    expect(failures).toBe(0);
+    await session.close();
+  });
+
   /** Two sessions of one namespace, the second with a non-empty share of `partitions` beside the first. */
   const pair = async (partitions: number, dynamodb: ReturnType<typeof dynamoDbClient>) => {
     const ns = `ns-${randomUUID().slice(0, 8)}`;
