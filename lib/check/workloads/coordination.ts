@@ -11,13 +11,14 @@
  *   listing it until it receives one without it, its session's signal aborts, or it stops
  *   (stop, crash). That holds the service to more than the least its contract says
  *   (belief ends when the member asks for the next assignment): the generator gives a
- *   partition up only after the member has taken an assignment without it. Each
- *   member lives a few seconds and then stops in one of three ways: gracefully (stops its
- *   assignments, closes its session), by crashing (its client is cut off from DynamoDB and
- *   abandoned: no release, no close; the others must expire its session), or by a
- *   stop-the-world pause longer than its ttl right before a write, after which it makes
- *   that write with the token it had (a GC pause: it must be fenced off if a successor
- *   wrote). Now and then it reads its own ephemeral key while it believes its session live.
+ *   partition up only after the member has taken an assignment without it. Each member
+ *   lives a few seconds and then stops in one of three ways, in turn: gracefully (stops
+ *   its assignments, closes its session), by crashing (its client is cut off from
+ *   DynamoDB and abandoned: no release, no close; the others must expire its session), or
+ *   by a stop-the-world pause of two to three ttls before one of its first writes, after
+ *   which it makes that write with the token it had (a GC pause: it must be fenced off if
+ *   a successor wrote). Now and then it reads its own ephemeral key while it believes its
+ *   session live.
  * - Member processes: the same member in a child process (coordination-process.ts), its
  *   writes asked for over stdin, killed with SIGKILL at a random moment of its life.
  * - Key-value clients: get, put, compareAndSet (from a revision they read, sometimes an
@@ -105,16 +106,19 @@ interface Plan {
   readonly life: readonly [number, number];
   /** A watcher's or observer's run between resumes, ms. */
   readonly watchLife: readonly [number, number];
-  readonly crashChance: number;
-  readonly pauseChance: number;
+  /**
+   * How members' lives end, in turn (member i starts at the i-th): coverage, not luck, so a
+   * short run on a loaded machine still pauses and crashes members.
+   */
+  readonly ends: readonly ("graceful" | "crash" | "pause")[];
 }
 
-const FULL_PLAN: Plan = { members: 3, processes: 1, kv: 2, watchers: ["", "kv/"], observers: 1, life: [2000, 6000], watchLife: [300, 3000], crashChance: 0.25, pauseChance: 0.25 };
+const FULL_PLAN: Plan = { members: 3, processes: 1, kv: 2, watchers: ["", "kv/"], observers: 1, life: [2000, 6000], watchLife: [300, 3000], ends: ["pause", "graceful", "crash", "graceful"] };
 /** Each control: the workers its bug shows in, short lives so it shows often. */
 const CONTROL_PLANS: Record<CoordinationControl, Plan> = {
-  "watch-skip": { members: 1, processes: 0, kv: 2, watchers: ["", ""], observers: 0, life: [1000, 3000], watchLife: [200, 800], crashChance: 0, pauseChance: 0 },
-  "unconditional-view": { members: 3, processes: 0, kv: 1, watchers: [""], observers: 2, life: [800, 2500], watchLife: [500, 2000], crashChance: 0.3, pauseChance: 0 },
-  "unfenced-rebalance": { members: 3, processes: 0, kv: 0, watchers: [], observers: 0, life: [800, 2500], watchLife: [500, 2000], crashChance: 0.2, pauseChance: 0 },
+  "watch-skip": { members: 1, processes: 0, kv: 2, watchers: ["", ""], observers: 0, life: [1000, 3000], watchLife: [200, 800], ends: ["graceful"] },
+  "unconditional-view": { members: 3, processes: 0, kv: 1, watchers: [""], observers: 2, life: [800, 2500], watchLife: [500, 2000], ends: ["graceful", "crash", "graceful"] },
+  "unfenced-rebalance": { members: 3, processes: 0, kv: 0, watchers: [], observers: 0, life: [800, 2500], watchLife: [500, 2000], ends: ["graceful", "graceful", "crash", "graceful"] },
 };
 
 /** The seams a control sets on every client of its run. */
@@ -259,6 +263,8 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
   const background: Promise<unknown>[] = [];
 
   // --- members in this process ------------------------------------------------------
+  const memberIndex = new Map([...roles].filter(([, role]) => role === "member").map(([w], i) => [w, i]));
+  const lives = new Map<Worker, number>();
   const member = async (w: Worker) => {
     const dynamodb = new DynamoDBClient(env.dynamodb);
     memberClients.push(dynamodb);
@@ -284,7 +290,9 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
     const ephemeral = await recorder.record({ process: w.id, key: "ephemeral", f: "put", input: { key: ephemeralKey } }, async () => (await coord.put(ephemeralKey, w.id, { session })).revision, classifyWrite);
 
     const until = Math.min(performance.now() + w.random.int(...plan.life), deadline);
-    const mode = w.random.chance(plan.crashChance) ? "crash" : w.random.chance(plan.pauseChance / Math.max(0.01, 1 - plan.crashChance)) ? "pause" : "graceful";
+    const turn = lives.get(w) ?? memberIndex.get(w)!;
+    lives.set(w, turn + 1);
+    const mode = plan.ends[turn % plan.ends.length]!;
     const stop = new AbortController();
     const consumer = (async () => {
       try {
@@ -303,7 +311,7 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
     })();
 
     let writes = 0;
-    const pauseAt = w.random.int(0, 8);
+    const pauseAt = w.random.int(0, 3);
     const write = async (p: number, token: number) => {
       const value = `${w.id}:${token}:${writes++}`;
       return recorder.record(
