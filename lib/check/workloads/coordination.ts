@@ -117,7 +117,7 @@ const FULL_PLAN: Plan = { members: 3, processes: 1, kv: 2, watchers: ["", "kv/"]
 /** Each control: the workers its bug shows in, short lives so it shows often. */
 const CONTROL_PLANS: Record<CoordinationControl, Plan> = {
   "watch-skip": { members: 1, processes: 0, kv: 2, watchers: ["", ""], observers: 0, life: [1000, 3000], watchLife: [200, 800], ends: ["graceful"] },
-  "unconditional-view": { members: 3, processes: 0, kv: 1, watchers: [""], observers: 2, life: [800, 2500], watchLife: [500, 2000], ends: ["graceful", "crash", "graceful"] },
+  "unconditional-view": { members: 3, processes: 0, kv: 0, watchers: [""], observers: 2, life: [800, 2500], watchLife: [500, 2000], ends: ["graceful", "crash", "graceful"] },
   "unfenced-rebalance": { members: 3, processes: 0, kv: 0, watchers: [], observers: 0, life: [800, 2500], watchLife: [500, 2000], ends: ["graceful", "graceful", "crash", "graceful"] },
 };
 
