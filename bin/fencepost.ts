@@ -29,8 +29,8 @@ const USAGE = `usage: fencepost <command> [options]
 
 commands:
   up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve until Ctrl-C
-  verify    run the lock, register, counter, broadcast and bank (2PC) workloads under seeded faults, check the
-            histories, run the negative controls; exit 1 on any anomaly or unknown verdict
+  verify    run the lock, register, counter, broadcast, bank (2PC) and coordination workloads under seeded
+            faults, check the histories, run the negative controls; exit 1 on any anomaly or unknown verdict
   lock acquire NAME     acquire a lock and print its fencing token (--hold keeps it, with
                         heartbeats, until Ctrl-C; otherwise its lease simply runs out)
   lock release NAME --token N   release a lock this owner holds
@@ -67,7 +67,7 @@ options:
   --control S           (verify) seconds each negative control runs; default duration/6, 5..15
   --report FILE         (verify) HTML report; default verify-report.html
   --only W[,W...]       (verify) only these workloads and their controls: locks, register,
-                        counter, broadcast, bank
+                        counter, broadcast, bank, coordination
   --endpoint URL        (lock, tx, kv, members, session) Lambda endpoint; default
                         AWS_ENDPOINT_URL, else the local stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
@@ -176,6 +176,7 @@ async function verify(flags: VerifyFlags): Promise<number> {
       tableName,
       broadcast: logTable && queue ? { logTable, queueUrl: queue.url, sqs: cloud.clientConfig("sqs") } : undefined,
       txn: cloud.tables["txn"] ? { tableName: cloud.tables["txn"], sqs: cloud.clientConfig("sqs") } : undefined,
+      coordination: cloud.tables["coordination"] ? { tableName: cloud.tables["coordination"] } : undefined,
       seed,
       durationMs,
       controlMs,

@@ -14,7 +14,7 @@ export {
   type PartitionResult,
   type Counterexample,
 } from "./linearizability.js";
-export { fencedMutex, casRegister, counter, type MutexState, type RegisterState } from "./models.js";
+export { fencedMutex, casRegister, counter, kvRegister, type MutexState, type RegisterState, type KvState } from "./models.js";
 export { lockAnomalies, registerAnomalies, counterAnomalies, checkAnomalies, type Anomaly } from "./invariants.js";
 export { FaultSchedule, PauseGate, SkewedClock, FAULT_KINDS, emptyFaultCounts, type FaultCounts, type FaultRates } from "./faults.js";
 export { injectFaults, RequestCounter, type FaultKind, type FaultPlan, type RequestInfo } from "./middleware.js";
@@ -27,3 +27,5 @@ export type { WorkloadEnvironment, WorkloadResult, Pause } from "./workloads/wor
 export { formatTable, renderHtml } from "./report.js";
 export { runBroadcastWorkload, broadcastAnomalies, type BroadcastWorkloadOptions } from "./workloads/broadcast.js";
 export { runBankWorkload, type BankWorkloadOptions } from "./workloads/bank.js";
+export { runCoordinationWorkload, COORDINATION_CONTROLS, type CoordinationWorkloadOptions, type CoordinationControl } from "./workloads/coordination.js";
+export { viewAnomalies, watchAnomalies, ephemeralAnomalies } from "./coordination-invariants.js";

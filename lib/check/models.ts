@@ -126,3 +126,67 @@ export const counter: Model<number, CounterInput, number> = {
     return op.output === undefined || op.output === next ? [next] : [];
   },
 };
+
+/**
+ * A key of the coordination service (lib/coordination): the CAS register above, with the
+ * service's revisions and with puts and deletes. Values are unique per write (the workload
+ * makes them so), so "the key's revision is r" is "the key holds the value written at r":
+ * a compare-and-set names the value it expects along with the revision it read it at.
+ * - `read` → `{ value, revision }` (value null, revision 0: the key does not exist).
+ * - `put` `{ value }` → `{ revision }`: revisions of one key's writes increase.
+ * - `cas` `{ expected, expectedRevision, value }` → `{ ok: true, revision }` if the key held
+ *   `expected` (null: did not exist), `{ ok: false, value }` with the value it held otherwise.
+ * - `delete` → `{ deleted: true, revision }` if the key existed (it no longer does),
+ *   `{ deleted: false }` if it did not.
+ * The state's revision is that of the key's last change (for a key that does not exist, of
+ * its delete: later writes must be later still); undefined after a change whose answer was
+ * lost (it landed at a revision nobody saw), until a read learns it.
+ */
+export interface KvState {
+  readonly value: string | null;
+  readonly revision: number | undefined;
+}
+export type KvInput = { value?: string; expected?: string | null; expectedRevision?: number };
+export type KvOutput = { value: string | null; revision: number } | { revision: number } | { ok: true; revision: number } | { ok: false; value: string | null } | { deleted: boolean; revision?: number };
+
+const laterRevision = (s: KvState, revision: number) => s.revision === undefined || revision > s.revision;
+
+export const kvRegister: Model<KvState, KvInput, KvOutput> = {
+  name: "key-value register",
+  init: () => ({ value: null, revision: 0 }),
+  hash: (s) => `${s.value}/${s.revision ?? "?"}`,
+  step(s, op) {
+    const out = op.output;
+    switch (op.f) {
+      case "read": {
+        if (out === undefined) return [];
+        const seen = out as { value: string | null; revision: number };
+        if (seen.value !== s.value) return [];
+        if (s.value === null) return seen.revision === 0 ? [s] : [];
+        return s.revision === undefined || s.revision === seen.revision ? [{ value: s.value, revision: seen.revision }] : [];
+      }
+      case "put": {
+        const value = op.input.value ?? null;
+        if (out === undefined) return [{ value, revision: undefined }];
+        const { revision } = out as { revision: number };
+        return laterRevision(s, revision) ? [{ value, revision }] : [];
+      }
+      case "cas": {
+        const matches = s.value === (op.input.expected ?? null);
+        const value = op.input.value ?? null;
+        if (out === undefined) return matches ? [{ value, revision: undefined }] : [];
+        const result = out as { ok: boolean; revision?: number; value?: string | null };
+        if (result.ok) return matches && laterRevision(s, result.revision ?? 0) ? [{ value, revision: result.revision }] : [];
+        return !matches && (result.value ?? null) === s.value ? [s] : [];
+      }
+      case "delete": {
+        if (out === undefined) return [s.value === null ? s : { value: null, revision: undefined }];
+        const result = out as { deleted: boolean; revision?: number };
+        if (!result.deleted) return s.value === null ? [s] : [];
+        return s.value !== null && laterRevision(s, result.revision ?? 0) ? [{ value: null, revision: result.revision }] : [];
+      }
+      default:
+        return [];
+    }
+  },
+};

@@ -140,7 +140,7 @@ export function renderHtml(report: VerificationReport): string {
     .join("");
   const sections = [...report.workloads, ...report.controls.map((c) => c.result)].map((w) => {
     const t0 = Math.min(...w.history.map((op) => op.invokedAt));
-    const locks = w.history.some((op) => op.f === "acquire") ? [...new Set(w.history.map((op) => op.key))].map((k) => timeline(w, k, t0)).join("") : "";
+    const locks = [...new Set(w.history.filter((op) => op.f === "acquire").map((op) => op.key))].map((k) => timeline(w, k, t0)).join("");
     return `<section><h2>${escape(w.name)}${w.control ? " (negative control)" : ""}</h2>${anomalyList(w)}${locks}</section>`;
   });
   return `<!doctype html><html><head><meta charset="utf-8"><title>Fencepost verification, seed ${report.seed}</title><style>

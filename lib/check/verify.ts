@@ -1,6 +1,7 @@
 /**
- * A verification run: the lock, register, counter, broadcast and bank (two-phase commit) workloads side by side for the
- * chosen duration under seeded faults, then each negative control for a short while.
+ * A verification run: the lock, register, counter, broadcast, bank (two-phase commit) and
+ * coordination workloads side by side for the chosen duration under seeded faults, then
+ * each negative control for a short while.
  *
  * The run passes only if every workload shows zero anomalies (an `unknown` checker
  * verdict counts as one) and every negative control is caught by at least one check (a
@@ -12,12 +13,13 @@ import type { DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { FaultRates } from "./faults.js";
 import { BANK_CONTROLS, runBankWorkload } from "./workloads/bank.js";
 import { runBroadcastWorkload } from "./workloads/broadcast.js";
+import { COORDINATION_CONTROLS, runCoordinationWorkload } from "./workloads/coordination.js";
 import { runCounterWorkload } from "./workloads/counter.js";
 import { runLockWorkload } from "./workloads/locks.js";
 import { runRegisterWorkload } from "./workloads/register.js";
 import type { WorkloadEnvironment, WorkloadResult } from "./workloads/workers.js";
 
-export const WORKLOADS = ["locks", "register", "counter", "broadcast", "bank"] as const;
+export const WORKLOADS = ["locks", "register", "counter", "broadcast", "bank", "coordination"] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 export interface VerifyOptions {
@@ -29,6 +31,8 @@ export interface VerifyOptions {
   readonly broadcast?: WorkloadEnvironment["broadcast"];
   /** Two-phase commit under test: the transaction table and SQS client configuration. Without it the bank workload is skipped. */
   readonly txn?: WorkloadEnvironment["txn"];
+  /** Coordination service under test: its table. Without it the coordination workload is skipped. */
+  readonly coordination?: WorkloadEnvironment["coordination"];
   /** Default: random. */
   readonly seed?: number;
   /** How long the workloads run. Default 60 000 ms. */
@@ -72,7 +76,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
     counts.set(workload, operations);
     options.onProgress?.([...counts].map(([name, n]) => `${name}: ${n} ops`).join(", "));
   };
-  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, broadcast: options.broadcast, txn: options.txn, seed, durationMs, runId, faults: options.faults, onProgress: progress };
+  const env: WorkloadEnvironment = { dynamodb: options.dynamodb, tableName: options.tableName, broadcast: options.broadcast, txn: options.txn, coordination: options.coordination, seed, durationMs, runId, faults: options.faults, onProgress: progress };
   const started = performance.now();
 
   options.onProgress?.(`workloads running for ${(durationMs / 1000).toFixed(0)} s (seed ${seed})`);
@@ -82,12 +86,14 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
   const counter = wanted("counter");
   const broadcast = wanted("broadcast") && env.broadcast !== undefined;
   const bank = wanted("bank") && env.txn !== undefined;
+  const coordination = wanted("coordination") && env.coordination !== undefined;
   const workloads = await Promise.all([
     ...(locks ? [runLockWorkload(env)] : []),
     ...(register ? [runRegisterWorkload(env)] : []),
     ...(counter ? [runCounterWorkload(env)] : []),
     ...(broadcast ? [runBroadcastWorkload(env)] : []),
     ...(bank ? [runBankWorkload(env)] : []),
+    ...(coordination ? [runCoordinationWorkload(env)] : []),
   ]);
 
   counts.clear();
@@ -101,6 +107,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
     ...(counter ? [(e: WorkloadEnvironment) => runCounterWorkload(e, { atomic: false })] : []),
     ...(broadcast ? [(e: WorkloadEnvironment) => runBroadcastWorkload(e, { cursor: "unchecked" }), (e: WorkloadEnvironment) => runBroadcastWorkload(e, { dedup: "check-then-act" })] : []),
     ...(bank ? BANK_CONTROLS.map((control) => (e: WorkloadEnvironment) => runBankWorkload(e, { control })) : []),
+    ...(coordination ? COORDINATION_CONTROLS.map((control) => (e: WorkloadEnvironment) => runCoordinationWorkload(e, { control })) : []),
   ];
   const judged = (result: WorkloadResult): ControlResult => ({ result, caught: result.anomalies.some((a) => a.kind !== "check-unknown") });
   const concurrency = options.controlConcurrency ?? 4;

@@ -17,14 +17,18 @@
  *   rendezvous weight changes move, about N / members of them.
  * - Failure detection: members observe each other's sessions (reaper.ts), so a killed
  *   member's partitions move after about its ttl plus one poll.
- * - Stopping (the signal, or the caller's `return`) releases this member's partitions and
- *   leaves the group, so the others rebalance at once; errors a poll meets (throttling,
- *   timeouts) are ridden out; the end of the session ends the iteration with
- *   SessionExpiredError (its partitions pass on once the session is declared expired).
+ * - Transient errors (throttling, 5xx, no answer) do not end the assignments: the member
+ *   keeps what it owns, for as long as its session is live, and looks again next poll. A
+ *   grant that got no answer (it may land later, even after the member stopped wanting the
+ *   partition) and a release that failed are looked at again each poll until settled, so
+ *   no partition stays with a live member that does not know it owns it.
+ *   They end when the session does (SessionExpiredError), on `signal`, or on an error
+ *   that asking again cannot cure (a 4xx such as a validation error).
  * Assumes: every member asks with the same `partitions`; members keep consuming the
  * generator (a member that stops asking keeps its partitions until its session ends).
  */
-import { InvalidArgumentError, SessionExpiredError } from "../errors.js";
+import { CoordinationBusyError, FencepostError, InvalidArgumentError, OutcomeUnknownError, SessionExpiredError } from "../errors.js";
+import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
 import { sha256Hex } from "../internal/ids.js";
 import { sleep } from "../internal/time.js";
 import type { MonotonicClock } from "../locks/clock.js";
@@ -53,8 +57,6 @@ export interface AssignmentOptions {
   detectFailures?: boolean;
   /** What this member publishes in the group view. */
   meta?: unknown;
-  /** Told of errors the loop rides out (throttling, timeouts): it looks again next poll. */
-  onError?: (err: unknown) => void;
 }
 
 /** One partition this member owns, and the fencing token of its grant. */
@@ -104,34 +106,63 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
   const ns = group.coordination.namespace;
   const reaper = options.detectFailures === false ? undefined : new SessionReaper(store, ns, clock);
   const owned = new Map<number, number>(); // partition → token
+  // Partitions that may be ours without our knowing (a grant whose answer never came may still
+  // land; a release may have failed), each with the token it would be ours at: looked at again
+  // until settled, so no partition stays owned by this live session while nobody works on it.
+  const stray = new Map<number, number>();
   let last: Assignment | undefined;
   let shares = { epoch: -1, share: [] as number[] };
-  await group.join(session, { meta: options.meta ?? null });
+  for (;;) {
+    try {
+      await group.join(session, { meta: options.meta ?? null }); // idempotent: a join whose answer was lost is found by the next
+      break;
+    } catch (err) {
+      if (!transient(err) || !session.live) throw err;
+      await sleep(pollMs, options.signal).catch(() => undefined);
+      if (options.signal?.aborted) return;
+    }
+  }
   // Partitions taken out of the last assignment and not released yet (released on resume, or on stop).
   let given: [number, number][] = [];
-  const release = (grants: readonly [number, number][]) => Promise.all(grants.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
-  let sessionEnded = false;
+  // An iteration that ends by an error (the session's end, or an error asking again cannot
+  // cure) keeps its partitions: the caller learns of it only after cleanup would have run,
+  // and its work may still be going; they pass on when the session ends.
+  let threw = false;
   try {
     while (!options.signal?.aborted) {
-      if (!session.live) {
-        sessionEnded = true;
-        throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
-      }
+      if (!session.live) throw (session.signal.reason as Error | undefined) ?? new SessionExpiredError(session.id, "its ttl ran out");
+      let view: Awaited<ReturnType<AllocatedGroup["view"]>>;
       try {
         await reaper?.pass();
-        const view = await group.view();
-        if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
-        const wanted = new Set(shares.share);
-        const members = view.members.map((m) => m.id);
-        // Give up what is no longer ours: first tell the caller (it stops working on them), then release.
-        const leaving = [...owned].filter(([p]) => !wanted.has(p));
-        if (leaving.length > 0) {
-          for (const [p] of leaving) owned.delete(p);
-          given = leaving;
-          last = assignmentOf(view.epoch, members, owned, shares.share);
-          yield last;
-          await release(given);
-          given = [];
+        view = await group.view();
+      } catch (err) {
+        // DynamoDB busy or unreachable for a while: keep what we own (the session says how long) and look again.
+        if (!transient(err)) throw err;
+        await sleep(pollMs, options.signal).catch(() => undefined);
+        continue;
+      }
+      if (view.epoch !== shares.epoch) shares = { epoch: view.epoch, share: shareOf(session.id, view.members.map((m) => m.id), total) };
+      const wanted = new Set(shares.share);
+      const members = view.members.map((m) => m.id);
+      // Give up what is no longer ours: first tell the caller (it stops working on them), then release.
+      const leaving = [...owned].filter(([p]) => !wanted.has(p));
+      if (leaving.length > 0) {
+        for (const [p] of leaving) owned.delete(p);
+        given = leaving;
+        last = assignmentOf(view.epoch, members, owned, shares.share);
+        yield last;
+        // Released with the token each was held at; a release that fails is looked at again as a stray.
+        await Promise.all(given.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).then((released) => (released ? undefined : stray.set(p, token)), () => stray.set(p, token))));
+        given = [];
+      }
+      try {
+        // Strays we no longer want: release them if they turned out ours, forget them once they cannot be.
+        for (const [p, token] of stray) {
+          if (wanted.has(p)) continue; // the take below finds it if it is ours
+          const now = await store.getPartition(ns, group.name, p);
+          if (now?.owner === session.id) await store.releasePartition(ns, group.name, p, session.id, now.token);
+          else if ((now?.token ?? 0) < token) continue; // a grant of ours may still land
+          stray.delete(p);
         }
         // Take what is ours and free (or whose previous owner's session has ended).
         for (const p of shares.share) {
@@ -139,33 +170,54 @@ export async function* assignments(group: AllocatedGroup, session: Session, cloc
           const found = await store.getPartition(ns, group.name, p);
           if (found?.owner === session.id) {
             owned.set(p, found.token); // a grant of ours whose answer was lost
+            stray.delete(p);
             continue;
           }
-          const outcome = await store.grantPartition(ns, group.name, p, session.id, found);
-          if (outcome.granted) owned.set(p, outcome.token);
-        }
-        const next = assignmentOf(view.epoch, members, owned, shares.share);
-        if ((!last || !sameAssignment(last, next)) && session.live) {
-          last = next;
-          yield last;
+          const outcome = await store.grantPartition(ns, group.name, p, session.id, found).catch((err: unknown) => {
+            stray.set(p, (found?.token ?? 0) + 1); // no answer: it may still land
+            throw err;
+          });
+          if (outcome.granted) {
+            owned.set(p, outcome.token);
+            stray.delete(p);
+          }
         }
       } catch (err) {
-        // Throttling, a timeout, an unknown outcome: the assignment stands; look again next poll.
-        // (A grant whose answer was lost is recognised then: the item names this session.)
-        if (!session.live) continue;
-        options.onError?.(err);
+        // The rest waits for the next look (a grant whose answer was lost is found there as ours).
+        if (!transient(err)) throw err;
+      }
+      const next = assignmentOf(view.epoch, members, owned, shares.share);
+      if (!last || !sameAssignment(last, next)) {
+        if (!session.live) continue; // the loop's first check reports it
+        last = next;
+        yield last;
       }
       await sleep(pollMs, options.signal).catch(() => undefined);
     }
+  } catch (err) {
+    threw = true;
+    throw err;
   } finally {
-    if (!sessionEnded) {
-      // Stopped (or the caller returned): release everything and leave, so others take over at once.
+    if (!threw) {
+      // Stopped (or the caller returned, even at a yield): release everything and leave the
+      // group, so the others rebalance at once rather than after this session ends.
       const held = [...owned, ...given];
       owned.clear();
-      await release(held);
+      await Promise.all(held.map(([p, token]) => store.releasePartition(ns, group.name, p, session.id, token).catch(() => false)));
       await group.leave(session).catch(() => false);
     }
   }
+}
+
+/**
+ * An error worth waiting out: DynamoDB busy (throttling, a transaction conflict), no
+ * answer or a 5xx (OutcomeUnknownError, timeouts), a namespace too busy for a change.
+ * Other 4xx answers and Fencepost's own errors (a session that ended) end the assignments.
+ */
+function transient(err: unknown): boolean {
+  if (err instanceof OutcomeUnknownError || err instanceof CoordinationBusyError) return true;
+  if (err instanceof FencepostError) return false;
+  return isBusy(err) || !certainlyNotApplied(err);
 }
 
 function assignmentOf(epoch: number, members: readonly string[], owned: ReadonlyMap<number, number>, share: readonly number[]): Assignment {

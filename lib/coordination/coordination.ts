@@ -14,7 +14,7 @@ import { MIN_SAFETY_MARGIN_MS, SAFETY_MARGIN_FRACTION } from "../locks/defaults.
 import { DEFAULT_NAMESPACE, DEFAULT_RETAIN_CHANGES_MS, DEFAULT_WATCH_POLL_MS, MAX_SESSION_TTL_MS, MAX_VALUE_BYTES, MIN_SESSION_TTL_MS } from "./defaults.js";
 import { Group } from "./group.js";
 import { GROUPS_PREFIX, Session } from "./session.js";
-import { CoordinationStore, type ChangeRecord, type CommitResult, type KeyOperation, type KeyRecord } from "./store.js";
+import { CoordinationStore, type ChangeRecord, type CommitResult, type CoordinationStoreHooks, type KeyOperation, type KeyRecord } from "./store.js";
 import { watchChanges } from "./watch.js";
 
 /** Snapshots `list` tries before giving up on a namespace that never stops changing. */
@@ -45,6 +45,12 @@ export interface CoordinationOptions {
    * namespaces and to broadcast messages stamped by the same clocks.
    */
   lamport?: LamportClock;
+}
+
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface CoordinationHooks {
+  /** Seams of the client's CoordinationStore (negative controls). */
+  readonly store?: CoordinationStoreHooks;
 }
 
 /** A key's value and revisions. */
@@ -104,7 +110,7 @@ export class Coordination {
   readonly #clock: MonotonicClock;
   readonly #lamport: LamportClock | undefined;
 
-  constructor(options: CoordinationOptions) {
+  constructor(options: CoordinationOptions, hooks: CoordinationHooks = {}) {
     validateName("tableName", options.tableName);
     this.namespace = options.namespace ?? DEFAULT_NAMESPACE;
     validateName("namespace", this.namespace);
@@ -113,7 +119,7 @@ export class Coordination {
     validateName("ownerId", this.ownerId);
     this.#clock = options.clock ?? systemClock;
     this.#lamport = options.lamport;
-    this.store = new CoordinationStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName, options.retainChangesMs ?? DEFAULT_RETAIN_CHANGES_MS);
+    this.store = new CoordinationStore(options.dynamodb ?? new DynamoDBClient({}), options.tableName, options.retainChangesMs ?? DEFAULT_RETAIN_CHANGES_MS, hooks.store);
   }
 
   /** Opens a session (one request); keep it alive by doing nothing: it sends a keepalive every ttl/3. */

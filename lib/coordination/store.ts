@@ -150,6 +150,24 @@ interface Head {
 
 const EPOCH_PREFIX = "epoch:";
 
+/** Test seams for the verification harness (lib/check); never set in production. */
+export interface CoordinationStoreHooks {
+  /**
+   * NEGATIVE CONTROL: commits whose operations this returns true for are written without
+   * their conditions on the head's revision and on their change-log slots being free (a
+   * change, such as a membership change, without its condition), so two concurrent commits
+   * can take the same revision and the same epoch. Exists so verification can prove that
+   * its view-agreement and watch checks catch it.
+   */
+  readonly unsafeUnconditionalCommit?: (operations: readonly KeyOperation[]) => boolean;
+  /**
+   * NEGATIVE CONTROL: grants a partition without checking its previous grant (owner and
+   * token) or that the previous owner's session has ended (a rebalance without fencing).
+   * Exists so verification can prove that its partition checks catch it.
+   */
+  readonly unsafeUnfencedGrants?: boolean;
+}
+
 /**
  * The coordination service's table and the writes that move it.
  *
@@ -180,6 +198,7 @@ export class CoordinationStore {
     readonly tableName: string,
     /** How long change-log items are kept (DynamoDB TTL); watches can resume within it. */
     readonly retainChangesMs: number,
+    private readonly hooks: CoordinationStoreHooks = {},
   ) {}
 
   /** The namespace's current revision (one consistent read). */
@@ -286,7 +305,11 @@ export class CoordinationStore {
     return [...found];
   }
 
-  /** Creates a live session item (one conditional put). */
+  /**
+   * Creates a live session item (one conditional put). `id` is fresh, so a put refused
+   * because the item exists met an earlier attempt of this very call whose answer was lost
+   * (the SDK retried it): the item, at `version`, says so.
+   */
   async openSession(ns: string, id: string, ttlMs: number, version: string, owner: string | undefined): Promise<void> {
     try {
       await this.#putSession(ns, id, ttlMs, version, owner);
@@ -312,6 +335,7 @@ export class CoordinationStore {
           ...(owner ? { owner: stringValue(owner) } : {}),
         },
         ConditionExpression: "attribute_not_exists(pk)",
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       }),
     );
   }
@@ -487,15 +511,16 @@ export class CoordinationStore {
       i++;
     }
     const headIndex = 0;
+    const unconditional = this.hooks.unsafeUnconditionalCommit?.(operations) ?? false;
+    const { ":current": _current, ...setValues } = values; // what an unconditional head write uses
     items.push({
       Update: {
         TableName: this.tableName,
         Key: itemKeys.head(ns),
         UpdateExpression: `SET ${set}`,
-        ConditionExpression: head.revision === 0 ? "attribute_not_exists(#revision) OR #revision = :current" : "#revision = :current",
+        ...(unconditional ? {} : { ConditionExpression: head.revision === 0 ? "attribute_not_exists(#revision) OR #revision = :current" : "#revision = :current", ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const }),
         ExpressionAttributeNames: names,
-        ExpressionAttributeValues: values,
-        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        ExpressionAttributeValues: unconditional ? setValues : values,
       },
     });
     const changes = changesOf(head.revision + 1, operations, head, options.lamport);
@@ -506,8 +531,7 @@ export class CoordinationStore {
         Put: {
           TableName: this.tableName,
           Item: { ...itemKeys.change(ns, change.revision), ...changeItem(change), request: stringValue(request), ttl },
-          ConditionExpression: "attribute_not_exists(pk)",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          ...(unconditional ? {} : { ConditionExpression: "attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const }),
         },
       });
       items.push(keyWrite(this.tableName, ns, op, change.revision));
@@ -586,8 +610,9 @@ export class CoordinationStore {
   async grantPartition(ns: string, group: string, partition: number, session: string, found: PartitionRecord | undefined): Promise<{ granted: true; token: number } | { granted: false; found: PartitionRecord | undefined }> {
     const token = (found?.token ?? 0) + 1;
     const values: Record<string, AttributeValue> = { ":me": stringValue(session), ":token": numberValue(token), ":now": numberValue(Date.now()) };
+    const unfenced = this.hooks.unsafeUnfencedGrants ?? false;
     let condition = "attribute_not_exists(#token)";
-    if (found) {
+    if (found && !unfenced) {
       values[":previous"] = numberValue(found.token);
       condition = "#token = :previous AND " + (found.owner === undefined ? "attribute_not_exists(#owner)" : "#owner = :owner");
       if (found.owner !== undefined) values[":owner"] = stringValue(found.owner);
@@ -598,7 +623,7 @@ export class CoordinationStore {
           TableName: this.tableName,
           Key: itemKeys.partition(ns, group, partition),
           UpdateExpression: "SET #owner = :me, #token = :token, grantedAt = :now REMOVE releasedAt",
-          ConditionExpression: condition,
+          ...(unfenced ? {} : { ConditionExpression: condition }),
           ExpressionAttributeNames: { "#owner": "owner", "#token": "token" },
           ExpressionAttributeValues: values,
         },
@@ -613,7 +638,7 @@ export class CoordinationStore {
         },
       },
     ];
-    if (found?.owner !== undefined && found.owner !== session) {
+    if (found?.owner !== undefined && found.owner !== session && !unfenced) {
       items.push({
         ConditionCheck: {
           TableName: this.tableName,

@@ -3,7 +3,10 @@ import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Coordination } from "../../lib/coordination/coordination.js";
 import { CompactedError, RevisionMismatchError, SessionExpiredError } from "../../lib/errors.js";
-import { injectFaults } from "../../lib/check/middleware.js";
+import { injectFaults, type RequestInfo } from "../../lib/check/middleware.js";
+import { shareOf } from "../../lib/coordination/assignment.js";
+import type { Session } from "../../lib/coordination/session.js";
+import { itemKeys } from "../../lib/coordination/store.js";
 import { coordinationTable, dynamoDbClient } from "../support/cloud.js";
 
 const until = async (check: () => Promise<boolean> | boolean, timeoutMs = 20_000) => {
@@ -72,6 +75,35 @@ describe("sessions", () => {
       ["delete", "svc/a", "session-closed"],
     ]);
     await expect(coord.put("svc/c", 1, { session })).rejects.toBeInstanceOf(SessionExpiredError);
+  });
+
+  it("opens a session whose first answer was lost (regression: the SDK's retry met its own item and failed)", async () => {
+    const dynamodb = dynamoDbClient(); // the SDK retries the lost attempt itself
+    let lose = true;
+    injectFaults(dynamodb, (r) => (lose && r.commandName === "PutItemCommand" ? ((lose = false), { kind: "lose-response" }) : undefined));
+    const coord = client({ dynamodb });
+    const session = await coord.openSession({ ttlMs: 3000 });
+    expect(lose).toBe(false);
+    expect((await coord.store.listSessions(coord.namespace)).map((s) => [s.id, s.state])).toEqual([[session.id, "live"]]);
+    expect(await session.close()).toBe(true);
+  });
+
+  it("closes and expires sessions that hold no keys (regression: their end was an invalid request)", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const coord = client({ namespace: ns });
+    const closing = await coord.openSession({ ttlMs: 3000 });
+    expect(await closing.close()).toBe(true);
+    expect((await coord.store.getSession(ns, closing.id))?.state).toBe("closed");
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let cut = false;
+    injectFaults(dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
+    const silent = await client({ namespace: ns, dynamodb }).openSession({ ttlMs: 1000 });
+    cut = true;
+    const { SessionReaper } = await import("../../lib/coordination/reaper.js");
+    const { systemClock } = await import("../../lib/locks/clock.js");
+    const reaper = new SessionReaper(coord.store, ns, systemClock);
+    await until(async () => (await reaper.pass()).includes(silent.id));
+    expect((await coord.store.getSession(ns, silent.id))?.state).toBe("expired");
   });
 
   it("an observer expires a session that stopped its keepalives, and the owner's signal aborted first", async () => {
@@ -150,6 +182,119 @@ describe("groups", () => {
     expect(longer.slice(longer.length - shorter.length)).toEqual(shorter);
     expect(longer.map((v) => Math.floor(v / 10))).toEqual(longer.map((_, i) => Math.floor(longer[0]! / 10) + i));
     await s2.close();
+  });
+
+  it("keeps assigning through a spell of throttling (regression: the first error the SDK's retries did not absorb ended the assignments)", async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 }); // every throttle reaches the caller
+    let throttled = 0;
+    let throttling = false;
+    injectFaults(dynamodb, (r) => (throttling && r.commandName !== "UpdateItemCommand" ? (throttled++, { kind: "throttle" }) : undefined)); // keepalives still go through
+    const a = client({ namespace: ns, dynamodb });
+    const b = client({ namespace: ns });
+    const session = await a.openSession({ ttlMs: 5000 });
+    const stop = new AbortController();
+    const epochs: number[] = [];
+    let owned = 0;
+    const run = (async () => {
+      for await (const assignment of a.group("jobs").assignments(session, { partitions: 4, signal: stop.signal, pollMs: 20 })) {
+        epochs.push(assignment.epoch);
+        owned = assignment.partitions.length;
+      }
+    })();
+    await until(() => owned === 4);
+    throttling = true;
+    await until(() => throttled > 20); // several looks failed past the SDK's retries
+    throttling = false;
+    const other = await b.openSession({ ttlMs: 5000 });
+    await b.group("jobs").join(other);
+    await until(() => epochs.at(-1) === 2); // still running: it saw the join
+    stop.abort();
+    await run;
+    await other.close();
+    await session.close();
+  });
+
+  it("joins through a spell of 5xx before assigning (regression: a join that could not be confirmed ended the assignments)", async () => {
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let failures = 4; // a commit gives up (OutcomeUnknownError) after four unanswered attempts
+    injectFaults(dynamodb, (r) => (failures > 0 && r.commandName === "TransactWriteItemsCommand" ? (failures--, { kind: "server-error" }) : undefined));
+    const coord = client({ dynamodb });
+    const session = await coord.openSession({ ttlMs: 5000 });
+    const stop = new AbortController();
+    for await (const assignment of coord.group("jobs").assignments(session, { partitions: 2, signal: stop.signal, pollMs: 20 })) {
+      if (assignment.partitions.length === 2) stop.abort();
+    }
+    expect(failures).toBe(0);
+    await session.close();
+  });
+
+  /** Two sessions of one namespace, the second with a non-empty share of `partitions` beside the first. */
+  const pair = async (partitions: number, dynamodb: ReturnType<typeof dynamoDbClient>) => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const [a, b] = [client({ namespace: ns, dynamodb }), client({ namespace: ns })];
+    const sa = await a.openSession({ ttlMs: 5000 });
+    let sb = await b.openSession({ ttlMs: 5000 });
+    while (shareOf(sb.id, [sa.id, sb.id], partitions).length === 0) sb = await b.openSession({ ttlMs: 5000 });
+    return { ns, a, b, sa, sb, shareB: shareOf(sb.id, [sa.id, sb.id], partitions) };
+  };
+  /** Runs a member's assignments in the background; `owned()` is its latest share. */
+  const member = (c: Coordination, s: Session, partitions: number, stop: AbortSignal) => {
+    let grants: readonly { id: number; fencingToken: number }[] = [];
+    const done = (async () => {
+      for await (const a of c.group("jobs").assignments(s, { partitions, signal: stop, pollMs: 20 })) grants = a.partitions;
+    })();
+    return { owned: () => grants.map((g) => g.id), token: (p: number) => grants.find((g) => g.id === p)?.fencingToken, done };
+  };
+  const isPartitionWrite = (r: RequestInfo, command: string) => r.commandName === command && JSON.stringify(r.input).includes('"partitions#');
+
+  it("releases a partition whose release failed once it no longer wants it (regression: it stayed with a live member that had forgotten it)", async () => {
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    let failReleases = false;
+    let failed = 0;
+    injectFaults(dynamodb, (r) => (failReleases && isPartitionWrite(r, "UpdateItemCommand") ? (failed++, { kind: "throttle" }) : undefined));
+    const { a, b, sa, sb, shareB } = await pair(8, dynamodb);
+    const stop = new AbortController();
+    const ma = member(a, sa, 8, stop.signal);
+    await until(() => ma.owned().length === 8);
+    failReleases = true;
+    const mb = member(b, sb, 8, stop.signal);
+    await until(() => failed > 0); // it gave up B's share, and its release failed
+    failReleases = false;
+    await until(() => mb.owned().length === shareB.length);
+    stop.abort();
+    await Promise.all([ma.done, mb.done]);
+    await Promise.all([sa.close(), sb.close()]);
+  });
+
+  it("releases a grant that landed late, after its member stopped wanting the partition (regression: nobody could take it while that member lived)", async () => {
+    const dynamodb = dynamoDbClient({ maxAttempts: 1 });
+    const { ns, a, b, sa, sb, shareB } = await pair(8, dynamodb);
+    const target = shareB[0]!;
+    const grantsOfTarget = (r: RequestInfo) => r.commandName === "TransactWriteItemsCommand" && JSON.stringify(r.input).includes(`"${itemKeys.partition(ns, "jobs", target).sk.S}"`) && JSON.stringify(r.input).includes('"partitions#');
+    let late: Promise<void> | undefined;
+    let sent = 0;
+    let joined = false;
+    // A's first grant of `target` reaches DynamoDB a second late (A heard a timeout); its later ones are throttled until B has joined.
+    injectFaults(
+      dynamodb,
+      (r) => (grantsOfTarget(r) && !joined ? (sent++ === 0 ? { kind: "late-delivery", delayMs: 1000 } : { kind: "throttle" }) : undefined),
+      undefined,
+      (delivery) => (late = delivery),
+    );
+    const stop = new AbortController();
+    const ma = member(a, sa, 8, stop.signal);
+    await until(() => late !== undefined);
+    await b.group("jobs").join(sb); // now A no longer wants `target`
+    joined = true;
+    await late; // and only now does A's grant land: token 1, for a member that does not know it owns it
+    const mb = member(b, sb, 8, stop.signal);
+    await until(() => mb.owned().includes(target));
+    expect(mb.token(target)).toBe(2); // B's grant came after A's late one (and A's release of it)
+    expect(ma.owned()).not.toContain(target);
+    stop.abort();
+    await Promise.all([ma.done, mb.done]);
+    await Promise.all([sa.close(), sb.close()]);
   });
 
   it("assigns partitions to live members with increasing fencing tokens, moving them when a member leaves", async () => {

@@ -44,11 +44,7 @@
 import { numberValue, stringValue } from "../../internal/attributes.js";
 import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
-import { dirname, extname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { Coordinator } from "../../txn/coordinator.js";
 import { crashPoints, type CrashPoint } from "../../txn/crash-points.js";
 import { DynamoDbParticipant, type DynamoDbParticipantHooks, type DynamoWrite } from "../../txn/dynamodb.js";
@@ -61,7 +57,7 @@ import type { TransactionResult } from "../../txn/result.js";
 import type { FaultRates } from "../faults.js";
 import type { Anomaly } from "../invariants.js";
 import type { Operation } from "../history.js";
-import { pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
+import { pauseFor, spawnWorkerProcess, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
 /** A deliberately broken variant (see the module comment). */
 export type BankControl = "commit-before-log" | "ledger-unchecked" | "blind-decision" | "killed-before-log";
@@ -466,12 +462,7 @@ interface BankProcess {
 }
 
 function startBankProcess(config: BankProcessConfig): BankProcess {
-  const self = fileURLToPath(import.meta.url);
-  const script = join(dirname(self), `bank-process${extname(self)}`);
-  // Running from TypeScript source: the child loads tsx's loader first.
-  const loader = extname(self) === ".ts" ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
-  const child = spawn(process.execPath, [...loader, script, JSON.stringify(config)], { stdio: ["pipe", "pipe", "inherit"] });
-  child.stdin.on("error", () => undefined); // writing to a killed child
+  const child = spawnWorkerProcess("bank-process", config);
   let alive = true;
   const waiting = new Map<string, { resolve: (r: TransactionResult) => void; reject: (e: Error) => void }>();
   let onReady!: (ok: boolean) => void;

@@ -1,10 +1,16 @@
 /**
  * What every workload shares: its workers (each with its own DynamoDB client, fault
  * schedule, pause gate and skewed clock, all forked from the run's seed), the loop that
- * runs them until the deadline, and the shape of a workload's result.
+ * runs them until the deadline, the shape of a workload's result, and the start of the
+ * worker processes that runs kill with SIGKILL.
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { SQSClientConfig } from "@aws-sdk/client-sqs";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, extname, join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { checkLinearizability, type CheckResult, type Model } from "../linearizability.js";
 import type { Operation } from "../history.js";
 import { emptyFaultCounts, FaultSchedule, PauseGate, SkewedClock, type FaultCounts, type FaultRates } from "../faults.js";
@@ -21,6 +27,8 @@ export interface WorkloadEnvironment {
   readonly broadcast?: { readonly logTable: string; readonly queueUrl: string; readonly sqs: SQSClientConfig };
   /** For the bank workload: the transaction table and the SQS client configuration (it creates its outbox queue). */
   readonly txn?: { readonly tableName: string; readonly sqs: SQSClientConfig };
+  /** For the coordination workload: the coordination table (pk S, sk S; fenced writes go to `tableName`). */
+  readonly coordination?: { readonly tableName: string };
   readonly seed: number;
   readonly durationMs: number;
   /** Keeps this run's items apart from earlier runs' on the same table. */
@@ -160,3 +168,17 @@ export function outcomesOf(history: readonly Operation[]): Record<"ok" | "fail" 
 }
 
 export const pauseFor = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Starts the worker script `name` (a file of this folder, named without its extension) in
+ * a child process, with `config` as JSON in argv[2], its stdin and stdout piped (stderr is
+ * this process's). Running from TypeScript source, the child loads tsx's loader first.
+ */
+export function spawnWorkerProcess(name: string, config: unknown): ChildProcessByStdio<Writable, Readable, null> {
+  const self = fileURLToPath(import.meta.url);
+  const script = join(dirname(self), `${name}${extname(self)}`);
+  const loader = extname(self) === ".ts" ? ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href] : [];
+  const child = spawn(process.execPath, [...loader, script, JSON.stringify(config)], { stdio: ["pipe", "pipe", "inherit"] });
+  child.stdin.on("error", () => undefined); // writing to a killed child
+  return child;
+}
