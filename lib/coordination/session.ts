@@ -38,7 +38,19 @@ export async function endSession(store: CoordinationStore, ns: string, id: strin
   if (session.state === "live") {
     if (ifVersion !== undefined && session.version !== ifVersion) return false;
     const stamp = randomUUID();
-    const result = await store.commit(ns, [], { end: { session: id, state, stamp, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
+    // The end deletes the keys bound now (up to one commit's worth); the cleanup after it catches the rest.
+    const { bound, stale } = await boundKeys(store, ns, id, session.keys);
+    const cause = state === "expired" ? "session-expired" : "session-closed";
+    const operations: KeyOperation[] = bound.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
+    const result = await store.commit(ns, operations, { end: { session: id, state, stamp, forget: stale, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
+    if (!result.committed && result.failed !== "session") {
+      // A key changed hands between the read and the end: end without deleting, the cleanup deletes what is still bound.
+      const bare = await store.commit(ns, [], { end: { session: id, state, stamp, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
+      if (bare.committed) {
+        await cleanUpSession(store, ns, id);
+        return true;
+      }
+    }
     // Refused: renewed, or ended by someone else, unless the refused attempt was a retry of ours (a lost answer).
     ended = result.committed || (await store.getSession(ns, id))?.endStamp === stamp;
     if (!ended && (await store.getSession(ns, id))?.state === "live") return false;
@@ -52,16 +64,23 @@ export async function cleanUpSession(store: CoordinationStore, ns: string, id: s
   for (;;) {
     const session = await store.getSession(ns, id);
     if (!session || session.state === "live") return;
-    if (session.keys.length === 0) return store.retireSession(ns, id);
+    if (session.keys.length === 0) return;
     const cause = session.state === "expired" ? "session-expired" : "session-closed";
-    const names = session.keys.slice(0, 4 * MAX_CHANGES_PER_COMMIT);
-    const records = await Promise.all(names.map((key) => store.getKey(ns, key)));
-    const bound = records.flatMap((record) => (record?.session === id ? [record.key] : [])).slice(0, MAX_CHANGES_PER_COMMIT);
-    const stale = names.filter((key, i) => records[i]?.session !== id);
+    const { bound, stale } = await boundKeys(store, ns, id, session.keys);
     const operations: KeyOperation[] = bound.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
     await store.commit(ns, operations, { end: { session: id, state: "cleanup", forget: stale } });
     // Committed or refused (a key changed hands meanwhile): look again either way.
   }
+}
+
+/** Of a session's key set, the keys still bound to it (at most one commit's worth) and names no longer bound. */
+async function boundKeys(store: CoordinationStore, ns: string, id: string, keys: readonly string[]): Promise<{ bound: string[]; stale: string[] }> {
+  const names = keys.slice(0, 4 * MAX_CHANGES_PER_COMMIT);
+  const records = await Promise.all(names.map((key) => store.getKey(ns, key)));
+  return {
+    bound: records.flatMap((record) => (record?.session === id ? [record.key] : [])).slice(0, MAX_CHANGES_PER_COMMIT),
+    stale: names.filter((_, i) => records[i]?.session !== id),
+  };
 }
 
 /** The part of a Lock's lease rules a session uses: keepalive is a heartbeat, close is a release. */

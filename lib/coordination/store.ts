@@ -463,24 +463,6 @@ export class CoordinationStore {
     }
   }
 
-  /** Sets the TTL of an ended session item that no longer has keys (it is kept for the change log's retention). */
-  async retireSession(ns: string, id: string): Promise<void> {
-    try {
-      await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: itemKeys.session(ns, id),
-          UpdateExpression: "SET #ttl = :ttl",
-          ConditionExpression: "#state <> :live AND (attribute_not_exists(#keys) OR size(#keys) = :zero)",
-          ExpressionAttributeNames: { "#ttl": "ttl", "#state": "state", "#keys": "keys" },
-          ExpressionAttributeValues: { ":ttl": numberValue(Math.ceil((Date.now() + this.retainChangesMs) / 1000)), ":live": stringValue("live"), ":zero": numberValue(0) },
-        }),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
-  }
-
   async #changeAt(ns: string, revision: number): Promise<Item | undefined> {
     const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: itemKeys.change(ns, revision), ConsistentRead: true }));
     return Item;
@@ -553,9 +535,12 @@ export class CoordinationStore {
     const parts: string[] = [];
     if (end) {
       if (end.state !== "cleanup") {
-        parts.push(`SET #state = :ended, endedAt = :now${end.stamp !== undefined ? ", endStamp = :stamp" : ""}`);
+        // The item expires with the change log's retention; a cleanup still pending by then is long overdue.
+        parts.push(`SET #state = :ended, endedAt = :now, #ttl = :ttl${end.stamp !== undefined ? ", endStamp = :stamp" : ""}`);
         values[":ended"] = stringValue(end.state);
         values[":now"] = numberValue(Date.now());
+        values[":ttl"] = numberValue(Math.ceil((Date.now() + this.retainChangesMs) / 1000));
+        names["#ttl"] = "ttl";
         if (end.stamp !== undefined) values[":stamp"] = stringValue(end.stamp);
       }
       if (end.ifVersion !== undefined) {
