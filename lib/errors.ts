@@ -349,14 +349,42 @@ export class PayloadTooLargeError extends InvalidArgumentError {
  */
 export class PublishIncompleteError extends FencepostError {
   override name = "PublishIncompleteError";
+  /** True when the messages not listed as durable may still be in the log (their outcome is unknown), false when they were not published. */
+  readonly outcomeUnknown: boolean;
   constructor(
     readonly stream: string,
     readonly published: readonly (PublishResult | undefined)[],
     options?: ErrorOptions,
   ) {
     const done = published.flatMap((r, i) => (r ? [`${i}→${r.seq}`] : []));
+    const unknown = options?.cause instanceof PublishOutcomeUnknownError;
     super(
-      `Publishing to '${stream}' stopped part-way: ${done.length} of ${published.length} messages are durable (${done.join(", ")}); the others were not published${options?.cause instanceof Error ? ` (${options.cause.name}: ${options.cause.message})` : ""}. Publish the others again, with dedupIds so that a retry cannot duplicate them.`,
+      `Publishing to '${stream}' stopped part-way: ${done.length} of ${published.length} messages are durable (${done.join(", ")}); ` +
+        (unknown ? "whether the others were published could not be learned (they may still appear in the log)" : "the others were not published") +
+        `${options?.cause instanceof Error ? ` (${options.cause.name}: ${options.cause.message})` : ""}. Publish the others again, with dedupIds so that a retry cannot duplicate them.`,
+      options,
+    );
+    this.outcomeUnknown = unknown;
+  }
+}
+
+/**
+ * A publish whose outcome could not be learned: its transaction got no definite answer and
+ * its slot could not be read or filled to settle it (DynamoDB unreachable or throttling
+ * throughout). Its messages may be in the log, or may never be. Publishing again is safe
+ * only with the same dedupIds (listed here); without one, a retry may publish it twice.
+ */
+export class PublishOutcomeUnknownError extends FencepostError {
+  override name = "PublishOutcomeUnknownError";
+  constructor(
+    readonly stream: string,
+    /** The dedupIds of the messages whose outcome is unknown (empty if they had none). */
+    readonly dedupIds: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Publishing to '${stream}' got no definite answer${options?.cause instanceof Error ? ` (${options.cause.name}: ${options.cause.message})` : ""}: the message may or may not be in the log. ` +
+        (dedupIds.length > 0 ? `Publish it again with the same dedupId (${dedupIds.join(", ")}): it is placed at most once.` : "Only a dedupId makes publishing it again safe; without one, read the stream before deciding."),
       options,
     );
   }
@@ -603,6 +631,7 @@ export const ERROR_CLASSES: Readonly<Record<string, new (...args: never[]) => Fe
   PayloadTooLargeError,
   PublishIncompleteError,
   PublishConflictError,
+  PublishOutcomeUnknownError,
   SlotLostError,
   ProtocolViolationError,
   DecisionConflictError,

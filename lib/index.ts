@@ -67,6 +67,7 @@ export {
   ProtocolViolationError,
   PublishConflictError,
   PublishIncompleteError,
+  PublishOutcomeUnknownError,
   ReleaseIncompleteError,
   RevisionMismatchError,
   SessionExpiredError,

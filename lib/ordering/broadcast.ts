@@ -12,7 +12,7 @@ import { sha256Hex } from "../internal/ids.js";
 import { validateName, validateNonNegativeMs } from "../internal/validation.js";
 import { jitter, sleep } from "../internal/time.js";
 import { systemClock } from "../locks/clock.js";
-import { InvalidArgumentError, PayloadTooLargeError, PublishConflictError, PublishIncompleteError, SlotLostError, type PublishResult } from "../errors.js";
+import { InvalidArgumentError, PayloadTooLargeError, PublishConflictError, PublishIncompleteError, PublishOutcomeUnknownError, SlotLostError, type PublishResult } from "../errors.js";
 import { GroupQueue, type Groupable } from "./group-commit.js";
 import { StreamLog, type Slot } from "./log.js";
 import { validateTimestamp, type LamportClock, type LamportTimestamp } from "./lamport.js";
@@ -378,8 +378,8 @@ export class Broadcast {
           continue;
         }
         if (verdict.kind === "unknown") {
-          // Its numbers are left to the consumers' hole filling.
-          for (const request of live) this.#settle(request, { error: verdict.error });
+          // Its numbers are left to the consumers' hole filling; whether the write landed cannot be told.
+          for (const request of live) this.#settle(request, { error: new PublishOutcomeUnknownError(stream, request.messages.flatMap((m) => m.dedupId ?? []), { cause: verdict.error }) });
           live = [];
           break;
         }

@@ -268,7 +268,7 @@ describe("group commit: dedup ids", () => {
     const { b } = counted({ dynamodb });
     const [earlier, later] = await Promise.allSettled([b.publish(stream, "m", { dedupId: "d" }), b.publish(stream, "m", { dedupId: "d" })]);
     expect(earlier.status).toBe("rejected");
-    expect((earlier as PromiseRejectedResult).reason).toMatchObject({ name: "TimeoutError" });
+    expect((earlier as PromiseRejectedResult).reason).toMatchObject({ name: "PublishOutcomeUnknownError", cause: { name: "TimeoutError" } });
     expect(later).toMatchObject({ status: "fulfilled", value: { seq: 1, duplicate: true } });
     expect(payloadOf(await log().read(stream, 1))).toBe("m");
     expect(payloadOf(await log().read(stream, 2))).toBe("noop"); // the later publish's unused number, filled at once
@@ -308,7 +308,9 @@ describe("group commit: outcomes", () => {
     injectFaults(dynamodb, (r) => (!faulty ? undefined : r.commandName === "TransactWriteItemsCommand" ? { kind: "lose-response" } : r.commandName === "PutItemCommand" ? { kind: "lose-request" } : undefined));
     const { b } = counted({ dynamodb });
     const outcomes = await Promise.allSettled(range(4).map((i) => b.publish(stream, `m${i}`, { dedupId: `d${i}` })));
-    for (const o of outcomes) expect(o).toMatchObject({ status: "rejected", reason: { name: "TimeoutError" } });
+    for (const o of outcomes) expect(o).toMatchObject({ status: "rejected", reason: { name: "PublishOutcomeUnknownError", cause: { name: "TimeoutError" } } });
+    // Each says which dedupIds make publishing again safe: its own.
+    outcomes.forEach((o, i) => expect((o as PromiseRejectedResult).reason).toMatchObject({ dedupIds: [`d${i}`] }));
     faulty = false;
     const again = await Promise.all(range(4).map((i) => b.publish(stream, `m${i}`, { dedupId: `d${i}` })));
     expect(again.map((r) => [r.seq, r.duplicate])).toEqual(range(4).map((seq) => [seq, true]));
