@@ -310,7 +310,7 @@ describe("group commit: outcomes", () => {
     const outcomes = await Promise.allSettled(range(4).map((i) => b.publish(stream, `m${i}`, { dedupId: `d${i}` })));
     for (const o of outcomes) expect(o).toMatchObject({ status: "rejected", reason: { name: "PublishOutcomeUnknownError", cause: { name: "TimeoutError" } } });
     // Each says which dedupIds make publishing again safe: its own.
-    outcomes.forEach((o, i) => expect((o as PromiseRejectedResult).reason).toMatchObject({ dedupIds: [`d${i}`] }));
+    outcomes.forEach((o, k) => expect((o as PromiseRejectedResult).reason).toMatchObject({ dedupIds: [`d${range(4)[k]}`] }));
     faulty = false;
     const again = await Promise.all(range(4).map((i) => b.publish(stream, `m${i}`, { dedupId: `d${i}` })));
     expect(again.map((r) => [r.seq, r.duplicate])).toEqual(range(4).map((seq) => [seq, true]));
