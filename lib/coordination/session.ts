@@ -38,39 +38,40 @@ export async function endSession(store: CoordinationStore, ns: string, id: strin
   if (session.state === "live") {
     if (ifVersion !== undefined && session.version !== ifVersion) return false;
     const stamp = randomUUID();
+    const end = { session: id, state, stamp, ...(ifVersion !== undefined ? { ifVersion } : {}) };
     // The end deletes the keys bound now (up to one commit's worth); the cleanup after it catches the rest.
     const { bound, stale } = await boundKeys(store, ns, id, session.keys);
-    const cause = state === "expired" ? "session-expired" : "session-closed";
-    const operations: KeyOperation[] = bound.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
-    const result = await store.commit(ns, operations, { end: { session: id, state, stamp, forget: stale, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
-    if (!result.committed && result.failed !== "session") {
-      // A key changed hands between the read and the end: end without deleting, the cleanup deletes what is still bound.
-      const bare = await store.commit(ns, [], { end: { session: id, state, stamp, ...(ifVersion !== undefined ? { ifVersion } : {}) } });
-      if (bare.committed) {
-        await cleanUpSession(store, ns, id);
-        return true;
-      }
+    let result = await store.commit(ns, deletionsOf(id, state, bound), { end: { ...end, forget: stale } });
+    // A key changed hands between the read and the end: end without deleting; the cleanup deletes what is still bound.
+    if (!result.committed && result.failed !== "session") result = await store.commit(ns, [], { end });
+    if (result.committed) ended = true;
+    else {
+      // Refused: renewed, or ended by someone else, unless the refused attempt was a retry of ours (a lost answer).
+      const now = await store.getSession(ns, id);
+      ended = now?.endStamp === stamp;
+      if (!ended && now?.state === "live") return false;
     }
-    // Refused: renewed, or ended by someone else, unless the refused attempt was a retry of ours (a lost answer).
-    ended = result.committed || (await store.getSession(ns, id))?.endStamp === stamp;
-    if (!ended && (await store.getSession(ns, id))?.state === "live") return false;
   }
   await cleanUpSession(store, ns, id);
   return ended;
 }
 
-/** Deletes the keys still bound to an ended session, in commits of up to MAX_CHANGES_PER_COMMIT, and retires its item. */
+/** Deletes the keys still bound to an ended session, in commits of up to MAX_CHANGES_PER_COMMIT (its item already has its TTL). */
 export async function cleanUpSession(store: CoordinationStore, ns: string, id: string): Promise<void> {
   for (;;) {
     const session = await store.getSession(ns, id);
     if (!session || session.state === "live") return;
     if (session.keys.length === 0) return;
-    const cause = session.state === "expired" ? "session-expired" : "session-closed";
     const { bound, stale } = await boundKeys(store, ns, id, session.keys);
-    const operations: KeyOperation[] = bound.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
-    await store.commit(ns, operations, { end: { session: id, state: "cleanup", forget: stale } });
+    await store.commit(ns, deletionsOf(id, session.state === "expired" ? "expired" : "closed", bound), { end: { session: id, state: "cleanup", forget: stale } });
     // Committed or refused (a key changed hands meanwhile): look again either way.
   }
+}
+
+/** The recorded deletes of keys bound to session `id`, which ended by `state`. */
+function deletionsOf(id: string, state: "expired" | "closed", keys: readonly string[]): KeyOperation[] {
+  const cause = state === "expired" ? "session-expired" : "session-closed";
+  return keys.map((key) => ({ type: "delete", key, ifSession: id, cause, group: groupOfKey(key) }));
 }
 
 /** Of a session's key set, the keys still bound to it (at most one commit's worth) and names no longer bound. */

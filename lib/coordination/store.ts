@@ -10,6 +10,8 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  paginateQuery,
+  type QueryCommandInput,
   ScanCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
@@ -218,26 +220,14 @@ export class CoordinationStore {
   }
 
   /** Keys starting with `prefix`, in key order (every page). */
-  async listKeys(ns: string, prefix: string): Promise<KeyRecord[]> {
-    const out: KeyRecord[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.dynamodb.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: prefix ? "pk = :pk AND begins_with(sk, :prefix)" : "pk = :pk",
-          ExpressionAttributeValues: { ":pk": itemKeys.key(ns, "").pk, ...(prefix ? { ":prefix": stringValue(prefix) } : {}) },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const record = parseKey(item);
-        if (record) out.push(record);
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return out;
+  listKeys(ns: string, prefix: string): Promise<KeyRecord[]> {
+    return this.#queryAll(
+      {
+        KeyConditionExpression: prefix ? "pk = :pk AND begins_with(sk, :prefix)" : "pk = :pk",
+        ExpressionAttributeValues: { ":pk": itemKeys.key(ns, "").pk, ...(prefix ? { ":prefix": stringValue(prefix) } : {}) },
+      },
+      parseKey,
+    );
   }
 
   /** Changes after `afterRevision`, in order, up to `limit` (consistent). */
@@ -260,26 +250,26 @@ export class CoordinationStore {
   }
 
   /** Sessions of the namespace (every page); `liveOnly` filters out ended ones. */
-  async listSessions(ns: string, liveOnly = false): Promise<SessionRecord[]> {
-    const out: SessionRecord[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.dynamodb.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "pk = :pk",
-          ...(liveOnly ? { FilterExpression: "#state = :live", ExpressionAttributeNames: { "#state": "state" } } : {}),
-          ExpressionAttributeValues: { ":pk": itemKeys.session(ns, "").pk, ...(liveOnly ? { ":live": stringValue("live") } : {}) },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
+  listSessions(ns: string, liveOnly = false): Promise<SessionRecord[]> {
+    return this.#queryAll(
+      {
+        KeyConditionExpression: "pk = :pk",
+        ...(liveOnly ? { FilterExpression: "#state = :live", ExpressionAttributeNames: { "#state": "state" } } : {}),
+        ExpressionAttributeValues: { ":pk": itemKeys.session(ns, "").pk, ...(liveOnly ? { ":live": stringValue("live") } : {}) },
+      },
+      parseSession,
+    );
+  }
+
+  /** Every item a consistent Query of this table returns, page after page, parsed (items that do not parse are skipped). */
+  async #queryAll<T>(input: Omit<QueryCommandInput, "TableName" | "ConsistentRead" | "ExclusiveStartKey">, parse: (item: Item) => T | undefined): Promise<T[]> {
+    const out: T[] = [];
+    for await (const page of paginateQuery({ client: this.dynamodb }, { ...input, TableName: this.tableName, ConsistentRead: true })) {
       for (const item of page.Items ?? []) {
-        const record = parseSession(item);
-        if (record) out.push(record);
+        const record = parse(item);
+        if (record !== undefined) out.push(record);
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
+    }
     return out;
   }
 
