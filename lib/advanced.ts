@@ -20,6 +20,7 @@ export * from "./locks/defaults.js";
 export { MESSAGES_PER_TRANSACTION, deduplicationId } from "./ordering/broadcast.js";
 export { StreamLog, FILLS_IN_FLIGHT, parseSlot, type Slot, type SlotPage } from "./ordering/log.js";
 export * from "./ordering/defaults.js";
+export { listStreams, streamHoles, streamTail, MAX_HOLE_WINDOW, MAX_TAIL, DEFAULT_MAX_SCANNED_ITEMS, type StreamOverview, type StreamSummary, type GroupCursor, type HoleReport } from "./ordering/inspect.js";
 
 // Two-phase commit.
 export { DecisionLog, IN_DOUBT_INDEX, parseRecord, type InDoubtQuery } from "./txn/log.js";
