@@ -5,6 +5,7 @@
  * `fencepost up` (npm start) is serving, through the state file it writes; else AWS with
  * the default credential chain and `--function`.
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { LambdaClient } from "@aws-sdk/client-lambda";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -88,6 +89,25 @@ function service(spec: ServiceSpec, flags: { endpoint?: string; function?: strin
     );
   }
   return { lambda: new LambdaClient(endpoint ? { endpoint } : {}), functionName: named, where: endpoint ?? "AWS" };
+}
+
+/**
+ * The broadcast log table, for reads (the console's streams): the local stack's when one
+ * is running here and no endpoint is named; else `--log-table` / FENCEPOST_LOG_TABLE (the
+ * stack output LogTableName) at the endpoint or on AWS. Undefined when none is named.
+ */
+export function logTable(flags: { endpoint?: string; "log-table"?: string }): { dynamodb: DynamoDBClient; tableName: string; where: string } | undefined {
+  const endpoint = flags.endpoint ?? process.env["AWS_ENDPOINT_URL"];
+  const named = flags["log-table"] ?? process.env["FENCEPOST_LOG_TABLE"];
+  if (!endpoint) {
+    const state = readState();
+    const local = state?.tables["log"];
+    if (state && local) {
+      return { dynamodb: new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials }), tableName: named ?? local, where: `local stack at ${state.endpoints.dynamodb}` };
+    }
+  }
+  if (!named) return undefined;
+  return { dynamodb: new DynamoDBClient(endpoint ? { endpoint } : {}), tableName: named, where: endpoint ?? "AWS" };
 }
 
 export const lockService = (flags: { endpoint?: string; function?: string }) => service(LOCK_SERVICE, flags);

@@ -2,7 +2,8 @@
 /**
  * The `fencepost` command line.
  *
- *   fencepost up [--json]       serve the stack on the embedded local cloud until Ctrl-C
+ *   fencepost up [--json]       serve the stack on the embedded local cloud, and the console, until Ctrl-C
+ *   fencepost console [options] the operator console (a local web page) for the stack the environment points at
  *   fencepost verify [options]  run the verification harness (lib/check) and write a report
  *   fencepost lock acquire|release|inspect|list [name] [options]
  *   fencepost tx list|show|recover|abort|forget [txId] [options]
@@ -23,12 +24,18 @@ import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
 import { txCommand, TxUsageError } from "./tx-command.js";
+import { consoleCommand, consoleSettings, ConsoleUsageError, describeConsole, listen } from "./console-command.js";
+import { localSources } from "../lib/console/index.js";
 import { coordinationCommand, CoordinationUsageError, COORDINATION_COMMANDS, type CoordinationCommand } from "./coordination-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
 
 commands:
-  up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve until Ctrl-C
+  up        start DynamoDB Local and the SQS emulator, provision the Fencepost stack, serve it and
+            the operator console (read-only; --no-console: without it) until Ctrl-C
+  console   the operator console: a web page of locks, streams, transactions and membership, live,
+            for the local stack of \`fencepost up\`, AWS_ENDPOINT_URL, or AWS (FENCEPOST_*_FUNCTION,
+            --log-table); on 127.0.0.1, read-only unless --allow-actions
   verify    run the lock, register, counter, broadcast, bank (2PC) and coordination workloads under seeded
             faults, check the histories, run the negative controls; exit 1 on any anomaly or unknown verdict
   lock acquire NAME     acquire a lock and print its fencing token (--hold keeps it, with
@@ -68,7 +75,7 @@ options:
   --report FILE         (verify) HTML report; default verify-report.html
   --only W[,W...]       (verify) only these workloads and their controls: locks, register,
                         counter, broadcast, bank, coordination
-  --endpoint URL        (lock, tx, kv, members, session) Lambda endpoint; default
+  --endpoint URL        (lock, tx, kv, members, session, console) Lambda endpoint; default
                         AWS_ENDPOINT_URL, else the local stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
                         local stack's (on AWS: the stack output LockFunctionName);
@@ -86,11 +93,19 @@ options:
                         longer kept (24 h) fails with CompactedError
   --if-revision N       (kv put, kv delete) only if the key is at revision N (0: absent)
   --all                 (session list) closed and expired sessions too
-  --operator NAME       (tx abort|forget) who acts; default user@hostname
+  --operator NAME       (tx abort|forget, console) who acts; default user@hostname
   --reason TEXT         (tx abort|forget) why; required
   --in-doubt            (tx list) the default; accepted for clarity
   --prefix P            (tx list, tx recover) only transaction ids starting with P
   --branches JSON       (tx run) the transaction's branches, or @FILE to read them from FILE
+  --allow-actions       (console, up) let the page recover, abort and forget transactions (each
+                        confirmed, with a reason, audited as --operator); default read-only
+  --host H              (console, up) the console's address; default 127.0.0.1 (another address
+                        is reachable by others, with no authentication: a warning says so)
+  --port N              (console, up) the console's port; default 8420 (0: any free port)
+  --log-table NAME      (console) the broadcast log table; default FENCEPOST_LOG_TABLE or the
+                        local stack's (on AWS: the stack output LogTableName)
+  --no-console          (up) do not serve the console
   -h, --help            this help; after a command, that command's help
   -v, --version         the version
 
@@ -116,15 +131,39 @@ function describe(cloud: LocalCloud): string {
   return lines.join("\n");
 }
 
-async function up(json: boolean): Promise<void> {
+interface UpFlags {
+  json: boolean;
+  console: boolean;
+  host?: string;
+  port?: string;
+  operator?: string;
+  "allow-actions": boolean;
+}
+
+async function up(flags: UpFlags): Promise<void> {
+  const { json } = flags;
   const startedAt = performance.now();
+  const settings = flags.console ? consoleSettings(flags) : undefined;
   if (!json) process.stdout.write("Starting DynamoDB Local and the SQS emulator...\n");
   const cloud = await startLocalCloud({ template: synthesizeTemplate() });
   writeState(cloud);
-  const summary = { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues, functions: cloud.functions, state: STATE_FILE };
-  process.stdout.write(json ? `${JSON.stringify(summary)}\n` : `${describe(cloud)}\n(ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s)\n`);
+  // The console of this stack: on its usual port, or any free one if that is taken.
+  const running = settings
+    ? await listen({ sources: localSources({ ...cloud, credentials: cloud.clientConfig("dynamodb").credentials }), host: settings.host, port: settings.port, allowActions: settings.allowActions, operator: settings.operator, where: `local stack, ${cloud.region}` }, flags.port === undefined)
+    : undefined;
+  const summary = { endpoints: cloud.endpoints, region: cloud.region, tables: cloud.tables, queues: cloud.queues, functions: cloud.functions, state: STATE_FILE, ...(running ? { console: running.url } : {}) };
+  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    const lines = describe(cloud).split("\n");
+    // The console's lines go after the endpoints' (before the tables).
+    const at = lines.findIndex((line) => line.startsWith("  Lambda")) + 1;
+    if (running && settings) lines.splice(at, 0, ...describeConsole(running, settings.allowActions));
+    if (settings?.warning) process.stderr.write(`${settings.warning}\n`);
+    process.stdout.write(`${lines.join("\n")}\n(ready in ${((performance.now() - startedAt) / 1000).toFixed(1)} s)\n`);
+  }
   await untilInterrupted();
   if (!json) process.stdout.write("\nStopping...\n");
+  await running?.close();
   removeState();
   await cloud.stop();
 }
@@ -257,7 +296,7 @@ function parse(argv: string[]) {
 }
 
 /** The commands, each with its own --help. */
-const COMMANDS: readonly string[] = ["up", "verify", "lock", "tx", ...COORDINATION_COMMANDS];
+const COMMANDS: readonly string[] = ["up", "console", "verify", "lock", "tx", ...COORDINATION_COMMANDS];
 
 const OPTIONS = {
       json: { type: "boolean", default: false },
@@ -284,6 +323,11 @@ const OPTIONS = {
       namespace: { type: "string" },
       from: { type: "string" },
       "if-revision": { type: "string" },
+      "allow-actions": { type: "boolean", default: false },
+      host: { type: "string" },
+      port: { type: "string" },
+      "log-table": { type: "string" },
+      "no-console": { type: "boolean", default: false },
       version: { type: "boolean", short: "v", default: false },
 } as const;
 
@@ -304,8 +348,12 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case "up":
-      await up(values.json ?? false);
+      await up({ json: values.json ?? false, console: !values["no-console"], host: values.host, port: values.port, operator: values.operator, "allow-actions": values["allow-actions"] ?? false });
       return 0;
+    case "console": {
+      const json = values.json ?? false;
+      return consoleCommand({ ...values, json, "allow-actions": values["allow-actions"] ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`));
+    }
     case "lock": {
       const json = values.json ?? false;
       return lockCommand(positionals[1], positionals[2], { ...values, json, hold: values.hold ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
@@ -337,7 +385,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError;
+    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError || err instanceof ConsoleUsageError;
     // Our own errors already say what to do; anything else gets its stack for a bug report.
     const ours = usage || err instanceof FencepostError || err instanceof ConnectionError || err instanceof LocalCloudError;
     const message = err instanceof Error ? (ours ? err.message : (err.stack ?? err.message)) : String(err);
