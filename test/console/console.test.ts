@@ -11,20 +11,16 @@
  * 300 ms. One browser and one console serve the whole file.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broadcast, ConsumerGroup, Coordination, Coordinator, DynamoDbParticipant, LockClient, branch } from "../../lib/index.js";
 import { localSources, startConsole, type RunningConsole } from "../../lib/console/index.js";
 import { coordinationTable, dynamoDbClient, lockTable, logTable, sharedCloud, txnTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
-
-/** Where Debian's chromium package puts the browser (FENCEPOST_CHROMIUM overrides). */
-const CHROMIUM = process.env["FENCEPOST_CHROMIUM"] ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+import { launchChromium } from "./browser.js";
 
 let browser: Browser;
 let live: RunningConsole;
@@ -32,12 +28,9 @@ let readOnly: RunningConsole;
 const db = dynamoDbClient();
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`the console's browser tests need Chromium at ${CHROMIUM}: install it with 'apt-get install -y --no-install-recommends chromium' (.ci/run does), or set FENCEPOST_CHROMIUM`);
-  }
   const sources = localSources(sharedCloud());
-  [browser, live, readOnly] = await Promise.all([
-    chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true }),
+  browser = await launchChromium(); // first: missing, it fails the file with how to install it
+  [live, readOnly] = await Promise.all([
     startConsole({ sources, allowActions: true, operator: "e2e@console-test", pollMs: 300 }),
     startConsole({ sources, operator: "e2e@console-test", pollMs: 300 }),
   ]);

@@ -168,7 +168,7 @@ function StreamDetail({ name }) {
     ${live.data === null ? html`<div class="empty">No such stream: nothing was ever published to it.</div>` : !d ? html`<${Problem} live=${live} what="the stream" />` : html`
       <dl class="facts" id="stream-facts">
         <dt>Head</dt><dd class="mono" data-head>${d.head}</dd>
-        <dt>Holes</dt><dd>${d.holes.holes.length === 0 ? html`none in ${d.holes.after + 1}..${d.holes.upTo}` : html`<span class="badge in-doubt">${d.holes.holes.length}</span> <span class="mono">${d.holes.holes.slice(0, 20).join(", ")}${d.holes.holes.length > 20 ? "…" : ""}</span> <span class="muted">(numbers handed out, not yet written; a consumer fills a lasting one with a no-op)</span>`}</dd>
+        <dt>Holes</dt><dd>${d.holes.holes.length === 0 ? html`none in ${d.holes.after + 1}..${d.holes.upTo}` : html`<span class="badge in-doubt">${d.holes.holes.length} hole${d.holes.holes.length === 1 ? "" : "s"}</span> at <span class="mono">${d.holes.holes.slice(0, 20).join(", ")}${d.holes.holes.length > 20 ? "…" : ""}</span> <span class="muted">(numbers handed out, not yet written; a consumer fills a lasting one with a no-op)</span>`}</dd>
       </dl>
       <h3>Consumer groups</h3>
       ${d.groups.length === 0 ? html`<div class="empty">No consumer group has a cursor on this stream yet.</div>` : html`<table id="groups">
@@ -317,8 +317,8 @@ function Membership() {
       <h3>Groups (${d.groups.length})</h3>
       ${d.groups.length === 0 ? html`<div class="empty">No group has members. Members join with <code>coord.group(name).join(session)</code>.</div>` : html`<div class="cards">${d.groups.map((g) => html`<div class="panel" data-group=${g.group}>
         <strong>${g.group}</strong> <span class="badge">epoch ${g.epoch}</span> <span class="muted">revision ${g.revision}</span>
-        <table style="margin-top:8px"><thead><tr><th>Member (session)</th><th>Meta</th><th class="num">Joined at</th></tr></thead>
-          <tbody>${g.members.map((m) => html`<tr><td class="mono">${m.id}</td><td class="mono">${json(m.meta, 60)}</td><td class="num">${m.joinedRevision}</td></tr>`)}</tbody></table>
+        <table style="margin-top:8px"><thead><tr><th>Member (session)</th><th>Meta</th><th class="num">Joined at revision</th></tr></thead>
+          <tbody>${g.members.map((m) => html`<tr><td class="mono" title=${m.id}>${m.id.length > 13 ? `${m.id.slice(0, 8)}…${m.id.slice(-4)}` : m.id}</td><td class="mono">${json(m.meta, 60)}</td><td class="num">${m.joinedRevision}</td></tr>`)}</tbody></table>
       </div>`)}</div>`}
       <h3>Keys (${d.keys.length}${d.keysTruncated ? ", first 200" : ""})</h3>
       ${d.keys.length === 0 ? html`<div class="empty">No keys outside the groups' own.</div>` : html`<table id="keys">
