@@ -63,18 +63,18 @@ export async function listen(options: Parameters<typeof startConsole>[0] & { por
 export async function consoleCommand(flags: ConsoleFlags, out: (line: string) => void, progress: (line: string) => void): Promise<number> {
   const settings = consoleSettings(flags);
   const missing: string[] = [];
-  const part = <T>(what: string, find: () => T): T | undefined => {
+  const part = <T>(what: string, env: string, output: string, find: () => T): T | undefined => {
     try {
       return find();
     } catch (err) {
       if (!(err instanceof ConnectionError)) throw err;
-      missing.push(`${what}: ${err.message}`);
+      missing.push(`${what}: no local stack is running here (\`npm start\`); name the function with ${env} (the stack output ${output})`);
       return undefined;
     }
   };
-  const locks = part("locks", () => lockService(flags));
-  const txn = part("transactions", () => txnService(flags));
-  const coordination = part("membership", () => coordinationService(flags));
+  const locks = part("locks", "FENCEPOST_LOCK_FUNCTION", "LockFunctionName", () => lockService(flags));
+  const txn = part("transactions", "FENCEPOST_TXN_FUNCTION", "TxnFunctionName", () => txnService(flags));
+  const coordination = part("membership", "FENCEPOST_COORDINATION_FUNCTION", "CoordinationFunctionName", () => coordinationService(flags));
   const log = logTable(flags);
   if (!log) missing.push("streams: name the log table with --log-table or FENCEPOST_LOG_TABLE (the stack output LogTableName)");
   const sources: ConsoleSources = {

@@ -9,8 +9,10 @@
  * an import map. Nothing comes from a CDN; the console works offline.
  *
  * Guarantees (safe by default):
- * - Bound to 127.0.0.1 unless told otherwise; requests whose Host header names another
- *   host are refused (DNS rebinding), unless that host is the one the console was bound to.
+ * - Bound to 127.0.0.1 unless told otherwise. Requests whose Host header is a name other
+ *   than localhost, this machine's name or the address it was bound to are refused: a page
+ *   on another site that rebinds its own name to this address still sends its name (DNS
+ *   rebinding). IP literals are accepted (rebinding needs a name).
  * - Read-only unless started with `allowActions`: the POST endpoints answer 403 then.
  * - Every POST must carry the header `X-Fencepost-Console: 1` and JSON, and any Origin it
  *   has must be the console's own: a cross-site form or fetch cannot send it (CSRF). Input
@@ -24,7 +26,8 @@ import { Hono, type Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
+import { isIP, type AddressInfo } from "node:net";
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { FencepostError, InvalidArgumentError } from "../errors.js";
 import { ConsoleData, NotConfiguredError, type ConsoleSources } from "./sources.js";
@@ -99,7 +102,7 @@ export function consoleApp(options: ConsoleOptions, boundHost = options.host ?? 
   // DNS rebinding: a page on another site may resolve its own name to 127.0.0.1; its requests still name that site.
   app.use("*", async (c, next) => {
     const host = (c.req.header("host") ?? "").replace(/:\d+$/, "");
-    if (!(isLoopback(host) || host === boundHost)) return c.json({ error: { type: "ForbiddenHost", message: `this console answers to ${boundHost}, not '${host}'` } }, 403);
+    if (!(isLoopback(host) || host === boundHost || isIP(host.replace(/^\[|\]$/g, "")) !== 0 || host === hostname())) return c.json({ error: { type: "ForbiddenHost", message: `this console answers to ${boundHost}, not '${host}'` } }, 403);
     await next();
     c.header("x-content-type-options", "nosniff");
     c.header("x-frame-options", "DENY");
@@ -130,14 +133,17 @@ export function consoleApp(options: ConsoleOptions, boundHost = options.host ?? 
   app.get("/api/membership", read((c) => data.membership(c.req.query("namespace") || "default")));
 
   app.get("/api/events", (c) => {
-    const topic = c.req.query("topic") ?? "";
-    if (!topic.startsWith("/api/") || topic.startsWith("/api/events")) return c.json({ error: { type: "InvalidArgumentError", message: "topic must be a GET endpoint under /api/" } }, 400);
+    const asked = new URL(c.req.query("topic") ?? "", "http://console.invalid");
+    const topic = `${asked.pathname}${asked.search}`;
+    if (asked.host !== "console.invalid" || !topic.startsWith("/api/") || topic.startsWith("/api/events") || topic.startsWith("/api/actions")) return c.json({ error: { type: "InvalidArgumentError", message: "topic must be a GET endpoint under /api/" } }, 400);
     return streamSSE(c, async (stream) => {
       let last = "";
       let revision = 0;
       while (!stream.aborted) {
         const answer = await app.request(topic, { headers: { host: c.req.header("host") ?? "127.0.0.1" } });
-        const text = JSON.stringify({ status: answer.status, body: (await answer.json()) as unknown });
+        const raw = await answer.text();
+        const body: unknown = answer.headers.get("content-type")?.startsWith("application/json") ? JSON.parse(raw) : { error: { type: "NotFound", message: raw } };
+        const text = JSON.stringify({ status: answer.status, body });
         if (text !== last) {
           last = text;
           await stream.writeSSE({ id: String(++revision), event: "snapshot", data: text });

@@ -48,6 +48,9 @@ export interface ConsoleSources {
   readonly log?: { readonly dynamodb: DynamoDBClient; readonly tableName: string };
 }
 
+const WHAT: Record<keyof ConsoleSources, string> = { locks: "lock function", txn: "coordinator function", coordination: "coordination function", log: "broadcast log table" };
+const HOW: Record<keyof ConsoleSources, string> = { locks: "FENCEPOST_LOCK_FUNCTION", txn: "FENCEPOST_TXN_FUNCTION", coordination: "FENCEPOST_COORDINATION_FUNCTION", log: "--log-table or FENCEPOST_LOG_TABLE" };
+
 /** A part of the stack the console was not told about. */
 export class NotConfiguredError extends FencepostError {
   override name = "NotConfiguredError";
@@ -55,7 +58,7 @@ export class NotConfiguredError extends FencepostError {
     readonly part: keyof ConsoleSources,
     message?: string,
   ) {
-    super(message ?? `the console was not given the ${part} ${part === "log" ? "table" : "function"}`);
+    super(message ?? `the console was not given the ${WHAT[part]}: run it beside a local stack (\`npm start\`), or name it (\`fencepost console\`: ${HOW[part]})`);
   }
 }
 
