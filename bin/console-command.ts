@@ -23,7 +23,10 @@ export interface ConsoleFlags {
 /** The console's port unless --port says otherwise. */
 export const DEFAULT_CONSOLE_PORT = 8420;
 
-export class ConsoleUsageError extends Error {}
+/** A usage mistake (exit code 2); recognised by name, since the CLI loads this module lazily. */
+export class ConsoleUsageError extends Error {
+  override name = "ConsoleUsageError";
+}
 
 /** Who acts, in the audit trail: the same default as `fencepost tx abort|forget`. */
 export const defaultOperator = () => `${userInfo().username}@${hostname()}`;

@@ -24,8 +24,6 @@ import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
 import { txCommand, TxUsageError } from "./tx-command.js";
-import { consoleCommand, consoleSettings, ConsoleUsageError, describeConsole, listen } from "./console-command.js";
-import { localSources } from "../lib/console/index.js";
 import { coordinationCommand, CoordinationUsageError, COORDINATION_COMMANDS, type CoordinationCommand } from "./coordination-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
@@ -143,6 +141,9 @@ interface UpFlags {
 async function up(flags: UpFlags): Promise<void> {
   const { json } = flags;
   const startedAt = performance.now();
+  // The console's modules (its server and page libraries) load only for the commands that serve it.
+  const { consoleSettings, describeConsole, listen } = await import("./console-command.js");
+  const { localSources } = await import("../lib/console/index.js");
   const settings = flags.console ? consoleSettings(flags) : undefined;
   if (!json) process.stdout.write("Starting DynamoDB Local and the SQS emulator...\n");
   const cloud = await startLocalCloud({ template: synthesizeTemplate() });
@@ -352,6 +353,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "console": {
       const json = values.json ?? false;
+      const { consoleCommand } = await import("./console-command.js");
       return consoleCommand({ ...values, json, "allow-actions": values["allow-actions"] ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`));
     }
     case "lock": {
@@ -385,7 +387,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError || err instanceof ConsoleUsageError;
+    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError || (err instanceof Error && err.name === "ConsoleUsageError");
     // Our own errors already say what to do; anything else gets its stack for a bug report.
     const ours = usage || err instanceof FencepostError || err instanceof ConnectionError || err instanceof LocalCloudError;
     const message = err instanceof Error ? (ours ? err.message : (err.stack ?? err.message)) : String(err);
