@@ -10,15 +10,12 @@
  * Every wait is a Playwright locator waiting for a condition; the console polls every
  * 300 ms. One browser and one console serve the whole file.
  */
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
-import { pathToFileURL } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Broadcast, ConsumerGroup, Coordination, Coordinator, DynamoDbParticipant, LockClient, branch } from "../../lib/index.js";
 import { localSources, startConsole, type RunningConsole } from "../../lib/console/index.js";
-import { coordinationTable, dynamoDbClient, lockTable, logTable, sharedCloud, txnTable } from "../support/cloud.js";
+import { coordinationTable, dynamoDbClient, lockTable, logTable, sharedCloud, spawnFixture, txnTable } from "../support/cloud.js";
 import { uniqueName } from "../support/locks.js";
 import { launchChromium } from "./browser.js";
 
@@ -76,22 +73,7 @@ describe("operator console", () => {
   it("lists a transaction whose coordinator was killed as in doubt, aborts it from the page and shows the audit entry", async () => {
     const txId = uniqueName("console-tx");
     const account = uniqueName("console-acct");
-    const cloud = sharedCloud();
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-    const child = spawn(process.execPath, ["--import", tsx, "test/fixtures/stuck-coordinator.ts"], {
-      env: {
-        ...process.env,
-        FIXTURE_TXN_TABLE: txnTable(),
-        FIXTURE_ACCOUNTS_TABLE: lockTable(),
-        FIXTURE_TX_ID: txId,
-        FIXTURE_ACCOUNT: account,
-        AWS_ENDPOINT_URL_DYNAMODB: cloud.endpoints.dynamodb,
-        AWS_REGION: cloud.region,
-        AWS_ACCESS_KEY_ID: cloud.credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: cloud.credentials.secretAccessKey,
-      },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawnFixture("stuck-coordinator", { FIXTURE_TXN_TABLE: txnTable(), FIXTURE_ACCOUNTS_TABLE: lockTable(), FIXTURE_TX_ID: txId, FIXTURE_ACCOUNT: account });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
     for await (const line of createInterface({ input: child.stdout })) if (line === "prepared") break;
     child.kill("SIGKILL");

@@ -2,6 +2,9 @@
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { LambdaClient } from "@aws-sdk/client-lambda";
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 import { inject } from "vitest";
 
 export function sharedCloud() {
@@ -54,3 +57,24 @@ export const txnRecoveryFunction = () => byRole("functions", "txn-recovery");
 export const coordinationFunction = () => byRole("functions", "coordination-function");
 /** The scheduled session reaper's name on the shared cloud. */
 export const coordinationReaperFunction = () => byRole("functions", "coordination-reaper");
+
+/**
+ * Runs a fixture script (test/fixtures/NAME.ts, through tsx) in a process of its own,
+ * its DynamoDB client pointed at the shared cloud, with `env` added: for tests that need a
+ * real process (to SIGKILL it, or to see it exit). Its stdout is piped, stderr inherited.
+ */
+export function spawnFixture(name: string, env: Record<string, string>) {
+  const cloud = sharedCloud();
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  return spawn(process.execPath, ["--import", tsx, `test/fixtures/${name}.ts`], {
+    env: {
+      ...process.env,
+      ...env,
+      AWS_ENDPOINT_URL_DYNAMODB: cloud.endpoints.dynamodb,
+      AWS_REGION: cloud.region,
+      AWS_ACCESS_KEY_ID: cloud.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: cloud.credentials.secretAccessKey,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+}
