@@ -18,8 +18,9 @@
  *   has must be the console's own: a cross-site form or fetch cannot send it (CSRF). Input
  *   is validated; the action is the coordinator function's own (ConsoleData), so a refusal
  *   is its typed error, answered as `{ error: { type, message } }`.
- * - Live updates: `/api/events?topic=/api/...` reads that GET endpoint every `pollMs` and
- *   sends its answer when it changed, with an increasing event id (the revision).
+ * - Live updates: `/api/events?topic=/api/...` reads that GET endpoint every `pollMs`
+ *   (streams: `streamPollMs`) and sends its answer when it changed, with an increasing
+ *   event id (the revision). Each open page costs one read of its data per interval.
  */
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono, type Context } from "hono";
@@ -34,6 +35,11 @@ import { ConsoleData, NotConfiguredError, type ConsoleSources } from "./sources.
 
 /** How often a live page's data is read again. */
 export const DEFAULT_POLL_MS = 1000;
+/**
+ * How often a live streams page is read again: listing streams scans the log table (it
+ * has no index of streams), so it is not repeated every second.
+ */
+export const DEFAULT_STREAM_POLL_MS = 5000;
 /** The header every POST must carry (a cross-site request cannot set it without a preflight the console never answers). */
 export const ACTION_HEADER = "x-fencepost-console";
 /** Longest reason an operator may give (the coordinator function's limit). */
@@ -51,6 +57,8 @@ export interface ConsoleOptions {
   readonly operator: string;
   /** @default DEFAULT_POLL_MS */
   readonly pollMs?: number;
+  /** How often the streams pages are read again (each read scans the log table). @default DEFAULT_STREAM_POLL_MS */
+  readonly streamPollMs?: number;
   /** Shown in the page's header (the stack's region or endpoint). */
   readonly where?: string;
 }
@@ -97,6 +105,7 @@ function failure(c: Context, err: unknown): Response {
 export function consoleApp(options: ConsoleOptions, boundHost = options.host ?? "127.0.0.1"): Hono {
   const data = new ConsoleData(options.sources);
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
+  const streamPollMs = options.streamPollMs ?? DEFAULT_STREAM_POLL_MS;
   const app = new Hono();
 
   // DNS rebinding: a page on another site may resolve its own name to 127.0.0.1; its requests still name that site.
@@ -148,7 +157,7 @@ export function consoleApp(options: ConsoleOptions, boundHost = options.host ?? 
           last = text;
           await stream.writeSSE({ id: String(++revision), event: "snapshot", data: text });
         }
-        await stream.sleep(pollMs);
+        await stream.sleep(topic.startsWith("/api/streams") ? streamPollMs : pollMs);
       }
     });
   });

@@ -28,8 +28,8 @@ beforeAll(async () => {
   const sources = localSources(sharedCloud());
   browser = await launchChromium(); // first: missing, it fails the file with how to install it
   [live, readOnly] = await Promise.all([
-    startConsole({ sources, allowActions: true, operator: "e2e@console-test", pollMs: 300 }),
-    startConsole({ sources, operator: "e2e@console-test", pollMs: 300 }),
+    startConsole({ sources, allowActions: true, operator: "e2e@console-test", pollMs: 300, streamPollMs: 300 }),
+    startConsole({ sources, operator: "e2e@console-test", pollMs: 300, streamPollMs: 300 }),
   ]);
 });
 
