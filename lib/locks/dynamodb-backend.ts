@@ -331,6 +331,8 @@ export function stateOf(record: LeaseRecord | undefined): LockState | undefined 
     leaseMs: record.leaseMs,
     released: record.holder === undefined,
     waiters: record.queue.length,
+    // A waiter is `<owner>#<8 hex digits>` (one per acquire call): show the owner.
+    nextWaiters: record.queue.slice(0, QUEUE_WINDOW).map((place) => parsePlace(place).waiter.replace(/#[0-9a-f]{8}$/, "")),
     data: record.data,
     ...expiry(record),
   };

@@ -26,6 +26,12 @@ export interface LockState {
   released: boolean;
   /** Places in the waiter queue (a crashed waiter's place counts until it is judged gone and removed). */
   waiters: number;
+  /**
+   * Who waits first: the owner ids of the first QUEUE_WINDOW (8) places, in the order they
+   * will be served (a crashed waiter's place included until it is removed). Absent from
+   * lock functions deployed before this field.
+   */
+  nextWaiters?: readonly string[];
   data: string | undefined;
   /**
    * When the holder's lease runs out (epoch ms: its last heartbeat plus the lease), by the

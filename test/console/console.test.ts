@@ -61,11 +61,18 @@ describe("operator console", () => {
     // Only the filtered locks are listed.
     expect(await page.locator("tr[data-lock]").count()).toBe(2);
     await page.locator(`tr[data-lock="${prefix}-lapsing"] .badge.expired`).waitFor();
-    // The detail: state, and the token in the history the console saw.
+    // The detail: state, who waits, and the tokens the console saw.
+    const waiting = new LockClient({ tableName: lockTable(), dynamodb: db, ownerId: "worker-8" }).acquire(`${prefix}-held`, { waitMs: 30_000, leaseMs: 60_000 });
+    await row.locator("td", { hasText: /^1$/ }).last().waitFor(); // one waiting
     await row.getByRole("link").click();
     await page.locator("#lock-facts", { hasText: "worker-7" }).waitFor();
+    await page.locator("#queue li", { hasText: "worker-8" }).waitFor();
     await page.locator("#token-history td", { hasText: new RegExp(`^${held.fencingToken}$`) }).waitFor();
     await held.release();
+    const next = await waiting;
+    await page.locator("#token-history tr", { hasText: "worker-8" }).locator("td", { hasText: new RegExp(`^${next.fencingToken}$`) }).waitFor();
+    expect(next.fencingToken).toBeGreaterThan(held.fencingToken);
+    await next.release();
     await page.locator("#lock-facts .badge.free").waitFor();
     await page.close();
   });

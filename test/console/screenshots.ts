@@ -78,6 +78,7 @@ try {
     process.stdout.write(`wrote ${OUT}/${file}\n`);
   };
   await shoot("/locks", 'tr[data-lock="billing/nightly-run"] .badge.expired', "locks.png");
+  await shoot("/locks/orders%2Fcheckout", "#queue li", "lock.png");
   await shoot("/streams", 'tr[data-stream="payments"]', "streams.png");
   await shoot("/streams/payments", 'tr[data-group="ledger"]', "stream.png");
   await shoot("/transactions", '#finished tr[data-tx="transfer-7f3b"]', "transactions.png");

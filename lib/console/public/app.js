@@ -127,7 +127,7 @@ function LockDetail({ name }) {
         <dt>Fencing token</dt><dd class="mono">${d.state.fencingToken}</dd>
         <dt>Lease</dt><dd>${d.state.released ? "–" : span(d.state.leaseMs)}</dd>
         <dt>Expires</dt><dd>${d.state.released ? "–" : html`<${When} at=${d.state.expiresAt} now=${now} />`}<div class="muted">by wall clocks, an estimate: takeover is timed on the waiter's own clock</div></dd>
-        <dt>Queue</dt><dd>${d.state.waiters === 0 ? "nobody waiting" : `${d.state.waiters} waiting (first come, first served)`}</dd>
+        <dt>Queue</dt><dd>${d.state.waiters === 0 ? "nobody waiting" : html`${d.state.waiters} waiting, served first come, first served${d.state.nextWaiters?.length ? html`:<ol id="queue" class="mono">${d.state.nextWaiters.map((w) => html`<li>${w}</li>`)}</ol>${d.state.waiters > d.state.nextWaiters.length ? html`<span class="muted">and ${d.state.waiters - d.state.nextWaiters.length} more</span>` : ""}` : ""}`}</dd>
         <dt>Data</dt><dd class="mono">${d.state.data ?? "–"}</dd>
       </dl>`}
     ${d && html`<h3>Token history (seen by this console)</h3>
