@@ -47,3 +47,15 @@ try {
 }
 TS
 npx tsx example.ts
+
+# The operator console ships whole: its page and libraries are served from the package.
+FENCEPOST_STATE_FILE="$work/none.json" npx fencepost console --port 0 --json > console.out 2>&1 &
+console_pid=$!
+for _ in $(seq 1 50); do grep -q '"url"' console.out && break; sleep 0.2; done
+url="$(node -e 'console.log(JSON.parse(require("fs").readFileSync("console.out","utf8").split("\n")[0]).url)')"
+for path in "" app.js style.css vendor/preact.mjs vendor/hooks.mjs vendor/htm.mjs; do
+  code="$(curl -s -o /dev/null -w '%{http_code}' "$url$path")"
+  if [ "$code" != 200 ]; then echo "FAIL: the console answered $code for /$path"; kill "$console_pid"; exit 1; fi
+done
+kill "$console_pid"
+echo "OK: the console serves its page and libraries from the installed package"
