@@ -81,6 +81,12 @@ function Problem({ live, what }) {
   return html`<div class="error" role="alert"><strong>${live.error.type}</strong>: ${live.error.message}</div>`;
 }
 
+/** Says so when live updates stopped (the console went away); EventSource keeps retrying. */
+function Stale({ live }) {
+  if (!live.disconnected) return null;
+  return html`<div class="error" role="status">Live updates interrupted: reconnecting…${live.at ? ` Showing what was read at ${absolute(live.at)}.` : ""}</div>`;
+}
+
 // ---- locks ----------------------------------------------------------------------------
 
 function lockState(l) {
@@ -93,6 +99,7 @@ function Locks() {
   const now = useNow();
   return html`<section>
     <h2>Locks</h2>
+    <${Stale} live=${live} />
     <div class="toolbar">
       <input type="text" placeholder="Filter by name prefix" aria-label="Filter by name prefix" value=${prefix} onInput=${(e) => setPrefix(e.target.value)} />
       ${live.data && html`<span class="muted">${live.data.locks.length} lock${live.data.locks.length === 1 ? "" : "s"}${live.data.truncated ? " (first 1000 scanned)" : ""}</span>`}
@@ -120,6 +127,7 @@ function LockDetail({ name }) {
   return html`<section>
     <p>${link("/locks", "← Locks")}</p>
     <h2>Lock <code>${name}</code></h2>
+    <${Stale} live=${live} />
     ${!d ? html`<${Problem} live=${live} what="the lock" />` : !d.state ? html`<div class="empty">No item for this lock: it was never acquired, or it was swept while free (its token floor is kept).</div>` : html`
       <dl class="facts" id="lock-facts">
         <dt>State</dt><dd><span class=${`badge ${lockState(d.state)}`}>${lockState(d.state)}</span>${d.state.expired ? html` <span class="muted">the lease ran out: the next acquire takes it over</span>` : ""}</dd>
@@ -146,6 +154,7 @@ function Streams() {
   const d = live.data;
   return html`<section>
     <h2>Streams</h2>
+    <${Stale} live=${live} />
     ${!d ? html`<${Problem} live=${live} what="streams" />` : d.streams.length === 0 ? html`<div class="empty">No streams yet. A stream appears once something is published to it (<code>broadcast.publish(stream, payload)</code>).</div>` : html`
     <table id="streams">
       <thead><tr><th>Stream</th><th class="num">Head</th><th>Consumer groups (cursor / lag)</th><th class="num">Max lag</th></tr></thead>
@@ -165,6 +174,7 @@ function StreamDetail({ name }) {
   return html`<section>
     <p>${link("/streams", "← Streams")}</p>
     <h2>Stream <code>${name}</code></h2>
+    <${Stale} live=${live} />
     ${live.data === null ? html`<div class="empty">No such stream: nothing was ever published to it.</div>` : !d ? html`<${Problem} live=${live} what="the stream" />` : html`
       <dl class="facts" id="stream-facts">
         <dt>Head</dt><dd class="mono" data-head>${d.head}</dd>
@@ -229,6 +239,7 @@ function Transactions({ config }) {
   };
   return html`<section>
     <h2>Transactions</h2>
+    <${Stale} live=${live} />
     ${config.allowActions && html`<div class="toolbar">
       ${confirming ? html`<span>Finish every transaction past its deadline now (undecided ones are aborted)?</span><button class="danger confirm" onClick=${recover}>Confirm recover</button><button onClick=${() => setConfirming(false)}>Cancel</button>` : html`<button onClick=${() => setConfirming(true)}>Recover stuck transactions…</button>`}
     </div>`}
@@ -265,6 +276,7 @@ function TransactionDetail({ id, config }) {
   return html`<section>
     <p>${link("/transactions", "← Transactions")}</p>
     <h2>Transaction <code>${id}</code></h2>
+    <${Stale} live=${live} />
     ${outcome?.ok && html`<div class="notice">${outcome.ok}</div>`}
     ${outcome?.error && html`<div class="error" role="alert"><strong>${outcome.error.type}</strong>: ${outcome.error.message}</div>`}
     ${live.data === null ? html`<div class="empty">No record of this transaction: it never began, or finished longer ago than the retention period (presumed aborted).</div>` : !t ? html`<${Problem} live=${live} what="the transaction" />` : html`
@@ -305,6 +317,7 @@ function Membership() {
   const d = live.data;
   return html`<section>
     <h2>Membership</h2>
+    <${Stale} live=${live} />
     <div class="toolbar"><label>Namespace <input type="text" aria-label="Namespace" value=${namespace} onChange=${(e) => setNamespace(e.target.value || "default")} /></label>
       ${d && html`<span class="muted">revision ${d.revision}</span>`}</div>
     ${!d ? html`<${Problem} live=${live} what="membership" />` : html`
