@@ -25,7 +25,7 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 
 let up: ReturnType<typeof spawn>;
 /** What `fencepost up --json` printed. */
-let upSummary: { functions: Record<string, string>; tables: Record<string, string> };
+let upSummary: { functions: Record<string, string>; tables: Record<string, string>; console?: string };
 
 const until = async (check: () => boolean, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs;
@@ -100,6 +100,19 @@ afterAll(async () => {
 });
 
 describe("fencepost CLI against `fencepost up`", () => {
+  it("serves the console with up (read-only), and `fencepost console` finds the local stack", async () => {
+    expect(upSummary.console).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const config = (await (await fetch(`${upSummary.console}api/config`)).json()) as unknown;
+    expect(config).toMatchObject({ allowActions: false, configured: { locks: true, txn: true, coordination: true, log: true } });
+    const served = background("console", "--port", "0", "--json");
+    const { url, missing } = JSON.parse((await served.waitFor(1))[0]!) as { url: string; missing: string[] };
+    expect(missing).toEqual([]);
+    expect((await fetch(`${url}api/locks`)).status).toBe(200);
+    expect((await fetch(`${url}api/actions/recover`, { method: "POST", headers: { "content-type": "application/json", "x-fencepost-console": "1" } })).status).toBe(403);
+    expect(await served.interrupt()).toBe(0);
+    expect(cli("console", "--port", "x").status).toBe(2);
+  });
+
   it("acquires, inspects, lists and releases a lock", () => {
     const acquired = cli("lock", "acquire", "demo", "--json", "--owner", "ops");
     expect(acquired.status, acquired.stderr).toBe(0);
