@@ -314,7 +314,7 @@ await withLocalCloud(async (cloud) => {
     "| --- | --- | --- |",
     ...fan.map((r) => `| ${r.groups} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} |`),
     "",
-    `Fan-out: ${FANOUT_MESSAGES} messages published 50 ms apart; one receiver takes the hints from the queue and hands each batch to `FanOut.handleSqsEvent`, as the one Lambda on the FIFO queue would (`consumeWith`): every group catches up from the log at once, so no group reads the queue itself. Latency is publish call to handler; each group's catch-up is a cursor read, a Query and a cursor write per message, all on the one emulator.`,
+    `Fan-out: ${FANOUT_MESSAGES} messages published 50 ms apart; one receiver takes the hints from the queue and hands each batch to \`FanOut.handleSqsEvent\`, as the one Lambda on the FIFO queue would (\`consumeWith\`): every group catches up from the log at once, so no group reads the queue itself. Latency is publish call to handler; each group's catch-up is a cursor read, a Query and a cursor write per message, all on the one emulator.`,
     "",
     `| a producer crashed holding k numbers (hole timeout ${DEFAULT_HOLE_TIMEOUT_MS} ms, poll ${DEFAULT_CONSUMER_POLL_MS} ms) | next message delivered after (ms) | beyond the hole timeout (ms) | fill puts |`,
     "| --- | --- | --- | --- |",
