@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { RequestCounter } from "../lib/check/middleware.js";
 import type { LocalCloud } from "../lib/local/index.js";
 import { withLocalCloud } from "./cloud.js";
-import { Broadcast, ConsumerGroup } from "../lib/index.js";
+import { Broadcast, ConsumerGroup, FanOut } from "../lib/index.js";
 import { DEFAULT_CONSUMER_POLL_MS, DEFAULT_HOLE_TIMEOUT_MS, MESSAGES_PER_TRANSACTION } from "../lib/advanced.js";
 import { percentile, publishSection } from "./report.js";
 
@@ -199,24 +199,26 @@ async function latency(s: Setup, n: number) {
 
 /**
  * Fan-out: publish-to-handler latency with `groups` consumer groups reading from the log.
- * One receiver takes the hints from a FIFO queue of this run's own (as one Lambda on the
- * queue would) and, per batch of hints, catches every group up from the log at once; no
- * group reads the queue itself. `n` messages, published 50 ms apart.
+ * One receiver takes the hints from a FIFO queue of this run's own and hands each batch
+ * to FanOut.handleSqsEvent, as the one Lambda on the queue would: every group catches up
+ * from the log at once; no group reads the queue itself. `n` messages, published 50 ms apart.
  */
 async function fanOut(s: Setup, groups: number, n: number) {
   const { QueueUrl: queueUrl } = await s.sqs.send(new CreateQueueCommand({ QueueName: `fanout-${randomUUID().slice(0, 8)}.fifo`, Attributes: { FifoQueue: "true" } }));
   const stream = `bench-${randomUUID().slice(0, 8)}`;
   const latencies: number[] = [];
   const consumers = Array.from({ length: groups }, (_, g) => new ConsumerGroup<{ t: number }>({ tableName: s.logTable, dynamodb: s.dynamodb, stream, group: `fanout-${g}`, handler: (m) => void latencies.push(performance.now() - m.payload.t) }));
+  const fanOut = new FanOut(consumers);
   const stop = new AbortController();
   const receiving = (async () => {
     while (!stop.signal.aborted) {
       const out = await s.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }), { abortSignal: stop.signal }).catch(() => undefined);
       const messages = out?.Messages ?? [];
       if (messages.length === 0) continue;
-      const until = Math.max(...messages.map((m) => (JSON.parse(m.Body ?? "{}") as { seq?: number }).seq ?? 0));
-      await Promise.all(consumers.map((c) => c.catchUp({ until }).catch(() => undefined))); // a failed catch-up is retried on the next hint
-      await s.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+      // As a Lambda on the queue would: FanOut catches every group up and says which hints to keep.
+      const { batchItemFailures } = await fanOut.handleSqsEvent({ Records: messages.map((m) => ({ messageId: m.MessageId!, body: m.Body ?? "" })) });
+      const done = messages.filter((m) => !batchItemFailures.some((f) => f.itemIdentifier === m.MessageId));
+      if (done.length) await s.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
     }
   })();
   const b = new Broadcast({ tableName: s.logTable, dynamodb: s.dynamodb, queueUrl, sqs: s.sqs });
@@ -228,7 +230,7 @@ async function fanOut(s: Setup, groups: number, n: number) {
   while (latencies.length < n * groups && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   stop.abort();
   await receiving;
-  for (const c of consumers) await c.catchUp(); // whatever a failed catch-up left (none, unless something broke)
+  await fanOut.catchUp(); // whatever a failed catch-up left (none, unless something broke)
   return { groups, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
@@ -312,7 +314,7 @@ await withLocalCloud(async (cloud) => {
     "| --- | --- | --- |",
     ...fan.map((r) => `| ${r.groups} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} |`),
     "",
-    `Fan-out: ${FANOUT_MESSAGES} messages published 50 ms apart; one receiver takes the hints from the queue (as one Lambda on the FIFO queue would) and catches every group up from the log at once, so no group reads the queue itself. Latency is publish call to handler; each group's catch-up is a cursor read, a Query and a cursor write per message, all on the one emulator.`,
+    `Fan-out: ${FANOUT_MESSAGES} messages published 50 ms apart; one receiver takes the hints from the queue and hands each batch to \`FanOut.handleSqsEvent\`, as the one Lambda on the FIFO queue would (\`consumeWith\`): every group catches up from the log at once, so no group reads the queue itself. Latency is publish call to handler; each group's catch-up is a cursor read, a Query and a cursor write per message, all on the one emulator.`,
     "",
     `| a producer crashed holding k numbers (hole timeout ${DEFAULT_HOLE_TIMEOUT_MS} ms, poll ${DEFAULT_CONSUMER_POLL_MS} ms) | next message delivered after (ms) | beyond the hole timeout (ms) | fill puts |`,
     "| --- | --- | --- | --- |",

@@ -15,7 +15,7 @@ import { actionsOf, validator } from "../lib/service/validate.js";
 const tableName = process.env["TABLE_NAME"];
 if (!tableName) throw new Error("TABLE_NAME is not set: deploy this function with the Fencepost construct, which sets it");
 const tools = observability("locks");
-const service = new LockService({ tableName, dynamodb: tools.tracer.captureAWSv3Client(new DynamoDBClient({})) });
+const service = new LockService({ tableName, dynamodb: tools.tracer.captureAWSv3Client(new DynamoDBClient({})), metrics: tools.metrics });
 
 export const handler = middy<unknown, unknown>()
   .use(powertools(tools))

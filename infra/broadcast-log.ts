@@ -17,6 +17,7 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { SqsEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
+import { FENCEPOST_METRICS } from "../lib/service/metric-names.js";
 import { LOG_CONSUME_ACTIONS, LOG_ITEM_ACTIONS, QUEUE_CONSUME_ACTIONS, QUEUE_PUBLISH_ACTIONS } from "./iam-actions.js";
 import { createTable, notify, RESOURCE_ROLE_TAG, withKeyUse, type FencepostAlarmProps, type FencepostTableProps, type ResourceScopeProps } from "./internal.js";
 
@@ -37,12 +38,15 @@ export class BroadcastLog extends Construct {
   /** Fires when anything lands in the broadcast dead-letter queue (built from `metricDeadLetters`). */
   public readonly broadcastDeadLetterAlarm: cloudwatch.Alarm;
   readonly #props: BroadcastLogProps;
+  /** The value of the metrics' `Construct` dimension: the path of the construct holding the resources. */
+  readonly #metricDimension: string;
 
   /** Declares the log table, the queues and the alarm in `props.resourceScope` (default: this construct). */
   constructor(scope: Construct, id: string, props: BroadcastLogProps = {}) {
     super(scope, id);
     const resourceScope = props.resourceScope ?? this;
     this.#props = props;
+    this.#metricDimension = resourceScope.node.path;
     const encryption = props.encryptionKey ? { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: props.encryptionKey } : { encryption: sqs.QueueEncryption.SQS_MANAGED };
     this.logTable = createTable(resourceScope, "LogTable", "log", props, { name: "sk", type: dynamodb.AttributeType.NUMBER });
     this.broadcastDeadLetters = new sqs.Queue(resourceScope, "BroadcastDeadLetters", {
@@ -82,13 +86,44 @@ export class BroadcastLog extends Construct {
 
   /**
    * Makes `fn` the queue's consumer: a Lambda whose handler calls
-   * `ConsumerGroup.handleSqsEvent`. Batches of up to 10, batch item failures reported,
-   * and the grants of `grantConsume`. (SQS delivers each message to one consumer: other
-   * groups run `ConsumerGroup.run` or `catchUp`, which read the log.)
+   * `FanOut.handleSqsEvent` (every consumer group of the stream, each reading the log) or
+   * `ConsumerGroup.handleSqsEvent` (one group). Batches of up to 10, batch item failures
+   * reported, the grants of `grantConsume`, and env METRIC_DIMENSION so `consumerMetrics`
+   * reports under this construct (`metricConsumerLag`, `metricHoleFills`). SQS delivers each
+   * message to one consumer: serve all groups from this one function with FanOut rather
+   * than one queue consumer per group.
    */
   public consumeWith(fn: lambda.Function): void {
     this.grantConsume(fn);
+    fn.addEnvironment("METRIC_DIMENSION", this.#metricDimension);
     fn.addEventSource(new SqsEventSource(this.broadcastQueue, { batchSize: 10, reportBatchItemFailures: true }));
+  }
+
+  /**
+   * How far behind `group` of `stream` was when its catch-ups started (`ConsumerLag`, in
+   * messages, reported by `consumerMetrics` in the consumer): maximum over 5 minutes unless
+   * `props` says otherwise. Alarm on it to learn that a group stopped keeping up.
+   */
+  public metricConsumerLag(stream: string, group: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.#consumerMetric(FENCEPOST_METRICS.consumerLag, stream, group, { statistic: cloudwatch.Stats.MAXIMUM, ...props });
+  }
+
+  /**
+   * Numbers of `stream` that `group` filled with no-ops (`HoleFills`: publishes whose
+   * producer took a number and never wrote it, reported by `consumerMetrics`): sum over 5
+   * minutes unless `props` says otherwise.
+   */
+  public metricHoleFills(stream: string, group: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.#consumerMetric(FENCEPOST_METRICS.holeFills, stream, group, { statistic: cloudwatch.Stats.SUM, ...props });
+  }
+
+  #consumerMetric(metricName: string, stream: string, group: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: FENCEPOST_METRICS.namespace,
+      metricName,
+      dimensionsMap: { [FENCEPOST_METRICS.construct]: this.#metricDimension, [FENCEPOST_METRICS.stream]: stream, [FENCEPOST_METRICS.group]: group },
+      ...props,
+    });
   }
 
   /**

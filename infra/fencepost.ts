@@ -21,7 +21,7 @@ import { Construct } from "constructs";
 import { BroadcastLog } from "./broadcast-log.js";
 import type { FencepostFunctionProps } from "./internal.js";
 import { CoordinationService, type CoordinationServiceProps } from "./coordination-service.js";
-import { LockService } from "./lock-service.js";
+import { LockService, type LockGrantAction } from "./lock-service.js";
 import { TransactionCoordinator, type ParticipantResource, type TransactionCoordinatorProps } from "./transaction-coordinator.js";
 
 export { HANDLER_METADATA, RESOURCE_ROLE_TAG } from "./internal.js";
@@ -199,6 +199,31 @@ export class Fencepost extends Construct {
   /** The lock function's requests answered with a typed error (`LockService.metricLockFunctionRejections`). */
   public metricLockFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return this.lockService.metricLockFunctionRejections(props);
+  }
+
+  /** Grants the lock function made for `action` (`LockService.metricGrants`). */
+  public metricGrants(action: LockGrantAction = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.lockService.metricGrants(action, props);
+  }
+
+  /** How long granted requests waited in the lock function (`LockService.metricGrantWait`). */
+  public metricGrantWait(action: "acquire" | "elect" = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.lockService.metricGrantWait(action, props);
+  }
+
+  /** Requests that gave up waiting for a lock (`LockService.metricLockTimeouts`). */
+  public metricLockTimeouts(action: "acquire" | "elect" = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.lockService.metricLockTimeouts(action, props);
+  }
+
+  /** A consumer group's lag in messages (`BroadcastLog.metricConsumerLag`). */
+  public metricConsumerLag(stream: string, group: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.broadcastLog.metricConsumerLag(stream, group, props);
+  }
+
+  /** Holes a consumer group filled with no-ops (`BroadcastLog.metricHoleFills`). */
+  public metricHoleFills(stream: string, group: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.broadcastLog.metricHoleFills(stream, group, props);
   }
 
   /** The coordinator function's requests answered with a typed error (`TransactionCoordinator.metricTxnFunctionRejections`). */

@@ -11,7 +11,7 @@
  * through the function (`grantInvokeLocks`).
  */
 import { Duration } from "aws-cdk-lib";
-import type * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
 import { FENCEPOST_METRICS, FUNCTION_METRIC_NAMES } from "../lib/service/metric-names.js";
 import type * as dynamodb from "aws-cdk-lib/aws-dynamodb";
 import type * as iam from "aws-cdk-lib/aws-iam";
@@ -19,6 +19,9 @@ import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import { Construct } from "constructs";
 import { LOCK_ITEM_ACTIONS, LOCK_SERVICE_ACTIONS } from "./iam-actions.js";
 import { createFunction, createFunctionAlarms, createTable, grantInvokeFunction, invocationMetric, unexpectedErrors, withKeyUse, type FencepostFunctionProps, type ResourceScopeProps } from "./internal.js";
+
+/** The lock function's actions that grant (the `Action` dimension of its grant metrics). */
+export type LockGrantAction = "acquire" | "tryAcquire" | "elect";
 
 /** Settings of a LockService: those of its table and its function, and where they are created. */
 export interface LockServiceProps extends FencepostFunctionProps, ResourceScopeProps {}
@@ -96,5 +99,38 @@ export class LockService extends Construct {
    */
   public metricLockFunctionRejections(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return invocationMetric(this.#metricDimension, FUNCTION_METRIC_NAMES.locks, FENCEPOST_METRICS.requests, "rejected", props);
+  }
+
+  /**
+   * Grants the lock function made for `action` (`Grants`): sum over 5 minutes unless
+   * `props` says otherwise.
+   */
+  public metricGrants(action: LockGrantAction = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.#grantMetric(FENCEPOST_METRICS.grants, action, { statistic: cloudwatch.Stats.SUM, ...props });
+  }
+
+  /**
+   * Milliseconds granted `acquire`s (or `elect`s) waited in the lock function
+   * (`GrantWait`): p99 over 5 minutes unless `props` says otherwise.
+   */
+  public metricGrantWait(action: "acquire" | "elect" = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.#grantMetric(FENCEPOST_METRICS.grantWait, action, { statistic: cloudwatch.Stats.p(99), ...props });
+  }
+
+  /**
+   * `acquire`s (or `elect`s) that gave up waiting (`LockTimeouts`): sum over 5 minutes
+   * unless `props` says otherwise. A rising count means contention beyond what callers wait.
+   */
+  public metricLockTimeouts(action: "acquire" | "elect" = "acquire", props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.#grantMetric(FENCEPOST_METRICS.lockTimeouts, action, { statistic: cloudwatch.Stats.SUM, ...props });
+  }
+
+  #grantMetric(metricName: string, action: LockGrantAction, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: FENCEPOST_METRICS.namespace,
+      metricName,
+      dimensionsMap: { [FENCEPOST_METRICS.construct]: this.#metricDimension, [FENCEPOST_METRICS.function]: FUNCTION_METRIC_NAMES.locks, [FENCEPOST_METRICS.action]: action },
+      ...props,
+    });
   }
 }

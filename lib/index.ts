@@ -24,7 +24,9 @@ export { systemClock, type MonotonicClock } from "./locks/clock.js";
 
 // Total order broadcast and Lamport timestamps (lib/ordering).
 export { Broadcast, MAX_PAYLOAD_BYTES, type BroadcastOptions, type PublishOptions } from "./ordering/broadcast.js";
-export { ConsumerGroup, type ConsumerGroupOptions, type Delivery, type Handler, type TransactionalHandler, type CatchUpResult, type SqsEvent } from "./ordering/consumer.js";
+export { ConsumerGroup, type ConsumerGroupOptions, type ConsumerObserver, type Delivery, type Handler, type TransactionalHandler, type CatchUpResult, type SqsEvent } from "./ordering/consumer.js";
+export { FanOut, type FanOutGroupResult } from "./ordering/fan-out.js";
+export { consumerMetrics } from "./service/domain-metrics.js";
 export { LamportClock, type LamportTimestamp } from "./ordering/lamport.js";
 
 // The coordination service (lib/coordination).

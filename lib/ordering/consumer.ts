@@ -67,6 +67,20 @@ export interface ConsumerGroupOptions<T> {
    */
   holeTimeoutMs?: number;
   clock?: MonotonicClock;
+  /** Told what each catch-up faces and does (for metrics: lag, hole fills). Its errors are ignored. */
+  observer?: ConsumerObserver;
+}
+
+/**
+ * What a consumer tells about its progress, for metrics and logs (see
+ * `consumerMetrics` in `fencepost/advanced` for Lambda Powertools). Called inline: keep it
+ * cheap; whatever it throws is ignored.
+ */
+export interface ConsumerObserver {
+  /** A catch-up starts `lag` messages behind the seq it must reach (the head, or a hint's seq). */
+  catchingUp?(group: { stream: string; group: string }, lag: number): void;
+  /** A fill pass ended with `count` slots holding no-ops (numbers whose producer never wrote them). */
+  holesFilled?(group: { stream: string; group: string }, count: number): void;
 }
 
 /** Test seams for the verification harness (lib/check); never set in production. */
@@ -156,6 +170,7 @@ export class ConsumerGroup<T = unknown> {
     const delivered: number[] = [];
     let skipped = 0;
     let position = await this.log.cursor(this.stream, this.group);
+    this.#tell((o) => o.catchingUp?.(this, Math.max(0, until - position)));
     try {
       while (position < until) {
         options.signal?.throwIfAborted();
@@ -182,7 +197,8 @@ export class ConsumerGroup<T = unknown> {
           await sleep(Math.min(50, this.#holes.get(position + 1)! + this.#holeTimeoutMs - this.#clock.now()), options.signal);
           continue;
         }
-        await this.log.fillAll(this.stream, expired);
+        const settled = await this.log.fillAll(this.stream, expired);
+        this.#tell((o) => o.holesFilled?.(this, settled.filter((slot) => slot.kind === "noop").length));
         for (const seq of expired) this.#holes.delete(seq);
         // The next read finds each filled slot's winner: the no-op, or a late producer's message.
       }
@@ -191,6 +207,17 @@ export class ConsumerGroup<T = unknown> {
       this.#holes.clear();
     }
     return { delivered, skipped, position };
+  }
+
+  /** Calls the observer, if any; an observer's error never fails a delivery. */
+  #tell(call: (observer: ConsumerObserver) => void): void {
+    const observer = this.#options.observer;
+    if (!observer) return;
+    try {
+      call(observer);
+    } catch {
+      // metrics are best effort
+    }
   }
 
   /**
@@ -293,7 +320,7 @@ export class ConsumerGroup<T = unknown> {
 }
 
 /** The seq of a queue message of `stream`, or undefined if the body is not one. */
-function seqOf(body: string, stream: string): number | undefined {
+export function seqOf(body: string, stream: string): number | undefined {
   try {
     const parsed = JSON.parse(body) as { stream?: unknown; seq?: unknown };
     return parsed.stream === stream && typeof parsed.seq === "number" ? parsed.seq : undefined;

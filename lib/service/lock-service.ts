@@ -13,6 +13,9 @@ import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
 import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
 import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
+import type { Metrics } from "@aws-lambda-powertools/metrics";
+import { LockTimeoutError } from "../errors.js";
+import { recordGrant } from "./domain-metrics.js";
 
 
 export interface LockServiceOptions {
@@ -22,6 +25,8 @@ export interface LockServiceOptions {
   leaseMs?: number;
   /** Wait for acquire and elect requests that name none (bounded by the invocation). @default DEFAULT_SERVICE_WAIT_MS (10 s) */
   waitMs?: number;
+  /** Where to report grants, waits, timeouts and refusals (domain-metrics.ts `recordGrant`); none if absent. */
+  metrics?: Metrics;
 }
 
 /**
@@ -62,11 +67,11 @@ export class LockService {
     const backend = this.#backend;
     switch (req.action) {
       case "acquire": {
-        const lock = await this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data });
+        const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data }));
         return grantOf(req.name, lock);
       }
       case "tryAcquire": {
-        const lock = await this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data });
+        const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data }));
         return lock ? { granted: true, lock: grantOf(req.name, lock) } : { granted: false };
       }
       case "heartbeat": {
@@ -82,11 +87,13 @@ export class LockService {
       case "list":
         return backend.list(req.limit ?? 100, req.startAfter);
       case "elect": {
-        const lock = await this.#clientFor(req.owner).acquireIn("election", req.name, {
-          waitMs: this.#wait(req.waitMs, context),
-          leaseMs: req.leaseMs,
-          data: req.value,
-        });
+        const lock = await this.#measured("elect", () =>
+          this.#clientFor(req.owner).acquireIn("election", req.name, {
+            waitMs: this.#wait(req.waitMs, context),
+            leaseMs: req.leaseMs,
+            data: req.value,
+          }),
+        );
         return grantOf(req.name, lock);
       }
       case "leader":
@@ -98,6 +105,21 @@ export class LockService {
         return { released: true };
       case "claimOwner":
         return { owner: (await this.#claims.owner(req.namespace, req.value)) ?? null };
+    }
+  }
+
+  /** Runs one grant request and reports its outcome (granted after how long, timed out, refused). */
+  async #measured<L extends Lock | undefined>(action: "acquire" | "tryAcquire" | "elect", grant: () => Promise<L>): Promise<L> {
+    const metrics = this.#options.metrics;
+    if (!metrics) return grant();
+    const started = performance.now();
+    try {
+      const lock = await grant();
+      recordGrant(metrics, action, lock ? { granted: true, waitedMs: performance.now() - started } : { granted: false, timedOut: false });
+      return lock;
+    } catch (err) {
+      if (err instanceof LockTimeoutError) recordGrant(metrics, action, { granted: false, timedOut: true });
+      throw err;
     }
   }
 

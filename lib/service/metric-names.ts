@@ -19,6 +19,22 @@ export const FENCEPOST_METRICS = {
   requests: "Requests",
   /** Milliseconds an invocation took, same dimensions as `Requests`. */
   duration: "Duration",
+  /** Locks, leaderships and claims granted by the lock function, per Function/Action (`acquire`, `tryAcquire`, `elect`). */
+  grants: "Grants",
+  /** Milliseconds a granted `acquire` or `elect` waited in the function, per Function/Action. */
+  grantWait: "GrantWait",
+  /** `acquire` and `elect` requests that gave up waiting (LockTimeoutError), per Function/Action. */
+  lockTimeouts: "LockTimeouts",
+  /** `tryAcquire` requests that found the lock held, per Function/Action. */
+  notGranted: "NotGranted",
+  /** Dimension of the consumer metrics: the stream. */
+  stream: "Stream",
+  /** Dimension of the consumer metrics: the consumer group. */
+  group: "Group",
+  /** Messages between a consumer group's cursor and the seq its catch-up must reach, when the catch-up starts; per Stream/Group. */
+  consumerLag: "ConsumerLag",
+  /** Holes (numbers a crashed producer never wrote) a consumer group filled with no-ops; per Stream/Group. */
+  holeFills: "HoleFills",
 } as const;
 
 /** The `Function` dimension's value of each Fencepost function (the handler's `observability(name)`). */

@@ -20,11 +20,12 @@
 import type { MiddlewareObj } from "@middy/core";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit, type Metrics } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import { FencepostError, wireError } from "../errors.js";
 import { FENCEPOST_METRICS } from "./metric-names.js";
+import { fencepostMetrics, publishMetrics } from "./domain-metrics.js";
 
 export { FENCEPOST_METRICS, FUNCTION_METRIC_NAMES } from "./metric-names.js";
 
@@ -51,9 +52,7 @@ export interface Observability {
  */
 export function observability(service: string): Observability {
   const logger = new Logger({ serviceName: `fencepost-${service}` });
-  const metrics = new Metrics({ namespace: FENCEPOST_METRICS.namespace, serviceName: `fencepost-${service}` });
-  metrics.clearDefaultDimensions();
-  metrics.setDefaultDimensions({ [FENCEPOST_METRICS.construct]: process.env["METRIC_DIMENSION"] || "Fencepost" });
+  const metrics = fencepostMetrics(service);
   const tracer = new Tracer({ serviceName: `fencepost-${service}` });
   return { service, logger, metrics, tracer };
 }
@@ -135,11 +134,10 @@ export function invocationLog(tools: Observability, options: InvocationLogOption
     // Two lines, one per dimension set: Powertools warns about keys shared by two sets of one line.
     const sets: Record<string, string>[] = [{ [FENCEPOST_METRICS.action]: action }, {}];
     for (const dimensions of sets) {
-      metrics.addDimensions({ [FENCEPOST_METRICS.function]: tools.service, ...dimensions, [FENCEPOST_METRICS.outcome]: outcome });
-      metrics.addMetric(FENCEPOST_METRICS.requests, MetricUnit.Count, 1);
-      metrics.addMetric(FENCEPOST_METRICS.duration, MetricUnit.Milliseconds, ms);
-      metrics.setTimestamp(start.wall);
-      metrics.publishStoredMetrics();
+      publishMetrics(metrics, { [FENCEPOST_METRICS.function]: tools.service, ...dimensions, [FENCEPOST_METRICS.outcome]: outcome }, [
+        [FENCEPOST_METRICS.requests, MetricUnit.Count, 1],
+        [FENCEPOST_METRICS.duration, MetricUnit.Milliseconds, ms],
+      ], start.wall);
     }
   };
   // Middlewares must return nothing: in middy a returned value becomes the response.

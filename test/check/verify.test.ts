@@ -34,7 +34,7 @@ describe("verification harness", () => {
     }
     // The bank's coordinators died at every crash point of every transaction shape.
     const bank = report.workloads.find((w) => w.name === "bank")!;
-    // Coverage, not luck: the crash points are visited in turn. A loaded machine runs fewer transfers in 30 s, so allow a few unvisited (a 60 s run visits all).
+    // Coverage, not luck: the crash points are visited in turn, and the run goes on past its 30 s (up to 60 s) until it has died at each; a few may stay unvisited on a very loaded machine.
     expect(bank.stats["crashPointsHit"], table).toBeGreaterThanOrEqual(bank.stats["crashPointsTotal"]! - 3);
     // The coordination workload's members were killed and paused past their ttl, and sessions expired.
     const coordination = report.workloads.find((w) => w.name === "coordination")!;

@@ -270,7 +270,9 @@ describe("fencepost CLI against `fencepost up`", () => {
   it("lists and watches a group's members, and lists sessions", async () => {
     const ns = `cli-members-${Date.now().toString(36)}`;
     const coord = coordination(ns);
-    const session = await coord.openSession({ ttlMs: 5000 });
+    // The CLI runs by spawnSync, which blocks this process's keepalives while it runs: a ttl
+    // far beyond a few CLI runs on a loaded machine keeps the sessions live throughout.
+    const session = await coord.openSession({ ttlMs: 120_000 });
     await coord.group("workers").join(session, { meta: { address: "10.0.0.1:8080" } });
     const listed = cli("members", "list", "workers", "--namespace", ns);
     expect(listed.status, listed.stderr).toBe(0);
@@ -279,12 +281,12 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(JSON.parse(cli("members", "list", "workers", "--namespace", ns, "--json").stdout)).toMatchObject({ epoch: 1, members: [{ id: session.id, meta: { address: "10.0.0.1:8080" } }] });
 
     const sessions = cli("session", "list", "--namespace", ns);
-    expect(sessions.stdout).toMatch(new RegExp(`${session.id}\\s+live\\s+5 s\\s+\\S+\\s+1\\s+`));
-    expect(JSON.parse(cli("session", "list", "--namespace", ns, "--json").stdout)).toMatchObject([{ id: session.id, state: "live", ttlMs: 5000 }]);
+    expect(sessions.stdout).toMatch(new RegExp(`${session.id}\\s+live\\s+120 s\\s+\\S+\\s+1\\s+`));
+    expect(JSON.parse(cli("session", "list", "--namespace", ns, "--json").stdout)).toMatchObject([{ id: session.id, state: "live", ttlMs: 120_000 }]);
 
     const watch = background("members", "watch", "workers", "--namespace", ns, "--json");
     expect(JSON.parse((await watch.waitFor(1))[0]!)).toMatchObject({ epoch: 1, members: [{ id: session.id }], change: null });
-    const second = await coord.openSession({ ttlMs: 5000 });
+    const second = await coord.openSession({ ttlMs: 120_000 });
     await coord.group("workers").join(second, { meta: { address: "10.0.0.2:8080" } });
     await session.close();
     const views = (await watch.waitFor(3)).slice(1).map((line) => JSON.parse(line) as { epoch: number; members: { id: string }[]; change: { type: string; member: string; cause: string } });

@@ -1,7 +1,7 @@
 /** Input that could have been checked is refused with InvalidArgumentError naming the field, never a raw AWS error, and nothing is written. */
 import { describe, expect, it } from "vitest";
-import { Coordinator, DynamoDbParticipant, InvalidArgumentError, branch } from "../../lib/index.js";
-import { dynamoDbClient, txnTable } from "../support/cloud.js";
+import { Claims, Coordinator, DynamoDbParticipant, InvalidArgumentError, branch } from "../../lib/index.js";
+import { dynamoDbClient, lockTable, txnTable } from "../support/cloud.js";
 import { newLockClient, uniqueName } from "../support/locks.js";
 
 const field = async (promise: Promise<unknown>) => {
@@ -27,6 +27,23 @@ describe("bad input", () => {
     const wrongKey = new DynamoDbParticipant({ tableName: txnTable(), dynamodb });
     expect(await field(coordinator.run(`${txId}-2`, [branch(wrongKey, [{ type: "update", key: { notTheKey: "a" }, add: { n: 1 } }])]))).toBe("branches");
     expect(await coordinator.status(txId)).toBeUndefined();
+  });
+
+  it("refuses a fast-path condition DynamoDB cannot parse, and runs nothing", async () => {
+    const dynamodb = dynamoDbClient();
+    const coordinator = new Coordinator({ tableName: txnTable(), dynamodb });
+    const txId = uniqueName("tx");
+    const participant = new DynamoDbParticipant({ tableName: txnTable(), dynamodb });
+    const garbage = [{ type: "put" as const, key: { pk: `item-${txId}` }, item: { n: 1 }, condition: { expression: "this is ((( not a condition" } }];
+    expect(await field(coordinator.run(txId, [branch(participant, garbage)]))).toBe("branches");
+    expect(await coordinator.status(txId)).toBeUndefined();
+  });
+
+  it("refuses a claim value longer than a DynamoDB key may be, counted in UTF-8 bytes, before any request", async () => {
+    const claims = new Claims({ tableName: lockTable(), dynamodb: dynamoDbClient() });
+    const value = "é".repeat(1100); // 1,100 characters, 2,200 bytes as UTF-8: over DynamoDB's 2,048-byte key
+    expect(await field(claims.claim("emails", value, "owner-1"))).toBe("value");
+    expect(await field(claims.claim("emails", "ok@example.com", "x".repeat(600)))).toBe("owner");
   });
 
   it("refuses an operator's abort of a transaction that was never recorded", async () => {

@@ -191,6 +191,9 @@ describe("Fencepost construct, embedded in another app", () => {
     template.hasResourceProperties("AWS::CloudWatch::Alarm", { Threshold: 1, MetricName: "ApproximateNumberOfMessagesVisible" });
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", { BatchSize: 10, FunctionResponseTypes: ["ReportBatchItemFailures"] });
     template.hasResourceProperties("AWS::DynamoDB::Table", { KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }, { AttributeName: "sk", KeyType: "RANGE" }] });
+    // consumerMetrics in the consumer reports under the construct that metricConsumerLag reads.
+    template.hasResourceProperties("AWS::Lambda::Function", { Handler: "index.handler", Environment: { Variables: { METRIC_DIMENSION: "ConsumerStack/Coordination" } } });
+    expect(fencepost.metricConsumerLag("orders", "billing").dimensions).toMatchObject({ Construct: "ConsumerStack/Coordination" });
   });
 });
 
@@ -475,6 +478,13 @@ describe("Template hardening", () => {
       expect(metric).toMatchObject({ namespace: "Fencepost", metricName: "Requests", statistic: "Sum" });
       expect(metric.dimensions).toEqual({ Construct: "Fencepost/Fencepost", Function: fn, Outcome: "rejected" });
     }
+    // The domain metrics name the dimension sets the lock function and consumerMetrics report (test/service/observability.test.ts).
+    expect(fencepost.metricGrants()).toMatchObject({ namespace: "Fencepost", metricName: "Grants", statistic: "Sum" });
+    expect(fencepost.metricGrants("tryAcquire").dimensions).toEqual({ Construct: "Fencepost/Fencepost", Function: "locks", Action: "tryAcquire" });
+    expect(fencepost.metricGrantWait()).toMatchObject({ metricName: "GrantWait", statistic: "p99" });
+    expect(fencepost.metricLockTimeouts("elect").dimensions).toEqual({ Construct: "Fencepost/Fencepost", Function: "locks", Action: "elect" });
+    expect(fencepost.metricConsumerLag("orders", "billing")).toMatchObject({ metricName: "ConsumerLag", statistic: "Maximum" });
+    expect(fencepost.metricHoleFills("orders", "billing").dimensions).toEqual({ Construct: "Fencepost/Fencepost", Stream: "orders", Group: "billing" });
     template.hasResourceProperties("AWS::CloudWatch::Alarm", {
       Metrics: Match.arrayWith([Match.objectLike({ Expression: "errors - FILL(rejected, 0)" })]),
       Threshold: 1,

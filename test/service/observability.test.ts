@@ -12,6 +12,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FencepostError } from "../../lib/errors.js";
 import { FENCEPOST_METRICS, invocationLog, observability, powertools, typedErrors } from "../../lib/service/middleware.js";
 import { IN_DOUBT_METRICS, publishInDoubtMetrics } from "../../lib/service/txn-metrics.js";
+import { consumerMetrics } from "../../lib/service/domain-metrics.js";
 import { lockTable, sharedCloud } from "../support/cloud.js";
 
 type Line = Record<string, unknown>;
@@ -108,6 +109,37 @@ describe("the lock handler's log line and metrics", () => {
     const unknown = await captured(() => handler({ action: "steal-everything" }, context("req-bad-2")));
     expect(logs(unknown)[0]).toMatchObject({ level: "WARN", action: "steal-everything", outcome: "rejected" });
     expect(emf(unknown).find((l) => l["Requests"] !== undefined)).toMatchObject({ Action: "unknown", Outcome: "rejected" });
+  });
+  it("counts a grant with its wait, a refused tryAcquire, and an acquire that timed out, per action", async () => {
+    const name = `obs-grant-${Date.now().toString(36)}`;
+    const granted = await captured(() => handler({ action: "acquire", name, owner: "alice", leaseMs: 60_000, waitMs: 1000 }, context("req-grant-1")));
+    expect(emf(granted).find((l) => l[FENCEPOST_METRICS.grants] !== undefined)).toMatchObject({ Construct: "Test/Fencepost", Function: "locks", Action: "acquire", Grants: 1 });
+    expect(emf(granted).find((l) => l[FENCEPOST_METRICS.grants] !== undefined)![FENCEPOST_METRICS.grantWait]).toEqual(expect.any(Number));
+    const refused = await captured(() => handler({ action: "tryAcquire", name, owner: "bob", leaseMs: 60_000 }, context("req-grant-2")));
+    expect(emf(refused).find((l) => l[FENCEPOST_METRICS.notGranted] !== undefined)).toMatchObject({ Function: "locks", Action: "tryAcquire", NotGranted: 1 });
+    expect(emf(refused).filter((l) => l[FENCEPOST_METRICS.grants] !== undefined)).toEqual([]);
+    const timedOut = await captured(() => handler({ action: "acquire", name, owner: "carol", leaseMs: 60_000, waitMs: 1 }, context("req-grant-3")));
+    expect(logs(timedOut)[0]).toMatchObject({ outcome: "rejected", errorType: "LockTimeoutError" });
+    expect(emf(timedOut).find((l) => l[FENCEPOST_METRICS.lockTimeouts] !== undefined)).toMatchObject({ Function: "locks", Action: "acquire", LockTimeouts: 1 });
+    expect(emf(timedOut).find((l) => l[FENCEPOST_METRICS.lockTimeouts] !== undefined)!["_aws"]).toMatchObject({ CloudWatchMetrics: [{ Dimensions: [["Construct", "Function", "Action"]], Metrics: [{ Name: "LockTimeouts", Unit: "Count" }] }] });
+  });
+});
+
+describe("consumerMetrics", () => {
+  it("reports each catch-up's lag and each fill pass's holes per stream and group, one EMF line each", async () => {
+    process.env["METRIC_DIMENSION"] = "Stack/Fencepost";
+    const { metrics } = observability("consumer");
+    const observer = consumerMetrics(metrics);
+    const group = { stream: "orders", group: "billing" };
+    const lines = await captured(async () => {
+      observer.catchingUp!(group, 7);
+      observer.holesFilled!(group, 25);
+    });
+    expect(lines).toEqual([
+      expect.objectContaining({ Construct: "Stack/Fencepost", Stream: "orders", Group: "billing", ConsumerLag: 7 }),
+      expect.objectContaining({ Construct: "Stack/Fencepost", Stream: "orders", Group: "billing", HoleFills: 25 }),
+    ]);
+    expect(lines[1]!["_aws"]).toMatchObject({ CloudWatchMetrics: [{ Namespace: "Fencepost", Dimensions: [["Construct", "Stream", "Group"]], Metrics: [{ Name: "HoleFills", Unit: "Count" }] }] });
   });
 });
 

@@ -283,6 +283,8 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
   const crashPlan = new Map<string, CrashPoint>();
   /** Which (branch count, crash point) pairs a coordinator actually died at. */
   const crashedAt = new Set<string>();
+  /** The (branch count, crash point) pairs the full run crashes at: it goes on past its duration until it has died at each (see `loop`); controls do not wait. */
+  const crashPointsPlanned = [1, 2, 3].reduce((sum, b) => sum + crashPoints(b).filter(plan.crashAt).length, 0);
   let counter = 0;
   const cycle = new Map<number, number>();
   const crashTurn = new Map<number, number>();
@@ -411,7 +413,7 @@ export async function runBankWorkload(env: WorkloadEnvironment, options: BankWor
       }
     }
     await pauseFor(w.random.int(0, 10));
-  });
+  }, control ? undefined : () => crashedAt.size >= crashPointsPlanned);
 
   // Quiesce (run.loop turned faults off and let late requests land), then recover until nothing is in doubt.
   const cleanup = recoveryCoordinator(admin, roles.get(recoveryWorker.id)!.p);

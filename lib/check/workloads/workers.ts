@@ -79,8 +79,14 @@ export interface WorkloadRun {
   readonly workers: readonly Worker[];
   readonly pauses: Pause[];
   readonly started: number;
-  /** Runs `body` in every worker until the duration is over; then turns faults off and waits for late requests to land. */
-  loop(body: (worker: Worker) => Promise<void>): Promise<void>;
+  /**
+   * Runs `body` in every worker until the duration is over; then turns faults off and waits
+   * for late requests to land. With `covered`, a run whose duration is over goes on while
+   * `covered()` is false, up to EXTENSION_FACTOR durations in all: coverage that depends on
+   * how many operations ran (a loaded machine runs fewer) is then reached by waiting for
+   * it, not by luck.
+   */
+  loop(body: (worker: Worker) => Promise<void>, covered?: () => boolean): Promise<void>;
   /**
    * Ends the run: closes the clients, checks the history against `model` and the direct
    * invariants, and assembles the result.
@@ -96,6 +102,9 @@ export interface WorkloadCheck<S, I, O> {
   readonly invariants: (history: readonly Operation[]) => Anomaly[];
   readonly stats: (history: readonly Operation[]) => Record<string, number>;
 }
+
+/** How many durations a run whose coverage condition is not met yet may take in all. */
+export const EXTENSION_FACTOR = 2;
 
 export function startWorkload(env: WorkloadEnvironment, name: string, workers: number): WorkloadRun {
   const random = new Random(env.seed).fork(name);
@@ -118,12 +127,14 @@ export function startWorkload(env: WorkloadEnvironment, name: string, workers: n
     workers: pool,
     pauses: [],
     started,
-    async loop(body) {
+    async loop(body, covered) {
       const progress = setInterval(() => env.onProgress?.(name, recorder.size), 1000);
+      const limit = started + env.durationMs * EXTENSION_FACTOR;
+      const going = () => performance.now() < deadline || (covered !== undefined && !covered() && performance.now() < limit);
       try {
         await Promise.all(
           pool.map(async (worker) => {
-            while (performance.now() < deadline) await body(worker);
+            while (going()) await body(worker);
           }),
         );
       } finally {
