@@ -42,6 +42,8 @@ export const DEFAULT_POLL_MS = 1000;
 export const DEFAULT_STREAM_POLL_MS = 5000;
 /** The header every POST must carry (a cross-site request cannot set it without a preflight the console never answers). */
 export const ACTION_HEADER = "x-fencepost-console";
+/** Longest `close()` waits for the server to report it closed. */
+const CLOSE_WAIT_MS = 2000;
 /** Longest reason an operator may give (the coordinator function's limit). */
 const MAX_REASON = 2048;
 
@@ -210,9 +212,14 @@ export async function startConsole(options: ConsoleOptions): Promise<RunningCons
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        // Live pages hold event streams open: end them rather than wait for the browsers.
+        // Live pages hold event streams open: end them rather than wait for the browsers,
+        // and never wait more than CLOSE_WAIT_MS for the server to say it closed.
+        const giveUp = setTimeout(resolve, CLOSE_WAIT_MS);
+        server.close(() => {
+          clearTimeout(giveUp);
+          resolve();
+        });
         (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-        server.close(() => resolve());
       }),
   };
 }
