@@ -289,10 +289,13 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
     const ephemeralKey = `eph/${session.id}/0`;
     const ephemeral = await recorder.record({ process: w.id, key: "ephemeral", f: "put", input: { key: ephemeralKey } }, async () => (await coord.put(ephemeralKey, w.id, { session })).revision, classifyWrite);
 
-    const until = Math.min(performance.now() + w.random.int(...plan.life), deadline);
     const turn = lives.get(w) ?? memberIndex.get(w)!;
     lives.set(w, turn + 1);
     const mode = plan.ends[turn % plan.ends.length]!;
+    // A life that ends in a pause lasts until it has paused (it needs a partition first,
+    // which a loaded machine may take a whole life to grant): coverage by waiting, not luck.
+    const life = w.random.int(...plan.life);
+    const until = mode === "pause" ? deadline : Math.min(performance.now() + life, deadline);
     const stop = new AbortController();
     const consumer = (async () => {
       try {
