@@ -9,6 +9,9 @@
  *   held the lock (between its grant and its recorded `leaseEnd`).
  * - `stale-write-accepted`: a fenced write was accepted after a write with a higher
  *   token had been accepted.
+ * - `waiter-starved`: a live waiter gave up (LockTimeoutError) after a wait during which
+ *   no grant of its lock completed at all: whatever held the lock (a killed holder's
+ *   lease, a dead waiter's place) outlasted the whole wait.
  * - `duplicate-value`: two increments of one counter returned the same value.
  * - `lost-update`: two compare-and-sets from the same version both succeeded.
  * - `not-linearizable` / `check-unknown`: from the linearizability checker.
@@ -93,6 +96,18 @@ export function lockAnomalies(history: readonly Operation[]): Anomaly[] {
         anomalies.push({ kind: "stale-write-accepted", key, detail: `${w.process}'s write with token ${writeToken(w)} was accepted after ${newer.process}'s with token ${writeToken(newer)}`, operations: [newer, w] });
       }
     }
+  }
+  return anomalies;
+}
+
+/** Live waiters that gave up while nobody was granted their lock (see `waiter-starved` above). */
+export function starvedWaiters(history: readonly Operation[]): Anomaly[] {
+  const anomalies: Anomaly[] = [];
+  const grants = byKey(ok(history, "acquire"));
+  const timedOut = history.filter((op) => op.f === "acquire" && op.outcome === "fail" && op.error?.startsWith("LockTimeoutError"));
+  for (const t of timedOut) {
+    const granted = (grants.get(t.key) ?? []).some((g) => g.completedAt > t.invokedAt && g.completedAt < t.completedAt);
+    if (!granted) anomalies.push({ kind: "waiter-starved", key: t.key, detail: `${t.process} waited ${(t.completedAt - t.invokedAt).toFixed(0)} ms and nobody was granted the lock meanwhile`, operations: [t] });
   }
   return anomalies;
 }

@@ -9,6 +9,8 @@
  * `delayMs` late), `late-delivery` (the caller hears a timeout at once and the SDK
  * retries, but the request itself is only delayed: it reaches the service `delayMs`
  * later, a "ghost" write that lands after the client gave up on it).
+ * Duplicates (`duplicateRequests`): a request sent twice at once, as a network that
+ * retransmits or an at-least-once invoker may; the caller hears one of the two answers.
  * Assumes: an AWS SDK v3 client (anything with a middlewareStack).
  */
 
@@ -114,6 +116,48 @@ export function injectFaults(client: MiddlewareClient, plan: FaultPlan, onFault?
           throw injectedFailure("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
         }
       }
+    },
+    { step: "finalizeRequest", priority: "low", name },
+  );
+  return () => void client.middlewareStack.remove(name);
+}
+
+/** How one copy of a duplicated request ended: its deserialized output, or the error it raised. */
+export type Delivery = { readonly ok: true; readonly output: unknown } | { readonly ok: false; readonly error: unknown };
+
+/** Decides, per request, whether to send it twice: the second copy `lagMs` after the first; the caller hears copy `answer`. */
+export type DuplicatePlan = (request: RequestInfo) => { lagMs: number; answer: 0 | 1 } | undefined;
+
+/**
+ * Sends the requests `plan` picks twice, the second copy `lagMs` after the first, both
+ * to the service; the caller hears the answer of the copy `plan` names, and `onDuplicate`
+ * hears both once both have settled. `onSent` receives, per duplicated request, a promise
+ * that settles after that (so a run can count them and wait for them to land). Returns a
+ * function that removes it.
+ */
+export function duplicateRequests(
+  client: MiddlewareClient,
+  plan: DuplicatePlan,
+  onDuplicate?: (request: RequestInfo, deliveries: readonly [Delivery, Delivery]) => void,
+  onSent?: (settled: Promise<void>) => void,
+): () => void {
+  const name = `fencepostDuplicates${Math.random().toString(36).slice(2)}`;
+  const settle = (p: Promise<unknown>): Promise<Delivery> =>
+    p.then(
+      (result) => ({ ok: true, output: (result as { output?: unknown }).output }),
+      (error: unknown) => ({ ok: false, error }),
+    );
+  client.middlewareStack.add(
+    (next: Handler, context: Context) => async (args: unknown) => {
+      const request: RequestInfo = { commandName: context.commandName ?? "unknown", input: (args as { input?: Record<string, unknown> }).input ?? {} };
+      const duplicate = plan(request);
+      if (!duplicate) return next(args);
+      const first = next(args);
+      const second = new Promise((r) => setTimeout(r, duplicate.lagMs)).then(() => next(args));
+      onSent?.(Promise.all([settle(first), settle(second)]).then((deliveries) => onDuplicate?.(request, deliveries)));
+      const [heard, other] = duplicate.answer === 0 ? [first, second] : [second, first];
+      other.catch(() => undefined);
+      return heard;
     },
     { step: "finalizeRequest", priority: "low", name },
   );

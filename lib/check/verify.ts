@@ -15,7 +15,7 @@ import { BANK_CONTROLS, runBankWorkload } from "./workloads/bank.js";
 import { runBroadcastWorkload } from "./workloads/broadcast.js";
 import { COORDINATION_CONTROLS, runCoordinationWorkload } from "./workloads/coordination.js";
 import { runCounterWorkload } from "./workloads/counter.js";
-import { runLockWorkload } from "./workloads/locks.js";
+import { LOCK_CONTROLS, runLockWorkload } from "./workloads/locks.js";
 import { runRegisterWorkload } from "./workloads/register.js";
 import type { WorkloadEnvironment, WorkloadResult } from "./workloads/workers.js";
 
@@ -102,7 +102,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
   // Controls run a few at a time: starved of CPU, a control runs too few operations to
   // show its bug, and an uncaught control fails the run.
   const controlRuns: ((env: WorkloadEnvironment) => Promise<WorkloadResult>)[] = [
-    ...(locks ? [(e: WorkloadEnvironment) => runLockWorkload(e, { fencing: "off", pauseChance: 0.3 }), (e: WorkloadEnvironment) => runLockWorkload(e, { grant: "unconditional" })] : []),
+    ...(locks ? LOCK_CONTROLS.map((control) => (e: WorkloadEnvironment) => runLockWorkload(e, control)) : []),
     ...(register ? [(e: WorkloadEnvironment) => runRegisterWorkload(e, { condition: "skipped" })] : []),
     ...(counter ? [(e: WorkloadEnvironment) => runCounterWorkload(e, { atomic: false })] : []),
     ...(broadcast ? [(e: WorkloadEnvironment) => runBroadcastWorkload(e, { cursor: "unchecked" }), (e: WorkloadEnvironment) => runBroadcastWorkload(e, { dedup: "check-then-act" })] : []),

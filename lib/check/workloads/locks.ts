@@ -10,25 +10,52 @@
  * abandoned, leaving its place behind, and sometimes an orphaned grant that only its lease
  * ends). The live waiters must still be granted within their wait.
  *
+ * Real crashes: some workers run their holders in child processes (locks-process.ts) and
+ * kill each with SIGKILL at a moment chosen in turn from its life: queued, holding,
+ * with a fenced write on the wire, between a write and the release, with the release on
+ * the wire. Nothing of a killed holder is released: its lease must run out, as judged by
+ * the others, before anyone else is granted the lock, and its in-flight write must be
+ * fenced off if it lands after a newer holder's.
+ *
+ * Duplicates, as production makes them: the lock API has no operation id (an acquire is
+ * known by the attempt id of each of its writes), so both forms are run. A holder's whole
+ * cycle (acquire, writes, release) is now and then run twice at once by two clients of
+ * the same owner, as a retried Lambda invocation would; and a write to a lock item is now
+ * and then sent twice at once (duplicateRequests), the caller hearing either answer.
+ *
  * History (one fenced-mutex object per lock name, see models.ts): `acquire`, `write`,
  * `read`, `release`, and `leaseEnd`, the instant the holder stopped believing it held
  * the lock: the last moment its Lock said `held`, extended by `remainingMs()` converted
- * to real time with the worker's clock rate, or its release, whichever came first.
+ * to real time with the worker's clock rate, or its release, whichever came first. For a
+ * holder in a child process: the end of the belief it last reported, or its death. A
+ * killed process's operation in flight is `info` (its outcome unknown: a grant it never
+ * reported may have happened, a write may land later).
+ * Checked: the fenced-mutex model and lockAnomalies (no overlapping beliefs, tokens
+ * unique and increasing, no stale write accepted), `waiter-starved` (a live waiter that
+ * timed out while nobody was granted the lock), and `duplicate-grant` (a grant request
+ * delivered twice that applied twice: two tokens for one attempt id).
  *
- * Negative controls, which the checks must catch:
- * - `fencing: "off"`: writes go to a store that ignores tokens.
+ * Negative controls, which the checks must catch (each with its exposing fault alone):
+ * - `fencing: "off"`: writes go to a store that ignores tokens (paused holders).
  * - `grant: "unconditional"`: a lock that reads the item and then writes it without a
  *   condition (the classic check-then-act race).
+ * - `grant: "reentrant"`: a grant whose condition lets the current holder's owner have
+ *   the lock again (duplicate runs).
+ * - `takeover: "free-only"`: waiters that never take over an expired lease (SIGKILL).
  */
-import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { injectFaults } from "../middleware.js";
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
+import { duplicateRequests, injectedFailure, injectFaults, type Delivery, type RequestInfo } from "../middleware.js";
 import { fencedMutex } from "../models.js";
-import { lockAnomalies } from "../invariants.js";
+import { lockAnomalies, starvedWaiters, type Anomaly } from "../invariants.js";
 import { FencedStore } from "../../locks/fencing.js";
 import { LockClient } from "../../locks/client.js";
-import { LockTimeoutError, StaleTokenError } from "../../errors.js";
-import type { MonotonicClock } from "../../locks/clock.js";
-import { countOk, pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
+import { LockTimeoutError, OutcomeUnknownError, StaleTokenError } from "../../errors.js";
+import { FAULT_KINDS, PauseGate, type FaultCounts, type FaultRates } from "../faults.js";
+import type { Classification } from "../history.js";
+import type { Random } from "../random.js";
+import type { SkewedClock } from "../faults.js";
+import { acquireFreeOnly, reentrantAcquire, unconditionalAcquire, UnfencedStore, type HeldLock, type Store } from "./broken-locks.js";
+import { countOk, pauseFor, serializableFaults, startWorkerChild, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
 export interface LockWorkloadOptions {
   workers?: number;
@@ -38,63 +65,230 @@ export interface LockWorkloadOptions {
   pauseChance?: number;
   /** Chance that an operation is a waiter that crashes while queued. Default 0.05. */
   deadWaiterChance?: number;
+  /** Workers (beyond `workers`) whose holders run in child processes killed with SIGKILL. Default 2. */
+  processes?: number;
+  /** Chance that a holder's cycle is run twice at once by two clients of its owner. Default 0.08. */
+  duplicateChance?: number;
+  /** Chance that a write to a lock item is sent twice at once. Default 0.05. */
+  duplicateRequestChance?: number;
   /** "off": the negative control with an unfenced store. */
   fencing?: "on" | "off";
-  /** "unconditional": the negative control with a check-then-act lock. */
-  grant?: "conditional" | "unconditional";
+  /** "unconditional" / "reentrant": the negative controls with a broken grant. */
+  grant?: "conditional" | "unconditional" | "reentrant";
+  /** "free-only": the negative control whose waiters never take over an expired lease. */
+  takeover?: "expired" | "free-only";
 }
 
-/** What the workload needs of a held lock. */
-interface HeldLock {
-  readonly fencingToken: number;
-  readonly held: boolean;
-  remainingMs(): number;
-  release(): Promise<boolean>;
+/** The lock workload's negative controls, as verify.ts runs them. */
+export const LOCK_CONTROLS: readonly LockWorkloadOptions[] = [{ fencing: "off", pauseChance: 0.3 }, { grant: "unconditional" }, { grant: "reentrant" }, { takeover: "free-only" }];
+
+/** What a holder process needs (JSON, argv[2] of locks-process.ts). */
+export interface LockProcessConfig {
+  readonly dynamodb: DynamoDBClientConfig;
+  readonly tableName: string;
+  /** The fenced store's key prefix. */
+  readonly keyPrefix: string;
+  readonly ownerId: string;
+  readonly leaseMs: number;
+  readonly waitMs: number;
+  readonly waiterLeaseMs: number;
+  readonly seed: number;
+  readonly maxDrift: number;
+  readonly faults: Omit<FaultRates, "requests">;
+  /** "free-only": acquire as the `takeover: "free-only"` control does. */
+  readonly mode: "takeover" | "free-only";
 }
 
-interface Store {
-  put(key: string, value: string, token: number): Promise<void>;
-  get(key: string): Promise<{ value: string; fencingToken: number } | undefined>;
+/** What a holder process is asked to do. */
+export type LockProcessRequest = { acquire: string } | { write: { key: string; token: number; value: string } } | { release: true };
+/** One line to a holder process: a request and its number, which the answer repeats. */
+export type LockProcessCommand = { n: number } & LockProcessRequest;
+
+/** One line from a holder process; `at` is on the shared clock (performance.timeOrigin + now). */
+export type LockProcessMessage = { at?: number; faults?: FaultCounts } & (
+  | { ready: true }
+  | { belief: { token: number; until: number } }
+  | { n: number; granted: { token: number; until: number } }
+  | { n: number; failed: "timeout" | "unknown"; error?: string }
+  | { n: number; written: "ok" | "stale" | "not-held" | "unknown"; error?: string }
+  | { n: number; released: boolean | "unknown"; error?: string }
+);
+
+/** Where in a holder process's life its SIGKILL lands (the state it is in when it dies). */
+const KILL_PHASES = ["queued", "holding", "writing", "written", "releasing"] as const;
+type KillPhase = (typeof KILL_PHASES)[number];
+
+/** How one holder reaches the lock and the store: the worker's own, or its duplicate's. */
+interface Holder {
+  readonly process: string;
+  readonly acquire: (lock: string) => Promise<HeldLock>;
+  readonly store: Store;
+  readonly gate: PauseGate;
+  readonly clock: SkewedClock;
 }
+
+/** A real lock's item is `lock#<name>`; the broken locks' are theirs. */
+const isLockItemWrite = (r: RequestInfo) => r.commandName === "UpdateItemCommand" && /^(lock|broken|reentrant)#verify-/.test(((r.input["Key"] as { pk?: { S?: string } } | undefined)?.pk?.S ?? ""));
+const isGrant = (r: RequestInfo) => /holder = :me/.test(String(r.input["UpdateExpression"] ?? ""));
+const grantedToken = (d: Delivery): number => Number((d.ok ? (d.output as { Attributes?: { token?: { N?: string } } } | undefined) : undefined)?.Attributes?.token?.N);
 
 export async function runLockWorkload(env: WorkloadEnvironment, options: LockWorkloadOptions = {}): Promise<WorkloadResult> {
-  const control = options.fencing === "off" || options.grant === "unconditional";
-  const name = options.fencing === "off" ? "locks, fencing off" : options.grant === "unconditional" ? "locks, unconditional grant" : "locks";
+  const control = options.fencing === "off" || options.grant === "unconditional" || options.grant === "reentrant" || options.takeover === "free-only";
+  const name =
+    options.fencing === "off"
+      ? "locks, fencing off"
+      : options.grant === "unconditional"
+        ? "locks, unconditional grant"
+        : options.grant === "reentrant"
+          ? "locks, re-entrant grant (duplicate runs)"
+          : options.takeover === "free-only"
+            ? "locks, no takeover (SIGKILL)"
+            : "locks";
+  // The duplicate and SIGKILL controls run with their own fault alone (the SDK's faults,
+  // pauses and crashing waiters off), so that it is the one that exposes the bug.
+  const alone = options.grant === "reentrant" || options.takeover === "free-only";
   const leaseMs = options.leaseMs ?? 1000;
-  const pauseChance = options.pauseChance ?? 0.08;
-  const run = startWorkload(env, name, options.workers ?? 8);
-  const lockNames = Array.from({ length: options.locks ?? 4 }, (_, i) => `verify-${env.runId}-${control ? "control" : "lock"}-${i}`);
-  const deadWaiterChance = options.grant === "unconditional" ? 0 : (options.deadWaiterChance ?? 0.05);
+  const pauseChance = alone ? 0 : (options.pauseChance ?? 0.08);
+  const processes = options.processes ?? (options.takeover === "free-only" ? 3 : control ? 0 : 2);
+  const duplicateChance = options.duplicateChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.08);
+  const duplicateRequestChance = options.duplicateRequestChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.05);
+  const inProcess = options.workers ?? 8;
+  const faultRates: FaultRates | undefined = alone ? { ...env.faults, rate: 0 } : env.faults;
+  const run = startWorkload({ ...env, faults: faultRates }, name, inProcess + processes);
+  const deadline = run.started + env.durationMs;
+  const lockNames = Array.from({ length: options.locks ?? 4 }, (_, i) => `verify-${env.runId}-${control ? `control-${options.grant ?? options.takeover ?? "fencing"}` : "lock"}-${i}`);
+  const deadWaiterChance = options.grant === "unconditional" || alone ? 0 : (options.deadWaiterChance ?? 0.05);
   // A dead place costs the next waiter one waiter lease (plus 1 s skew allowance): well within the wait.
   const waiterLeaseMs = leaseMs;
+  // The free-only control waits less: a lock blocked for ever shows within its short run.
+  const waitMs = options.takeover === "free-only" ? 3 * leaseMs : 4 * leaseMs;
+  const { recorder, pauses } = run;
   let deadWaiters = 0;
+  const stats: Record<string, number> = { "duplicate cycles": 0, "holder processes": 0 };
+  for (const phase of KILL_PHASES) stats[`killed ${phase}`] = 0;
 
-  const acquirerFor = (w: Worker): ((lock: string) => Promise<HeldLock>) => {
-    if (options.grant === "unconditional") return (lock) => unconditionalAcquire(w.dynamodb, env.tableName, lock, w.id, leaseMs, w.clock);
-    const client = new LockClient({ tableName: env.tableName, dynamodb: w.dynamodb, ownerId: `${env.runId}-${w.id}`, leaseMs, waitMs: 4 * leaseMs, waiterLeaseMs, clock: w.clock });
-    return (lock) => client.acquire(lock);
+  // --- duplicate grant requests -------------------------------------------------------
+  const doubleGrants: Anomaly[] = [];
+  const duplicatesInFlight = new Set<Promise<void>>();
+  const duplicating = (db: DynamoDBClient, random: Random) =>
+    duplicateRequests(
+      db,
+      (r) => (duplicateRequestChance > 0 && isLockItemWrite(r) && random.chance(duplicateRequestChance) ? { lagMs: random.int(0, 20), answer: random.chance(0.5) ? 1 : 0 } : undefined),
+      (r, deliveries) => {
+        if (!isGrant(r) || !deliveries[0].ok || !deliveries[1].ok) return;
+        const attempt = (r.input["ExpressionAttributeValues"] as Record<string, { S?: string }>)[":attempt"]?.S ?? "?";
+        const key = ((r.input["Key"] as { pk: { S: string } }).pk.S).replace(/^[a-z]+#/, "");
+        doubleGrants.push({ kind: "duplicate-grant", key, detail: `grant attempt ${attempt} was delivered twice and applied twice: tokens ${grantedToken(deliveries[0])} and ${grantedToken(deliveries[1])}`, operations: [] });
+      },
+      (delivered) => {
+        run.faults["duplicate-run"]++;
+        duplicatesInFlight.add(delivered);
+        void delivered.then(() => duplicatesInFlight.delete(delivered));
+      },
+    );
+  for (const w of run.workers.slice(0, inProcess)) duplicating(w.dynamodb, w.random.fork("duplicate requests"));
+
+  const acquirerFor = (db: DynamoDBClient, owner: string, clock: SkewedClock): ((lock: string) => Promise<HeldLock>) => {
+    if (options.grant === "unconditional") return (lock) => unconditionalAcquire(db, env.tableName, lock, owner, leaseMs, clock);
+    if (options.grant === "reentrant") return (lock) => reentrantAcquire(db, env.tableName, lock, owner, leaseMs, clock);
+    const client = new LockClient({ tableName: env.tableName, dynamodb: db, ownerId: owner, leaseMs, waitMs, waiterLeaseMs, clock });
+    return options.takeover === "free-only" ? (lock) => acquireFreeOnly(client, lock, waitMs, clock) : (lock) => client.acquire(lock);
   };
-  const storeFor = (w: Worker): Store =>
-    options.fencing === "off"
-      ? new UnfencedStore(w.dynamodb, env.tableName)
-      : new FencedStore<string>({ tableName: env.tableName, dynamodb: w.dynamodb, keyPrefix: "fenced#" });
+  const storeFor = (db: DynamoDBClient): Store =>
+    options.fencing === "off" ? new UnfencedStore(db, env.tableName) : new FencedStore<string>({ tableName: env.tableName, dynamodb: db, keyPrefix: "fenced#" });
 
-  const clients = new Map(run.workers.map((w) => [w.id, { acquire: acquirerFor(w), store: storeFor(w) }]));
+  const holders = new Map(run.workers.map((w) => [w.id, { process: w.id, acquire: acquirerFor(w.dynamodb, `${env.runId}-${w.id}`, w.clock), store: storeFor(w.dynamodb), gate: w.gate, clock: w.clock }]));
+  /**
+   * The worker's twin: another client of the same owner (its own DynamoDB client, faults
+   * and pauses), as a second invocation of the same handler would be.
+   */
+  const twins = new Map<string, Holder>();
+  const twinOf = (w: Worker): Holder => {
+    let twin = twins.get(w.id);
+    if (!twin) {
+      const db = new DynamoDBClient(env.dynamodb);
+      w.schedule.attach(db);
+      const gate = new PauseGate(run.faults);
+      gate.attach(db);
+      duplicating(db, w.random.fork("twin duplicate requests"));
+      twin = { process: `${w.id}/dup`, acquire: acquirerFor(db, `${env.runId}-${w.id}`, w.clock), store: storeFor(db), gate, clock: w.clock };
+      twins.set(w.id, twin);
+      twinClients.push(db);
+    }
+    return twin;
+  };
+  const twinClients: DynamoDBClient[] = [];
   let writes = 0;
 
-  await run.loop(async (w) => {
-    const { acquire, store } = clients.get(w.id)!;
-    const { recorder, pauses } = run;
-    // Half the operations queue on one hot lock.
-    const lockName = w.random.chance(0.5) ? lockNames[0]! : w.random.pick(lockNames);
-    const spec = (f: string, input: object) => ({ process: w.id, key: lockName, f, input });
+  /** One holder's cycle on `lockName`: acquire, one to three fenced writes (maybe paused before one), release. */
+  const cycle = async (h: Holder, random: Random, lockName: string) => {
+    const spec = (f: string, input: object) => ({ process: h.process, key: lockName, f, input });
+    let lock: HeldLock | undefined;
+    const grant = await recorder.record(
+      spec("acquire", {}),
+      async () => {
+        lock = await h.acquire(lockName);
+        return { token: lock.fencingToken };
+      },
+      (err) => (err instanceof LockTimeoutError ? { outcome: "fail" } : { outcome: "info" }),
+    );
+    if (!lock || grant.outcome !== "ok") return;
+    const held = lock;
+    const token = held.fencingToken;
+    let beliefEnd = recorder.now();
+    /** Is the lock still held? Extends the recorded belief if so. */
+    const believe = () => {
+      if (!held.held) return false;
+      beliefEnd = Math.max(beliefEnd, recorder.now() + h.clock.toReal(held.remainingMs()));
+      return true;
+    };
+    believe();
+    const count = random.int(1, 3);
+    for (let i = 0; i < count && believe(); i++) {
+      if (random.chance(pauseChance)) {
+        const from = recorder.now();
+        await h.gate.pause(random.int(Math.round(leaseMs * 1.2), leaseMs * 2));
+        pauses.push({ process: h.process, key: lockName, from, to: recorder.now() });
+        // Woken from the pause, the worker goes on with its stale belief, as a GC-paused process would.
+      }
+      const value = `${h.process}:${token}:${writes++}`;
+      await recorder.record(
+        spec("write", { token, value }),
+        async () => {
+          await h.store.put(lockName, value, token);
+          return "ok";
+        },
+        (err) => (err instanceof StaleTokenError ? { outcome: "ok", output: "stale" } : { outcome: "info" }),
+      );
+      if (random.chance(0.3)) {
+        await recorder.record(
+          spec("read", {}),
+          async () => {
+            const found = await h.store.get(lockName);
+            return found ? { token: found.fencingToken, value: found.value } : null;
+          },
+          () => ({ outcome: "fail" }), // a read that fails changed nothing
+        );
+      }
+      await pauseFor(random.int(0, 20));
+    }
+    believe();
+    recorder.point(spec("leaseEnd", { token }), null, Math.min(beliefEnd, recorder.now()));
+    await recorder.record(spec("release", { token }), async () => ({ released: await held.release() }));
+  };
+
+  /** Half the operations queue on one hot lock. */
+  const pickLock = (random: Random) => (random.chance(0.5) ? lockNames[0]! : random.pick(lockNames));
+
+  const inProcessWorker = async (w: Worker) => {
+    const lockName = pickLock(w.random);
     if (w.random.chance(deadWaiterChance)) {
       // A waiter that crashes: a client of its own, cut off from DynamoDB after a while and
       // abandoned, leaving whatever it achieved (a place, perhaps a grant) behind.
       const dynamodb = new DynamoDBClient(env.dynamodb);
       let cut = false;
       injectFaults(dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
-      const ghost = new LockClient({ tableName: env.tableName, dynamodb, ownerId: `${env.runId}-${w.id}-dead${deadWaiters++}`, leaseMs, waitMs: 4 * leaseMs, waiterLeaseMs, clock: w.clock });
+      const ghost = new LockClient({ tableName: env.tableName, dynamodb, ownerId: `${env.runId}-${w.id}-dead${deadWaiters++}`, leaseMs, waitMs, waiterLeaseMs, clock: w.clock });
       const stop = new AbortController();
       const crashAfter = pauseFor(w.random.int(1, leaseMs)).then(() => {
         cut = true;
@@ -108,120 +302,176 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       dynamodb.destroy();
       return;
     }
-    let lock: HeldLock | undefined;
-    const grant = await recorder.record(
-      spec("acquire", {}),
-      async () => {
-        lock = await acquire(lockName);
-        return { token: lock.fencingToken };
-      },
-      (err) => (err instanceof LockTimeoutError ? { outcome: "fail" } : { outcome: "info" }),
-    );
-    if (!lock || grant.outcome !== "ok") return;
-    const held = lock;
-    const token = held.fencingToken;
-    let beliefEnd = recorder.now();
-    /** Is the lock still held? Extends the recorded belief if so. */
-    const believe = () => {
-      if (!held.held) return false;
-      beliefEnd = Math.max(beliefEnd, recorder.now() + w.clock.toReal(held.remainingMs()));
-      return true;
+    if (w.random.chance(duplicateChance)) {
+      // The same cycle run twice at once by two clients of one owner (a retried invocation).
+      // Both may be granted, one after the other, never at once and never with one token.
+      run.faults["duplicate-run"]++;
+      stats["duplicate cycles"]!++;
+      await Promise.all([cycle(holders.get(w.id)!, w.random.fork(`cycle-${writes}`), lockName), cycle(twinOf(w), w.random.fork(`twin-${writes}`), lockName)]);
+      return;
+    }
+    await cycle(holders.get(w.id)!, w.random, lockName);
+  };
+
+  // --- holders in child processes, killed with SIGKILL --------------------------------
+  const processWorker = async (w: Worker) => {
+    const lane = `${w.id}/process`;
+    const life = stats["holder processes"]!++;
+    let killedAt: number | undefined;
+    let faults: FaultCounts | undefined;
+    /** The end of the current grant's belief as the child last said it (recorder clock). */
+    let believed = { token: 0, until: 0 };
+    const waiting = new Map<number, (m: LockProcessMessage) => void>();
+    let asked = 0;
+    const config: LockProcessConfig = {
+      dynamodb: env.dynamodb,
+      tableName: env.tableName,
+      keyPrefix: "fenced#",
+      ownerId: `${env.runId}-${lane}-${life}`,
+      leaseMs,
+      waitMs,
+      waiterLeaseMs,
+      seed: w.random.int(0, 2 ** 31 - 1),
+      maxDrift: env.maxDrift ?? 0.01,
+      faults: serializableFaults(faultRates),
+      mode: options.takeover === "free-only" ? "free-only" : "takeover",
     };
-    believe();
-    const count = w.random.int(1, 3);
-    for (let i = 0; i < count && believe(); i++) {
-      if (w.random.chance(pauseChance)) {
-        const from = recorder.now();
-        await w.gate.pause(w.random.int(Math.round(leaseMs * 1.2), leaseMs * 2));
-        pauses.push({ process: w.id, key: lockName, from, to: recorder.now() });
-        // Woken from the pause, the worker goes on with its stale belief, as a GC-paused process would.
+    const child = startWorkerChild<LockProcessMessage>(
+      "locks-process",
+      config,
+      (m) => "ready" in m,
+      (m) => {
+        if (m.faults) faults = m.faults;
+        if ("belief" in m && m.belief.token === believed.token) believed.until = Math.max(believed.until, m.belief.until - performance.timeOrigin);
+        if ("n" in m) {
+          waiting.get(m.n)?.(m);
+          waiting.delete(m.n);
+        }
+      },
+      () => (killedAt ??= recorder.now()),
+    );
+    void child.closed.then(() => {
+      for (const answer of waiting.values()) answer({ n: -1, failed: "unknown", error: "killed" });
+      waiting.clear();
+    });
+    const ask = (command: LockProcessRequest) =>
+      new Promise<LockProcessMessage>((resolve) => {
+        const n = asked++;
+        waiting.set(n, resolve);
+        if (!child.send({ ...command, n })) {
+          waiting.delete(n);
+          resolve({ n, failed: "unknown", error: "gone" });
+        }
+      });
+    const unknown = (m: LockProcessMessage) => new OutcomeUnknownError(`the holder process answered ${JSON.stringify(m)}${child.alive ? "" : " (it was killed)"}`);
+
+    // The kill: in one of the child's first three cycles, in the phase whose turn it is
+    // (in the free-only control, in its first cycle while it holds the lock).
+    const freeOnly = options.takeover === "free-only";
+    const victim = freeOnly ? 0 : w.random.int(0, 2);
+    const target = freeOnly ? "holding" : KILL_PHASES[life % KILL_PHASES.length]!;
+    let phase: KillPhase | "idle" = "idle";
+    let killer: NodeJS.Timeout | undefined;
+    const kill = () => {
+      if (child.kill()) {
+        run.faults.sigkill++;
+        stats[`killed ${phase === "idle" ? "holding" : phase}`]!++;
       }
-      const value = `${w.id}:${token}:${writes++}`;
-      await recorder.record(
-        spec("write", { token, value }),
-        async () => {
-          await store.put(lockName, value, token);
-          return "ok";
-        },
-        (err) => (err instanceof StaleTokenError ? { outcome: "ok", output: "stale" } : { outcome: "info" }),
-      );
-      if (w.random.chance(0.3)) {
-        await recorder.record(
-          spec("read", {}),
-          async () => {
-            const found = await store.get(lockName);
-            return found ? { token: found.fencingToken, value: found.value } : null;
-          },
-          () => ({ outcome: "fail" }), // a read that fails changed nothing
+    };
+    /** Enters `next`; if it is the target of the victim cycle, the kill comes within `withinMs`. */
+    const enter = (next: KillPhase, k: number, withinMs: number) => {
+      phase = next;
+      if (k === victim && next === target && killer === undefined) killer = setTimeout(kill, w.random.int(0, Math.max(0, Math.round(withinMs))));
+    };
+    const took = { acquire: leaseMs / 4, write: 20, release: 20 };
+    const timed = async <T>(what: keyof typeof took, body: () => Promise<T>): Promise<T> => {
+      const from = performance.now();
+      try {
+        return await body();
+      } finally {
+        took[what] = (took[what] + (performance.now() - from)) / 2;
+      }
+    };
+
+    if (await child.ready) {
+      for (let k = 0; child.alive && performance.now() < deadline; k++) {
+        const lockName = pickLock(w.random);
+        const spec = (f: string, input: object) => ({ process: lane, key: lockName, f, input });
+        enter("queued", k, took.acquire);
+        const grant = await recorder.record(
+          spec("acquire", {}),
+          () =>
+            timed("acquire", async () => {
+              const m = await ask({ acquire: lockName });
+              if ("granted" in m) {
+                believed = { token: m.granted.token, until: m.granted.until - performance.timeOrigin };
+                return { token: m.granted.token };
+              }
+              throw "failed" in m && m.failed === "timeout" ? new LockTimeoutError(lockName, waitMs, undefined) : unknown(m);
+            }),
+          (err): Classification<{ token: number }> => (err instanceof LockTimeoutError ? { outcome: "fail" } : { outcome: "info" }),
+        );
+        if (grant.outcome !== "ok") continue;
+        const token = believed.token;
+        enter("holding", k, 20);
+        await pauseFor(w.random.int(0, 20));
+        const count = w.random.int(1, 3);
+        for (let i = 0; i < count && child.alive && recorder.now() < believed.until; i++) {
+          const value = `${lane}:${token}:${writes++}`;
+          enter("writing", k, took.write);
+          await recorder.record(
+            spec("write", { token, value }),
+            () =>
+              timed("write", async () => {
+                const m = await ask({ write: { key: lockName, token, value } });
+                if ("written" in m && (m.written === "ok" || m.written === "stale")) return m.written;
+                throw "written" in m && m.written === "not-held" ? injectedFailure("NotHeld", "the holder process no longer believed it held the lock with that token: it wrote nothing", 400) : unknown(m);
+              }),
+            (err): Classification<string> => ((err as Error).name === "NotHeld" ? { outcome: "fail" } : { outcome: "info" }),
+          );
+          enter("written", k, 20);
+          await pauseFor(w.random.int(0, 20));
+        }
+        if (!child.alive) {
+          // Killed while holding: its belief ended with it (or earlier, when its lease ran out).
+          await child.closed;
+          recorder.point(spec("leaseEnd", { token }), null, Math.min(believed.until, killedAt ?? recorder.now()));
+          break;
+        }
+        recorder.point(spec("leaseEnd", { token }), null, Math.min(believed.until, recorder.now()));
+        enter("releasing", k, took.release);
+        await recorder.record(spec("release", { token }), () =>
+          timed("release", async () => {
+            const m = await ask({ release: true });
+            if ("released" in m && typeof m.released === "boolean") return { released: m.released };
+            throw unknown(m);
+          }),
         );
       }
-      await pauseFor(w.random.int(0, 20));
     }
-    believe();
-    recorder.point(spec("leaseEnd", { token }), null, Math.min(beliefEnd, recorder.now()));
-    await recorder.record(spec("release", { token }), async () => ({ released: await held.release() }));
-  });
+    clearTimeout(killer);
+    child.kill(); // the run is over (or the child died before it was ready): not a fault
+    await child.closed;
+    if (faults) for (const kind of FAULT_KINDS) run.faults[kind] += faults[kind];
+  };
+
+  const processWorkers = new Set(run.workers.slice(inProcess));
+  await run.loop((w) => (processWorkers.has(w) ? processWorker(w) : inProcessWorker(w)));
+  while (duplicatesInFlight.size > 0) await Promise.all([...duplicatesInFlight]);
+  for (const db of twinClients) db.destroy();
 
   return run.finish({
     control,
     model: fencedMutex,
-    invariants: lockAnomalies,
+    invariants: (history) => [...lockAnomalies(history), ...starvedWaiters(history), ...doubleGrants],
     stats: (history) => ({
       grants: countOk(history, "acquire"),
       "writes accepted": countOk(history, "write", (o) => o === "ok"),
       "stale writes rejected": countOk(history, "write", (o) => o === "stale"),
+      "acquires timed out": history.filter((op) => op.f === "acquire" && op.outcome === "fail").length,
       "dead waiters": deadWaiters,
+      ...stats,
     }),
   });
 }
 
-/** Negative control: a store that ignores fencing tokens. */
-class UnfencedStore implements Store {
-  constructor(
-    private readonly dynamodb: DynamoDBClient,
-    private readonly tableName: string,
-  ) {}
-
-  async put(key: string, value: string, token: number): Promise<void> {
-    await this.dynamodb.send(
-      new PutItemCommand({ TableName: this.tableName, Item: { pk: { S: `unfenced#${key}` }, value: { S: value }, fencingToken: { N: String(token) } } }),
-    );
-  }
-
-  async get(key: string): Promise<{ value: string; fencingToken: number } | undefined> {
-    const { Item } = await this.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: `unfenced#${key}` } }, ConsistentRead: true }));
-    return Item?.["value"]?.S ? { value: Item["value"].S, fencingToken: Number(Item["fencingToken"]?.N) } : undefined;
-  }
-}
-
-/** Negative control: read the lock item, and if it looks free, write it without a condition. */
-async function unconditionalAcquire(dynamodb: DynamoDBClient, tableName: string, name: string, owner: string, leaseMs: number, clock: MonotonicClock): Promise<HeldLock> {
-  const key = { pk: { S: `broken#${name}` } };
-  const deadline = clock.now() + 4 * leaseMs;
-  for (;;) {
-    const { Item } = await dynamodb.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
-    const token = Number(Item?.["token"]?.N ?? 0);
-    if (!Item?.["holder"]?.S || Number(Item["expires"]?.N) < Date.now()) {
-      const sentAt = clock.now();
-      await dynamodb.send(
-        new PutItemCommand({ TableName: tableName, Item: { ...key, holder: { S: owner }, token: { N: String(token + 1) }, expires: { N: String(Date.now() + leaseMs) } } }),
-      );
-      let released = false;
-      const until = sentAt + leaseMs * 0.9;
-      return {
-        fencingToken: token + 1,
-        get held() {
-          return !released && clock.now() < until;
-        },
-        remainingMs: () => Math.max(0, until - clock.now()),
-        async release() {
-          released = true;
-          await dynamodb.send(new PutItemCommand({ TableName: tableName, Item: { ...key, token: { N: String(token + 1) } } }));
-          return true;
-        },
-      };
-    }
-    if (clock.now() > deadline) throw new LockTimeoutError(name, 4 * leaseMs, Item["holder"].S);
-    await pauseFor(5);
-  }
-}

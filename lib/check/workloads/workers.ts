@@ -1,8 +1,8 @@
 /**
  * What every workload shares: its workers (each with its own DynamoDB client, fault
  * schedule, pause gate and skewed clock, all forked from the run's seed), the loop that
- * runs them until the deadline, the shape of a workload's result, and the start of the
- * worker processes that runs kill with SIGKILL.
+ * runs them until the deadline, the shape of a workload's result, and the worker
+ * processes that runs kill with SIGKILL (started, spoken to in JSON lines, killed).
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import type { SQSClientConfig } from "@aws-sdk/client-sqs";
@@ -13,6 +13,7 @@ import type { Readable, Writable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { checkLinearizability, type CheckResult, type Model } from "../linearizability.js";
 import type { Operation } from "../history.js";
+import { createInterface } from "node:readline";
 import { emptyFaultCounts, FaultSchedule, PauseGate, SkewedClock, type FaultCounts, type FaultRates } from "../faults.js";
 import { HistoryRecorder } from "../history.js";
 import { Random } from "../random.js";
@@ -192,4 +193,62 @@ export function spawnWorkerProcess(name: string, config: unknown): ChildProcessB
   const child = spawn(process.execPath, [...loader, script, JSON.stringify(config)], { stdio: ["pipe", "pipe", "inherit"] });
   child.stdin.on("error", () => undefined); // writing to a killed child
   return child;
+}
+
+/** Fault rates as a child process receives them (JSON): everything but the request filter. */
+export function serializableFaults(rates: FaultRates | undefined): Omit<FaultRates, "requests"> {
+  const { requests: _requests, ...rest } = rates ?? {};
+  return rest;
+}
+
+/** A worker script in a child process, spoken to in JSON lines (see `startWorkerChild`). */
+export interface WorkerChild {
+  /** True once the child said it is ready; false if it died first. */
+  readonly ready: Promise<boolean>;
+  /** Settles once the child exited and every line it wrote has been handled. */
+  readonly closed: Promise<void>;
+  /** False from the moment the child exited. */
+  readonly alive: boolean;
+  /** Writes `message` as one line to its stdin; false if the child is gone. */
+  send(message: object): boolean;
+  /** SIGKILL; false if it had already exited. */
+  kill(): boolean;
+}
+
+/**
+ * Starts the worker script `name` (see `spawnWorkerProcess`) and reads its stdout as
+ * JSON lines: each goes to `onMessage` (a line cut short by a kill is dropped), and the
+ * first for which `isReady` holds resolves `ready`. `onExit` runs when the process exits,
+ * before the lines still buffered have been handled; `closed` settles after them.
+ */
+export function startWorkerChild<M>(name: string, config: unknown, isReady: (m: M) => boolean, onMessage: (m: M) => void, onExit?: () => void): WorkerChild {
+  const child = spawnWorkerProcess(name, config);
+  let alive = true;
+  let onReady!: (ok: boolean) => void;
+  const ready = new Promise<boolean>((r) => (onReady = r));
+  child.on("exit", () => {
+    alive = false;
+    onReady(false);
+    onExit?.();
+  });
+  const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    let m: M;
+    try {
+      m = JSON.parse(line) as M;
+    } catch {
+      return; // a line cut short by the kill
+    }
+    if (isReady(m)) onReady(true);
+    onMessage(m);
+  });
+  return {
+    ready,
+    closed,
+    get alive() {
+      return alive;
+    },
+    send: (message) => alive && child.stdin.write(`${JSON.stringify(message)}\n`) !== undefined,
+    kill: () => alive && child.kill("SIGKILL"),
+  };
 }
