@@ -10,7 +10,8 @@
  * retries, but the request itself is only delayed: it reaches the service `delayMs`
  * later, a "ghost" write that lands after the client gave up on it).
  * Duplicates (`duplicateRequests`): a request sent twice at once, as a network that
- * retransmits or an at-least-once invoker may; the caller hears one of the two answers.
+ * retransmits or an at-least-once invoker may; the caller hears one of the two answers,
+ * after both copies were answered.
  * Assumes: an AWS SDK v3 client (anything with a middlewareStack).
  */
 
@@ -130,10 +131,11 @@ export type DuplicatePlan = (request: RequestInfo) => { lagMs: number; answer: 0
 
 /**
  * Sends the requests `plan` picks twice, the second copy `lagMs` after the first, both
- * to the service; the caller hears the answer of the copy `plan` names, and `onDuplicate`
- * hears both once both have settled. `onSent` receives, per duplicated request, a promise
- * that settles after that (so a run can count them and wait for them to land). Returns a
- * function that removes it.
+ * to the service, and answers once both have settled (the duplicates are concurrent, never
+ * late: a copy that lands after the caller moved on is late delivery): the caller hears
+ * the answer of the copy `plan` names, and `onDuplicate` hears both. `onSent` receives,
+ * per duplicated request, a promise that settles after that (so a run can count them and
+ * wait for them). Returns a function that removes it.
  */
 export function duplicateRequests(
   client: MiddlewareClient,
@@ -142,22 +144,21 @@ export function duplicateRequests(
   onSent?: (settled: Promise<void>) => void,
 ): () => void {
   const name = `fencepostDuplicates${Math.random().toString(36).slice(2)}`;
-  const settle = (p: Promise<unknown>): Promise<Delivery> =>
+  const settle = (p: Promise<unknown>): Promise<{ delivery: Delivery; result: unknown }> =>
     p.then(
-      (result) => ({ ok: true, output: (result as { output?: unknown }).output }),
-      (error: unknown) => ({ ok: false, error }),
+      (result) => ({ delivery: { ok: true, output: (result as { output?: unknown }).output }, result }),
+      (error: unknown) => ({ delivery: { ok: false, error }, result: undefined }),
     );
   client.middlewareStack.add(
     (next: Handler, context: Context) => async (args: unknown) => {
       const request: RequestInfo = { commandName: context.commandName ?? "unknown", input: (args as { input?: Record<string, unknown> }).input ?? {} };
       const duplicate = plan(request);
       if (!duplicate) return next(args);
-      const first = next(args);
-      const second = new Promise((r) => setTimeout(r, duplicate.lagMs)).then(() => next(args));
-      onSent?.(Promise.all([settle(first), settle(second)]).then((deliveries) => onDuplicate?.(request, deliveries)));
-      const [heard, other] = duplicate.answer === 0 ? [first, second] : [second, first];
-      other.catch(() => undefined);
-      return heard;
+      const both = Promise.all([settle(next(args)), settle(new Promise((r) => setTimeout(r, duplicate.lagMs)).then(() => next(args)))]);
+      onSent?.(both.then(([a, b]) => onDuplicate?.(request, [a.delivery, b.delivery])));
+      const heard = (await both)[duplicate.answer];
+      if (heard.delivery.ok) return heard.result;
+      throw heard.delivery.error;
     },
     { step: "finalizeRequest", priority: "low", name },
   );

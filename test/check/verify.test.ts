@@ -36,6 +36,10 @@ describe("verification harness", () => {
     const bank = report.workloads.find((w) => w.name === "bank")!;
     // Coverage, not luck: the crash points are visited in turn, and the run goes on past its 30 s (up to 60 s) until it has died at each; a few may stay unvisited on a very loaded machine.
     expect(bank.stats["crashPointsHit"], table).toBeGreaterThanOrEqual(bank.stats["crashPointsTotal"]! - 3);
+    // The lock workload's holders were killed with SIGKILL and its acquires run twice at once.
+    const locks = report.workloads.find((w) => w.name === "locks")!;
+    expect(locks.faults.sigkill, table).toBeGreaterThan(0);
+    expect(locks.faults["duplicate-run"], table).toBeGreaterThan(0);
     // The coordination workload's members were killed and paused past their ttl, and sessions expired.
     const coordination = report.workloads.find((w) => w.name === "coordination")!;
     expect(coordination.faults.sigkill, table).toBeGreaterThan(0);

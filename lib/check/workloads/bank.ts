@@ -44,7 +44,6 @@
 import { numberValue, stringValue } from "../../internal/attributes.js";
 import { DynamoDBClient, paginateScan, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
-import { createInterface } from "node:readline";
 import { Coordinator } from "../../txn/coordinator.js";
 import { crashPoints, type CrashPoint } from "../../txn/crash-points.js";
 import { DynamoDbParticipant, type DynamoDbParticipantHooks, type DynamoWrite } from "../../txn/dynamodb.js";
@@ -57,7 +56,7 @@ import type { TransactionResult } from "../../txn/result.js";
 import type { FaultRates } from "../faults.js";
 import type { Anomaly } from "../invariants.js";
 import type { Operation } from "../history.js";
-import { pauseFor, spawnWorkerProcess, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
+import { pauseFor, startWorkerChild, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
 /** A deliberately broken variant (see the module comment). */
 export type BankControl = "commit-before-log" | "ledger-unchecked" | "blind-decision" | "killed-before-log";
@@ -464,41 +463,37 @@ interface BankProcess {
 }
 
 function startBankProcess(config: BankProcessConfig): BankProcess {
-  const child = spawnWorkerProcess("bank-process", config);
-  let alive = true;
   const waiting = new Map<string, { resolve: (r: TransactionResult) => void; reject: (e: Error) => void }>();
-  let onReady!: (ok: boolean) => void;
-  const ready = new Promise<boolean>((r) => (onReady = r));
-  const exited = new Promise<void>((resolve) =>
-    child.on("exit", () => {
-      alive = false;
-      onReady(false);
+  type Message = { ready?: true; txId?: string; result?: TransactionResult; error?: { name: string; message: string } };
+  const child = startWorkerChild<Message>(
+    "bank-process",
+    config,
+    (m) => m.ready === true,
+    (m) => {
+      const w = waiting.get(m.txId ?? "");
+      waiting.delete(m.txId ?? "");
+      if (m.result) w?.resolve(m.result);
+      else if (m.error) w?.reject(Object.assign(new Error(m.error.message), { name: m.error.name }));
+    },
+    () => {
       for (const w of waiting.values()) w.reject(Object.assign(new Error("the coordinator process was killed"), { name: "ProcessKilled" }));
       waiting.clear();
-      resolve();
-    }),
+    },
   );
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    const m = JSON.parse(line) as { ready?: true; txId?: string; result?: TransactionResult; error?: { name: string; message: string } };
-    if (m.ready) return onReady(true);
-    const w = waiting.get(m.txId ?? "");
-    waiting.delete(m.txId ?? "");
-    if (m.result) w?.resolve(m.result);
-    else w?.reject(Object.assign(new Error(m.error?.message ?? "failed"), { name: m.error?.name ?? "Error" }));
-  });
   return {
-    ready,
-    exited,
+    ready: child.ready,
+    exited: child.closed,
     get alive() {
-      return alive;
+      return child.alive;
     },
     run: (t) =>
       new Promise((resolve, reject) => {
-        if (!alive) return reject(new Error("the coordinator process is gone"));
         waiting.set(t.txId, { resolve, reject });
-        child.stdin.write(`${JSON.stringify(t)}\n`);
+        if (child.send(t)) return;
+        waiting.delete(t.txId);
+        reject(new Error("the coordinator process is gone"));
       }),
-    kill: () => alive && child.kill("SIGKILL"),
+    kill: () => child.kill(),
   };
 }
 

@@ -52,7 +52,6 @@
  *   its owner's session (CoordinationStoreHooks.unsafeUnfencedGrants).
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
-import { createInterface } from "node:readline";
 import { Coordination, type CoordinationHooks } from "../../coordination/coordination.js";
 import { SessionReaper } from "../../coordination/reaper.js";
 import type { PartitionGrant } from "../../coordination/assignment.js";
@@ -68,7 +67,7 @@ import { checkAnomalies, lockAnomalies } from "../invariants.js";
 import { checkLinearizability } from "../linearizability.js";
 import { injectedFailure, injectFaults } from "../middleware.js";
 import { fencedMutex, kvRegister } from "../models.js";
-import { countOk, pauseFor, spawnWorkerProcess, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
+import { countOk, pauseFor, serializableFaults, startWorkerChild, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
 /** A deliberately broken variant (see the module comment). */
 export type CoordinationControl = "watch-skip" | "unconditional-view" | "unfenced-rebalance";
@@ -220,11 +219,6 @@ class PartitionBeliefs {
 const partitionKey = (p: number) => `partition/${p}`;
 
 /** The fault rates a child process can be given (JSON: no request filter). */
-function serializableFaults(rates: FaultRates | undefined): Omit<FaultRates, "requests"> {
-  const { requests: _requests, ...rest } = rates ?? {};
-  return rest;
-}
-
 /** A write of the coordination service: certainly not applied only if it says so. */
 const classifyWrite = (err: unknown): Classification<never> => (err instanceof CoordinationBusyError || err instanceof InvalidArgumentError ? { outcome: "fail" } : { outcome: "info" });
 const classifyFencedWrite = (err: unknown): Classification<string> =>
@@ -657,54 +651,41 @@ interface MemberProcess {
 }
 
 function startMemberProcess(config: MemberProcessConfig, onMessage: (m: MemberMessage) => void): MemberProcess {
-  const child = spawnWorkerProcess("coordination-process", config);
-  let alive = true;
   let writes = 0;
   const waiting = new Map<number, { resolve: (r: "ok" | "stale") => void; reject: (e: unknown) => void }>();
-  let onReady!: (ok: boolean) => void;
-  const ready = new Promise<boolean>((r) => (onReady = r));
-  child.on("exit", () => {
-    alive = false;
-    onReady(false);
-  });
-  const closed = new Promise<void>((resolve) =>
-    child.on("close", () => {
-      alive = false;
-      for (const w of waiting.values()) w.reject(new OutcomeUnknownError("the member process was killed before it answered"));
-      waiting.clear();
-      resolve();
-    }),
+  const child = startWorkerChild<MemberMessage>(
+    "coordination-process",
+    config,
+    (m) => "ready" in m,
+    (m) => {
+      if ("write" in m) {
+        const w = waiting.get(m.write);
+        waiting.delete(m.write);
+        if (m.result === "ok" || m.result === "stale") w?.resolve(m.result);
+        else if (m.result === "not-owner") w?.reject(injectedFailure("NotOwner", "the member process no longer owned the partition with that token: it wrote nothing", 400));
+        else w?.reject(new OutcomeUnknownError(`the member process's write failed: ${m.error ?? "?"}`));
+      }
+      onMessage(m);
+    },
   );
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    let m: MemberMessage;
-    try {
-      m = JSON.parse(line) as MemberMessage;
-    } catch {
-      return; // a line cut short by the kill
-    }
-    if ("ready" in m) onReady(true);
-    if ("write" in m) {
-      const w = waiting.get(m.write);
-      waiting.delete(m.write);
-      if (m.result === "ok" || m.result === "stale") w?.resolve(m.result);
-      else if (m.result === "not-owner") w?.reject(injectedFailure("NotOwner", "the member process no longer owned the partition with that token: it wrote nothing", 400));
-      else w?.reject(new OutcomeUnknownError(`the member process's write failed: ${m.error ?? "?"}`));
-    }
-    onMessage(m);
+  const closed = child.closed.then(() => {
+    for (const w of waiting.values()) w.reject(new OutcomeUnknownError("the member process was killed before it answered"));
+    waiting.clear();
   });
   return {
-    ready,
+    ready: child.ready,
     closed,
     get alive() {
-      return alive;
+      return child.alive;
     },
     write: (partition, token, value) =>
       new Promise((resolve, reject) => {
-        if (!alive) return reject(new OutcomeUnknownError("the member process is gone"));
         const n = writes++;
         waiting.set(n, { resolve, reject });
-        child.stdin.write(`${JSON.stringify({ write: n, partition, token, value })}\n`);
+        if (child.send({ write: n, partition, token, value })) return;
+        waiting.delete(n);
+        reject(new OutcomeUnknownError("the member process is gone"));
       }),
-    kill: () => alive && child.kill("SIGKILL"),
+    kill: () => child.kill(),
   };
 }

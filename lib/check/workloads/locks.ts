@@ -8,7 +8,7 @@
  * Queues are long and hold dead waiters: half the operations go to one hot lock, and some
  * waiters crash while queued (their client is cut off from DynamoDB mid-wait and
  * abandoned, leaving its place behind, and sometimes an orphaned grant that only its lease
- * ends). The live waiters must still be granted within their wait.
+ * ends). The live waiters must still be granted within their wait (eight leases).
  *
  * Real crashes: some workers run their holders in child processes (locks-process.ts) and
  * kill each with SIGKILL at a moment chosen in turn from its life: queued, holding,
@@ -160,8 +160,12 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   const deadWaiterChance = options.grant === "unconditional" || alone ? 0 : (options.deadWaiterChance ?? 0.05);
   // A dead place costs the next waiter one waiter lease (plus 1 s skew allowance): well within the wait.
   const waiterLeaseMs = leaseMs;
-  // The free-only control waits less: a lock blocked for ever shows within its short run.
-  const waitMs = options.takeover === "free-only" ? 3 * leaseMs : 4 * leaseMs;
+  // A live waiter must be granted within its wait. Eight leases: on a loaded machine a lock
+  // may legitimately go some 4 s without a grant (a killed or paused holder's lease, then a
+  // window of dead places, then slow requests under faults), and `waiter-starved` flags a
+  // wait with no grant at all. The free-only control waits less: a lock blocked for ever
+  // shows within its short run.
+  const waitMs = options.takeover === "free-only" ? 3 * leaseMs : 8 * leaseMs;
   const { recorder, pauses } = run;
   let deadWaiters = 0;
   const stats: Record<string, number> = { "duplicate cycles": 0, "holder processes": 0 };
