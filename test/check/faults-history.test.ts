@@ -1,8 +1,10 @@
-/** The history recorder's classification, the seeded fault schedule and the pause gate. */
-import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+/** The history recorder's classification, the seeded fault schedule, the pause gate and duplicated requests. */
+import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { emptyFaultCounts, FaultSchedule, PauseGate, SkewedClock } from "../../lib/check/faults.js";
 import { HistoryRecorder } from "../../lib/check/history.js";
+import { duplicateRequests, type Delivery } from "../../lib/check/middleware.js";
 import { Random } from "../../lib/check/random.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
 
@@ -76,5 +78,27 @@ describe("SkewedClock", () => {
     expect(clock.toReal(1000) * clock.rate).toBeCloseTo(1000);
     const a = clock.now();
     expect(clock.now()).toBeGreaterThanOrEqual(a);
+  });
+});
+
+describe("duplicateRequests", () => {
+  it("sends a request twice at once, answers with the chosen copy once both landed, and reports both", async () => {
+    for (const answer of [0, 1] as const) {
+      const client = dynamoDbClient({ maxAttempts: 1 });
+      let heard: readonly [Delivery, Delivery] | undefined;
+      const sent: Promise<void>[] = [];
+      duplicateRequests(client, (r) => (r.commandName === "PutItemCommand" ? { lagMs: 5, answer } : undefined), (_, deliveries) => (heard = deliveries), (p) => sent.push(p));
+      const put = new PutItemCommand({ TableName: lockTable(), Item: { pk: { S: `duplicate-${randomUUID()}` } }, ConditionExpression: "attribute_not_exists(pk)" });
+      // Exactly one copy applies (either: they race); the caller hears copy `answer`.
+      const outcome = await client.send(put).then(
+        () => "applied",
+        (err: unknown) => (err instanceof ConditionalCheckFailedException ? "condition failed" : String(err)),
+      );
+      expect(sent).toHaveLength(1);
+      await sent[0];
+      expect(heard?.filter((d) => d.ok)).toHaveLength(1);
+      expect(outcome).toBe(heard?.[answer]?.ok ? "applied" : "condition failed");
+      client.destroy();
+    }
   });
 });
