@@ -104,7 +104,7 @@ export async function runVerification(options: VerifyOptions): Promise<Verificat
   const controlRuns: ((env: WorkloadEnvironment) => Promise<WorkloadResult>)[] = [
     ...(locks ? LOCK_CONTROLS.map((control) => (e: WorkloadEnvironment) => runLockWorkload(e, control)) : []),
     ...(register ? [(e: WorkloadEnvironment) => runRegisterWorkload(e, { condition: "skipped" })] : []),
-    ...(counter ? [(e: WorkloadEnvironment) => runCounterWorkload(e, { atomic: false })] : []),
+    ...(counter ? [(e: WorkloadEnvironment) => runCounterWorkload(e, { atomic: false }), (e: WorkloadEnvironment) => runCounterWorkload(e, { requestId: "ignored" })] : []),
     ...(broadcast ? [(e: WorkloadEnvironment) => runBroadcastWorkload(e, { cursor: "unchecked" }), (e: WorkloadEnvironment) => runBroadcastWorkload(e, { dedup: "check-then-act" })] : []),
     ...(bank ? BANK_CONTROLS.map((control) => (e: WorkloadEnvironment) => runBankWorkload(e, { control })) : []),
     ...(coordination ? COORDINATION_CONTROLS.map((control) => (e: WorkloadEnvironment) => runCoordinationWorkload(e, { control })) : []),

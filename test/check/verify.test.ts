@@ -40,6 +40,7 @@ describe("verification harness", () => {
     const locks = report.workloads.find((w) => w.name === "locks")!;
     expect(locks.faults.sigkill, table).toBeGreaterThan(0);
     expect(locks.faults["duplicate-run"], table).toBeGreaterThan(0);
+    expect(report.workloads.find((w) => w.name === "counter")!.stats["duplicate runs"], table).toBeGreaterThan(0);
     // The coordination workload's members were killed and paused past their ttl, and sessions expired.
     const coordination = report.workloads.find((w) => w.name === "coordination")!;
     expect(coordination.faults.sigkill, table).toBeGreaterThan(0);

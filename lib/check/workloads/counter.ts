@@ -8,20 +8,34 @@
  * 35 and ended "unknown".) The history must
  * be linearizable as a counter per key, and no two increments may return the same value.
  *
- * Negative control `atomic: false`: a counter that reads, adds one and writes back.
+ * Duplicate runs: a tenth of the increments are run twice at once, by the worker and by
+ * another worker's client with the same request id (as a retried Lambda invocation or an
+ * SQS redelivery would). The duplicate is not an operation of the history (it is the same
+ * increment): it must apply nothing more, and when both runs learn a value it must be the
+ * same one (`duplicate-disagrees`).
+ *
+ * Negative controls:
+ * - `atomic: false`: a counter that reads, adds one and writes back.
+ * - `requestId: "ignored"`: an atomic counter (one UpdateItem that adds) that ignores the
+ *   request id, so the two runs of one increment both apply (duplicate runs, with the
+ *   SDK's faults off so that they are what exposes it).
  */
-import { GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
 import { counter } from "../models.js";
-import { counterAnomalies } from "../invariants.js";
+import { counterAnomalies, type Anomaly } from "../invariants.js";
 import { Counter } from "../../locks/counter.js";
 import { countOk, pauseFor, startWorkload, type Worker, type WorkloadEnvironment, type WorkloadResult } from "./workers.js";
 
 export interface CounterWorkloadOptions {
   workers?: number;
   counters?: number;
-  /** false: the negative control. */
+  /** false: the negative control with a read-modify-write counter. */
   atomic?: boolean;
+  /** "ignored": the negative control whose increments ignore their request id. */
+  requestId?: "honoured" | "ignored";
+  /** Share of increments run twice at once under one request id. Default 0.1 (0.5 in the request-id control). */
+  duplicates?: number;
 }
 
 interface Incrementable {
@@ -31,13 +45,29 @@ interface Incrementable {
 }
 
 export async function runCounterWorkload(env: WorkloadEnvironment, options: CounterWorkloadOptions = {}): Promise<WorkloadResult> {
-  const control = options.atomic === false;
-  const name = control ? "counter, read-modify-write" : "counter";
-  const run = startWorkload(env, name, options.workers ?? 4);
-  const keys = Array.from({ length: options.counters ?? 2 }, (_, i) => `verify-${env.runId}-${control ? "control" : "counter"}-${i}`);
+  const ignored = options.requestId === "ignored";
+  const control = options.atomic === false || ignored;
+  const name = options.atomic === false ? "counter, read-modify-write" : ignored ? "counter, request id ignored (duplicate runs)" : "counter";
+  const duplicates = options.duplicates ?? (ignored ? 0.5 : options.atomic === false ? 0 : 0.1);
+  const run = startWorkload(ignored ? { ...env, faults: { ...env.faults, rate: 0 } } : env, name, options.workers ?? 4);
+  const keys = Array.from({ length: options.counters ?? 2 }, (_, i) => `verify-${env.runId}-${control ? `control-${ignored ? "ignored" : "rmw"}` : "counter"}-${i}`);
   const counterFor = (w: Worker, key: string): Incrementable =>
-    control ? new ReadModifyWriteCounter(w, env.tableName, key) : new Counter({ tableName: env.tableName, name: key, dynamodb: w.dynamodb });
+    options.atomic === false ? new ReadModifyWriteCounter(w, env.tableName, key) : ignored ? new ForgetfulCounter(w, env.tableName, key) : new Counter({ tableName: env.tableName, name: key, dynamodb: w.dynamodb });
   const counters = new Map(run.workers.flatMap((w) => keys.map((k) => [`${w.id}/${k}`, counterFor(w, k)] as const)));
+  const disagreements: Anomaly[] = [];
+  let duplicateRuns = 0;
+
+  /** One increment, retried with its request id (up to 20 tries) while its outcome is unknown. */
+  const increment = async (target: Incrementable, requestId: string, w: Worker): Promise<number> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await target.incrementAndGet(1, { requestId });
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await pauseFor(w.random.int(5, 50));
+      }
+    }
+  };
 
   await run.loop(async (w) => {
     const key = w.random.pick(keys);
@@ -47,17 +77,21 @@ export async function runCounterWorkload(env: WorkloadEnvironment, options: Coun
       await run.recorder.record(spec("read", {}), () => target.get(), () => ({ outcome: "fail" }));
     } else {
       const requestId = target.newRequestId();
+      const twin = w.random.chance(duplicates) ? w.random.pick(run.workers.filter((o) => o !== w)) : undefined;
       await run.recorder.record(
         spec("increment", { delta: 1 }),
         async () => {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              return await target.incrementAndGet(1, { requestId });
-            } catch (err) {
-              if (attempt >= 20) throw err;
-              await pauseFor(w.random.int(5, 50));
-            }
+          if (!twin) return increment(target, requestId, w);
+          // The same increment run again at once by another worker's client (started within 20 ms).
+          run.faults["duplicate-run"]++;
+          duplicateRuns++;
+          const again = pauseFor(w.random.int(0, 20)).then(() => increment(counters.get(`${twin.id}/${key}`)!, requestId, w));
+          const [first, second] = await Promise.allSettled([increment(target, requestId, w), again]);
+          if (first.status === "fulfilled" && second.status === "fulfilled" && first.value !== second.value) {
+            disagreements.push({ kind: "duplicate-disagrees", key, detail: `increment ${requestId} run twice at once got ${first.value} (${w.id}) and ${second.value} (${twin.id})`, operations: [] });
           }
+          if (first.status === "rejected") throw first.reason;
+          return first.value;
         },
         // Even a final 4xx does not prove an earlier attempt had no effect: info.
       );
@@ -68,12 +102,38 @@ export async function runCounterWorkload(env: WorkloadEnvironment, options: Coun
   return run.finish({
     control,
     model: counter,
-    invariants: counterAnomalies,
+    invariants: (history) => [...counterAnomalies(history), ...disagreements],
     stats: (history) => ({
       increments: countOk(history, "increment"),
       "increments unknown": history.filter((op) => op.f === "increment" && op.outcome === "info").length,
+      ...(duplicates > 0 ? { "duplicate runs": duplicateRuns } : {}),
     }),
   });
+}
+
+/** Negative control: an atomic counter (one UpdateItem that adds) that ignores request ids, so a run twice is applied twice. */
+class ForgetfulCounter implements Incrementable {
+  constructor(
+    private readonly worker: Worker,
+    private readonly tableName: string,
+    private readonly name: string,
+  ) {}
+
+  async get(): Promise<number> {
+    const { Item } = await this.worker.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: `forgetful#${this.name}` } }, ConsistentRead: true }));
+    return Number(Item?.["n"]?.N ?? 0);
+  }
+
+  newRequestId(): string {
+    return randomUUID();
+  }
+
+  async incrementAndGet(delta: number): Promise<number> {
+    const out = await this.worker.dynamodb.send(
+      new UpdateItemCommand({ TableName: this.tableName, Key: { pk: { S: `forgetful#${this.name}` } }, UpdateExpression: "ADD n :d", ExpressionAttributeValues: { ":d": { N: String(delta) } }, ReturnValues: "UPDATED_NEW" }),
+    );
+    return Number(out.Attributes?.["n"]?.N);
+  }
 }
 
 /** Negative control: a counter that reads, adds and writes back without a condition. */
