@@ -111,16 +111,21 @@ export async function runCounterWorkload(env: WorkloadEnvironment, options: Coun
   });
 }
 
-/** Negative control: an atomic counter (one UpdateItem that adds) that ignores request ids, so a run twice is applied twice. */
-class ForgetfulCounter implements Incrementable {
+/** A broken counter of the negative controls: one item `<prefix>#<name>` holding `n`; request ids are minted and ignored. */
+abstract class BrokenCounter implements Incrementable {
+  protected readonly key: { pk: { S: string } };
+
   constructor(
-    private readonly worker: Worker,
-    private readonly tableName: string,
-    private readonly name: string,
-  ) {}
+    protected readonly worker: Worker,
+    protected readonly tableName: string,
+    prefix: string,
+    name: string,
+  ) {
+    this.key = { pk: { S: `${prefix}#${name}` } };
+  }
 
   async get(): Promise<number> {
-    const { Item } = await this.worker.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: `forgetful#${this.name}` } }, ConsistentRead: true }));
+    const { Item } = await this.worker.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: this.key, ConsistentRead: true }));
     return Number(Item?.["n"]?.N ?? 0);
   }
 
@@ -128,34 +133,32 @@ class ForgetfulCounter implements Incrementable {
     return randomUUID();
   }
 
+  abstract incrementAndGet(delta: number): Promise<number>;
+}
+
+/** Negative control: an atomic counter (one UpdateItem that adds) that ignores request ids, so a run twice is applied twice. */
+class ForgetfulCounter extends BrokenCounter {
+  constructor(worker: Worker, tableName: string, name: string) {
+    super(worker, tableName, "forgetful", name);
+  }
+
   async incrementAndGet(delta: number): Promise<number> {
     const out = await this.worker.dynamodb.send(
-      new UpdateItemCommand({ TableName: this.tableName, Key: { pk: { S: `forgetful#${this.name}` } }, UpdateExpression: "ADD n :d", ExpressionAttributeValues: { ":d": { N: String(delta) } }, ReturnValues: "UPDATED_NEW" }),
+      new UpdateItemCommand({ TableName: this.tableName, Key: this.key, UpdateExpression: "ADD n :d", ExpressionAttributeValues: { ":d": { N: String(delta) } }, ReturnValues: "UPDATED_NEW" }),
     );
     return Number(out.Attributes?.["n"]?.N);
   }
 }
 
 /** Negative control: a counter that reads, adds and writes back without a condition. */
-class ReadModifyWriteCounter implements Incrementable {
-  constructor(
-    private readonly worker: Worker,
-    private readonly tableName: string,
-    private readonly name: string,
-  ) {}
-
-  async get(): Promise<number> {
-    const { Item } = await this.worker.dynamodb.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: `rmw#${this.name}` } }, ConsistentRead: true }));
-    return Number(Item?.["n"]?.N ?? 0);
-  }
-
-  newRequestId(): string {
-    return randomUUID();
+class ReadModifyWriteCounter extends BrokenCounter {
+  constructor(worker: Worker, tableName: string, name: string) {
+    super(worker, tableName, "rmw", name);
   }
 
   async incrementAndGet(delta: number): Promise<number> {
     const next = (await this.get()) + delta;
-    await this.worker.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: { pk: { S: `rmw#${this.name}` }, n: { N: String(next) } } }));
+    await this.worker.dynamodb.send(new PutItemCommand({ TableName: this.tableName, Item: { ...this.key, n: { N: String(next) } } }));
     return next;
   }
 }
