@@ -212,12 +212,13 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   const storeFor = (db: DynamoDBClient): Store =>
     options.fencing === "off" ? new UnfencedStore(db, env.tableName) : new FencedStore<string>({ tableName: env.tableName, dynamodb: db, keyPrefix: "fenced#" });
 
-  const holders = new Map(run.workers.map((w) => [w.id, { process: w.id, acquire: acquirerFor(w.dynamodb, `${env.runId}-${w.id}`, w.clock), store: storeFor(w.dynamodb), gate: w.gate, clock: w.clock }]));
+  const holders = new Map(run.workers.slice(0, inProcess).map((w) => [w.id, { process: w.id, acquire: acquirerFor(w.dynamodb, `${env.runId}-${w.id}`, w.clock), store: storeFor(w.dynamodb), gate: w.gate, clock: w.clock }]));
   /**
    * The worker's twin: another client of the same owner (its own DynamoDB client, faults
    * and pauses), as a second invocation of the same handler would be.
    */
   const twins = new Map<string, Holder>();
+  const twinClients: DynamoDBClient[] = [];
   const twinOf = (w: Worker): Holder => {
     let twin = twins.get(w.id);
     if (!twin) {
@@ -232,7 +233,6 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
     }
     return twin;
   };
-  const twinClients: DynamoDBClient[] = [];
   let writes = 0;
 
   /** One holder's cycle on `lockName`: acquire, one to three fenced writes (maybe paused before one), release. */
