@@ -73,7 +73,7 @@ export interface LockWorkloadOptions {
   pauseChance?: number;
   /** Chance that an operation is a waiter that crashes while queued. Default 0.05. */
   deadWaiterChance?: number;
-  /** Workers (beyond `workers`) whose holders run in child processes killed with SIGKILL. Default 2. */
+  /** Workers (beyond `workers`) whose holders run in child processes killed with SIGKILL. Default 1 (2 in the free-only control). */
   processes?: number;
   /** Chance that a holder's cycle is run twice at once by two clients of its owner. Default 0.08. */
   duplicateChance?: number;
@@ -160,7 +160,8 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   const alone = options.grant === "reentrant" || options.takeover === "free-only";
   const leaseMs = options.leaseMs ?? 1000;
   const pauseChance = alone ? 0 : (options.pauseChance ?? 0.08);
-  const processes = options.processes ?? (options.takeover === "free-only" ? 3 : control ? 0 : 2);
+  // Each holder process costs a Node start (a second or two of CPU): few lanes, lives of a few cycles.
+  const processes = options.processes ?? (options.takeover === "free-only" ? 2 : control ? 0 : 1);
   const duplicateChance = options.duplicateChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.08);
   const duplicateRequestChance = options.duplicateRequestChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.05);
   const inProcess = options.workers ?? 8;
@@ -380,10 +381,10 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       });
     const unknown = (m: LockProcessMessage) => new OutcomeUnknownError(`the holder process answered ${JSON.stringify(m)}${child.alive ? "" : " (it was killed)"}`);
 
-    // The kill: in one of the child's first three cycles, in the phase whose turn it is
+    // The kill: in one of the child's first four cycles, in the phase whose turn it is
     // (in the free-only control, in its first cycle while it holds the lock).
     const freeOnly = options.takeover === "free-only";
-    const victim = freeOnly ? 0 : w.random.int(0, 2);
+    const victim = freeOnly ? 0 : w.random.int(0, 3);
     const target = freeOnly ? "holding" : KILL_PHASES[life % KILL_PHASES.length]!;
     let phase: KillPhase | "idle" = "idle";
     let killer: NodeJS.Timeout | undefined;

@@ -211,7 +211,7 @@ export interface WorkerChild {
   readonly alive: boolean;
   /** Writes `message` as one line to its stdin; false if the child is gone. */
   send(message: object): boolean;
-  /** SIGKILL; false if it had already exited. */
+  /** SIGKILL; false if it had already exited or been killed (so a caller counts each kill once). */
   kill(): boolean;
 }
 
@@ -224,6 +224,7 @@ export interface WorkerChild {
 export function startWorkerChild<M>(name: string, config: unknown, isReady: (m: M) => boolean, onMessage: (m: M) => void, onExit?: () => void): WorkerChild {
   const child = spawnWorkerProcess(name, config);
   let alive = true;
+  let killed = false;
   let onReady!: (ok: boolean) => void;
   const ready = new Promise<boolean>((r) => (onReady = r));
   child.on("exit", () => {
@@ -249,6 +250,10 @@ export function startWorkerChild<M>(name: string, config: unknown, isReady: (m: 
       return alive;
     },
     send: (message) => alive && child.stdin.write(`${JSON.stringify(message)}\n`) !== undefined,
-    kill: () => alive && child.kill("SIGKILL"),
+    kill: () => {
+      if (!alive || killed) return false;
+      killed = true;
+      return child.kill("SIGKILL");
+    },
   };
 }
