@@ -15,12 +15,12 @@ export {
   type Counterexample,
 } from "./linearizability.js";
 export { fencedMutex, casRegister, counter, kvRegister, type MutexState, type RegisterState, type KvState } from "./models.js";
-export { lockAnomalies, registerAnomalies, counterAnomalies, checkAnomalies, type Anomaly } from "./invariants.js";
+export { lockAnomalies, stuckLocks, registerAnomalies, counterAnomalies, checkAnomalies, type Anomaly } from "./invariants.js";
 export { FaultSchedule, PauseGate, SkewedClock, FAULT_KINDS, emptyFaultCounts, type FaultCounts, type FaultRates } from "./faults.js";
-export { injectFaults, RequestCounter, type FaultKind, type FaultPlan, type RequestInfo } from "./middleware.js";
+export { injectFaults, duplicateRequests, RequestCounter, type FaultKind, type FaultPlan, type RequestInfo, type Delivery, type DuplicatePlan } from "./middleware.js";
 export { Random } from "./random.js";
 export { runVerification, WORKLOADS, type WorkloadName, type VerifyOptions, type VerificationReport, type ControlResult } from "./verify.js";
-export { runLockWorkload, type LockWorkloadOptions } from "./workloads/locks.js";
+export { runLockWorkload, LOCK_CONTROLS, type LockWorkloadOptions } from "./workloads/locks.js";
 export { runRegisterWorkload, type RegisterWorkloadOptions } from "./workloads/register.js";
 export { runCounterWorkload, type CounterWorkloadOptions } from "./workloads/counter.js";
 export type { WorkloadEnvironment, WorkloadResult, Pause } from "./workloads/workers.js";
