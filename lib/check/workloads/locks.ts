@@ -15,9 +15,14 @@
  * Real crashes: some workers run their holders in child processes (locks-process.ts) and
  * kill each with SIGKILL at a moment chosen in turn from its life: queued, holding,
  * with a fenced write on the wire, between a write and the release, with the release on
- * the wire. Nothing of a killed holder is released: its lease must run out, as judged by
- * the others, before anyone else is granted the lock, and its in-flight write must be
- * fenced off if it lands after a newer holder's.
+ * the wire. Nothing of a killed holder is released: the others must wait out its lease,
+ * and its in-flight write must be fenced off if it lands after a newer holder's. What the
+ * checker can and cannot see: a dead holder believes nothing, so its belief ends at its
+ * death, and a grant after that is no overlap (a takeover that came before the lease ran
+ * out would be invisible in any history with a dead holder; paused holders, alive and
+ * still believing, are what expose it). What it checks of a kill: the operation in flight
+ * may have happened or not, a late write of the dead token is rejected once a newer token
+ * wrote, and the lock is not blocked beyond the protocol's bounds (`lock-stuck`).
  *
  * Duplicates, as production makes them: the lock API has no operation id (an acquire is
  * known by the attempt id of each of its writes), so both forms are run. A holder's whole
