@@ -10,14 +10,16 @@
  * writes (LockProcessMessage) carries `at`, a time on the clock every process of the
  * machine shares (performance.timeOrigin + performance.now()), and its fault counts. While
  * it holds a lock it says `{ belief }` whenever the end of its belief moves (a heartbeat
- * extended the lease): the parent's record of when the holder stopped believing is never
- * later than what the child last said.
+ * extended the lease): the parent records the end of its grant from what the child last
+ * said (never later), and keeps it after a kill (nobody can tell a dead holder from a
+ * slow one). `clockRate` fixes its clock's rate (a negative control's broken clock).
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { createInterface } from "node:readline";
 import { LockTimeoutError, StaleTokenError } from "../../errors.js";
 import { LockClient } from "../../locks/client.js";
 import { FencedStore } from "../../locks/fencing.js";
+import type { MonotonicClock } from "../../locks/clock.js";
 import type { Lock } from "../../locks/lock.js";
 import { emptyFaultCounts, FaultSchedule, SkewedClock } from "../faults.js";
 import { Random } from "../random.js";
@@ -29,7 +31,8 @@ const random = new Random(config.seed);
 const db = new DynamoDBClient(config.dynamodb);
 const counts = emptyFaultCounts();
 new FaultSchedule(random.fork("faults"), counts, config.faults).attach(db);
-const clock = new SkewedClock(random.fork("clock"), config.maxDrift);
+const rate = config.clockRate;
+const clock: MonotonicClock & { toReal(ms: number): number } = rate === undefined ? new SkewedClock(random.fork("clock"), config.maxDrift) : { now: () => rate * performance.now(), toReal: (ms) => ms / rate };
 const at = () => performance.timeOrigin + performance.now();
 const say = (message: LockProcessMessage) => process.stdout.write(`${JSON.stringify({ ...message, at: at(), faults: counts })}\n`);
 

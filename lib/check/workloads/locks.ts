@@ -17,12 +17,12 @@
  * with a fenced write on the wire, between a write and the release, with the release on
  * the wire. Nothing of a killed holder is released: the others must wait out its lease,
  * and its in-flight write must be fenced off if it lands after a newer holder's. What the
- * checker can and cannot see: a dead holder believes nothing, so its belief ends at its
- * death, and a grant after that is no overlap (a takeover that came before the lease ran
- * out would be invisible in any history with a dead holder; paused holders, alive and
- * still believing, are what expose it). What it checks of a kill: the operation in flight
- * may have happened or not, a late write of the dead token is rejected once a newer token
- * wrote, and the lock is not blocked beyond the protocol's bounds (`lock-stuck`).
+ * checker may assume of a kill: the operation in flight may have happened or not; and
+ * since nobody can tell a dead holder from a slow one, a killed holder's grant ends only
+ * when its lease ends, as it last reported it (its `leaseEnd`), not at its death, so a
+ * takeover before then is an overlap. A late write of the dead token must be rejected
+ * once a newer token wrote, and the lock must not stay blocked beyond the protocol's
+ * bounds (`lock-stuck`).
  *
  * Duplicates, as production makes them: the lock API has no operation id (an acquire is
  * known by the attempt id of each of its writes), so both forms are run. A holder's whole
@@ -34,7 +34,7 @@
  * `read`, `release`, and `leaseEnd`, the instant the holder stopped believing it held
  * the lock: the last moment its Lock said `held`, extended by `remainingMs()` converted
  * to real time with the worker's clock rate, or its release, whichever came first. For a
- * holder in a child process: the end of the belief it last reported, or its death. A
+ * holder in a child process: the end of the lease it last reported (even if it died). A
  * killed process's operation in flight is `info` (its outcome unknown: a grant it never
  * reported may have happened, a write may land later).
  * Checked: the fenced-mutex model and lockAnomalies (no overlapping beliefs, tokens
@@ -53,6 +53,10 @@
  * - `grant: "reentrant"`: a grant whose condition lets the current holder's owner have
  *   the lock again (duplicate runs).
  * - `takeover: "free-only"`: waiters that never take over an expired lease (SIGKILL).
+ * - `holderClock: "slow"`: holder processes whose clocks run at half speed, so a holder
+ *   believes in its lease for twice as long as the others wait (SIGKILL: a live holder
+ *   heartbeats in time and is never taken over; only a dead one's lease, which the
+ *   history keeps until its reported end, shows the overlap).
  */
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { duplicateRequests, injectedFailure, injectFaults, type Delivery, type RequestInfo } from "../middleware.js";
@@ -90,10 +94,12 @@ export interface LockWorkloadOptions {
   grant?: "conditional" | "unconditional" | "reentrant";
   /** "free-only": the negative control whose waiters never take over an expired lease. */
   takeover?: "expired" | "free-only";
+  /** "slow": the negative control whose holder processes' clocks run at half speed (far beyond the lock's drift margin). */
+  holderClock?: "true" | "slow";
 }
 
 /** The lock workload's negative controls, as verify.ts runs them. */
-export const LOCK_CONTROLS: readonly LockWorkloadOptions[] = [{ fencing: "off", pauseChance: 0.3 }, { grant: "unconditional" }, { grant: "reentrant" }, { takeover: "free-only" }];
+export const LOCK_CONTROLS: readonly LockWorkloadOptions[] = [{ fencing: "off", pauseChance: 0.3 }, { grant: "unconditional" }, { grant: "reentrant" }, { takeover: "free-only" }, { holderClock: "slow" }];
 
 /** What a holder process needs (JSON, argv[2] of locks-process.ts). */
 export interface LockProcessConfig {
@@ -110,6 +116,8 @@ export interface LockProcessConfig {
   readonly faults: Omit<FaultRates, "requests">;
   /** "free-only": acquire as the `takeover: "free-only"` control does. */
   readonly mode: "takeover" | "free-only";
+  /** A fixed rate for the holder's clock instead of a random drift (the `holderClock: "slow"` control). */
+  readonly clockRate?: number;
 }
 
 /** What a holder process is asked to do. */
@@ -149,7 +157,8 @@ const isGrant = (r: RequestInfo) => /holder = :me/.test(String(r.input["UpdateEx
 const grantedToken = (d: Delivery): number => Number((d.ok ? (d.output as { Attributes?: { token?: { N?: string } } } | undefined) : undefined)?.Attributes?.token?.N);
 
 export async function runLockWorkload(env: WorkloadEnvironment, options: LockWorkloadOptions = {}): Promise<WorkloadResult> {
-  const control = options.fencing === "off" || options.grant === "unconditional" || options.grant === "reentrant" || options.takeover === "free-only";
+  const slowClock = options.holderClock === "slow";
+  const control = options.fencing === "off" || options.grant === "unconditional" || options.grant === "reentrant" || options.takeover === "free-only" || slowClock;
   const name =
     options.fencing === "off"
       ? "locks, fencing off"
@@ -159,21 +168,23 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
           ? "locks, re-entrant grant (duplicate runs)"
           : options.takeover === "free-only"
             ? "locks, no takeover (SIGKILL)"
-            : "locks";
+            : slowClock
+              ? "locks, holder clock too slow (SIGKILL)"
+              : "locks";
   // The duplicate and SIGKILL controls run with their own fault alone (the SDK's faults,
   // pauses and crashing waiters off), so that it is the one that exposes the bug.
-  const alone = options.grant === "reentrant" || options.takeover === "free-only";
+  const alone = options.grant === "reentrant" || options.takeover === "free-only" || slowClock;
   const leaseMs = options.leaseMs ?? 1000;
   const pauseChance = alone ? 0 : (options.pauseChance ?? 0.08);
   // Each holder process costs a Node start (a second or two of CPU): few lanes, lives of a few cycles.
-  const processes = options.processes ?? (options.takeover === "free-only" ? 2 : control ? 0 : 1);
+  const processes = options.processes ?? (options.takeover === "free-only" || slowClock ? 2 : control ? 0 : 1);
   const duplicateChance = options.duplicateChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.08);
   const duplicateRequestChance = options.duplicateRequestChance ?? (options.grant === "reentrant" ? 0.3 : control ? 0 : 0.05);
   const inProcess = options.workers ?? 8;
   const faultRates: FaultRates | undefined = alone ? { ...env.faults, rate: 0 } : env.faults;
   const run = startWorkload({ ...env, faults: faultRates }, name, inProcess + processes);
   const deadline = run.started + env.durationMs;
-  const lockNames = Array.from({ length: options.locks ?? 4 }, (_, i) => `verify-${env.runId}-${control ? `control-${options.grant ?? options.takeover ?? "fencing"}` : "lock"}-${i}`);
+  const lockNames = Array.from({ length: options.locks ?? 4 }, (_, i) => `verify-${env.runId}-${control ? `control-${options.grant ?? options.takeover ?? (slowClock ? "slow-clock" : "fencing")}` : "lock"}-${i}`);
   const deadWaiterChance = options.grant === "unconditional" || alone ? 0 : (options.deadWaiterChance ?? 0.05);
   // A dead place costs the next waiter one waiter lease (plus 1 s skew allowance): well within the wait.
   const waiterLeaseMs = leaseMs;
@@ -338,7 +349,6 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
   const processWorker = async (w: Worker) => {
     const lane = `${w.id}/process`;
     const life = stats["holder processes"]!++;
-    let killedAt: number | undefined;
     let faults: FaultCounts | undefined;
     /** The end of the current grant's belief as the child last said it (recorder clock). */
     let believed = { token: 0, until: 0 };
@@ -356,6 +366,7 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       maxDrift: env.maxDrift ?? 0.01,
       faults: serializableFaults(faultRates),
       mode: options.takeover === "free-only" ? "free-only" : "takeover",
+      ...(slowClock ? { clockRate: 0.5 } : {}),
     };
     const child = startWorkerChild<LockProcessMessage>(
       "locks-process",
@@ -369,7 +380,6 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
           waiting.delete(m.n);
         }
       },
-      () => (killedAt ??= recorder.now()),
     );
     void child.closed.then(() => {
       for (const answer of waiting.values()) answer({ n: -1, failed: "unknown", error: "killed" });
@@ -386,11 +396,11 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       });
     const unknown = (m: LockProcessMessage) => new OutcomeUnknownError(`the holder process answered ${JSON.stringify(m)}${child.alive ? "" : " (it was killed)"}`);
 
-    // The kill: in one of the child's first four cycles, in the phase whose turn it is
-    // (in the free-only control, in its first cycle while it holds the lock).
-    const freeOnly = options.takeover === "free-only";
-    const victim = freeOnly ? 0 : w.random.int(0, 3);
-    const target = freeOnly ? "holding" : KILL_PHASES[life % KILL_PHASES.length]!;
+    // The kill: in one of the child's first four cycles, in the phase whose turn it is (in
+    // the SIGKILL controls, in its first cycle while it holds the lock).
+    const killHolding = options.takeover === "free-only" || slowClock;
+    const victim = killHolding ? 0 : w.random.int(0, 3);
+    const target = killHolding ? "holding" : KILL_PHASES[life % KILL_PHASES.length]!;
     let phase: KillPhase | "idle" = "idle";
     let killer: NodeJS.Timeout | undefined;
     const kill = () => {
@@ -454,9 +464,11 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
           await pauseFor(w.random.int(0, 20));
         }
         if (!child.alive) {
-          // Killed while holding: its belief ended with it (or earlier, when its lease ran out).
+          // Killed while holding. Nobody can tell a dead holder from a slow one, so its grant
+          // ends only when its lease ends, as it last reported it (not at its death): a grant
+          // to anyone else before then is an overlap, whether or not the holder is alive.
           await child.closed;
-          recorder.point(spec("leaseEnd", { token }), null, Math.min(believed.until, killedAt ?? recorder.now()));
+          recorder.point(spec("leaseEnd", { token }), null, believed.until);
           break;
         }
         recorder.point(spec("leaseEnd", { token }), null, Math.min(believed.until, recorder.now()));
