@@ -396,10 +396,10 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
       });
     const unknown = (m: LockProcessMessage) => new OutcomeUnknownError(`the holder process answered ${JSON.stringify(m)}${child.alive ? "" : " (it was killed)"}`);
 
-    // The kill: in one of the child's first four cycles, in the phase whose turn it is (in
-    // the SIGKILL controls, in its first cycle while it holds the lock).
+    // The kill: in the child's first or second cycle, in the phase whose turn it is (in the
+    // SIGKILL controls, in its first cycle while it holds the lock).
     const killHolding = options.takeover === "free-only" || slowClock;
-    const victim = killHolding ? 0 : w.random.int(0, 3);
+    const victim = killHolding ? 0 : w.random.int(0, 1);
     const target = killHolding ? "holding" : KILL_PHASES[life % KILL_PHASES.length]!;
     let phase: KillPhase | "idle" = "idle";
     let killer: NodeJS.Timeout | undefined;
@@ -444,8 +444,9 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
         );
         if (grant.outcome !== "ok") continue;
         const token = believed.token;
-        enter("holding", k, 20);
-        await pauseFor(w.random.int(0, 20));
+        // Holding, and after each write, the child idles 10-30 ms: a kill aimed there lands there.
+        enter("holding", k, 5);
+        await pauseFor(w.random.int(10, 30));
         const count = w.random.int(1, 3);
         for (let i = 0; i < count && child.alive && recorder.now() < believed.until; i++) {
           const value = `${lane}:${token}:${writes++}`;
@@ -460,8 +461,8 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
               }),
             (err): Classification<string> => ((err as Error).name === "NotHeld" ? { outcome: "fail" } : { outcome: "info" }),
           );
-          enter("written", k, 20);
-          await pauseFor(w.random.int(0, 20));
+          enter("written", k, 5);
+          await pauseFor(w.random.int(10, 30));
         }
         if (!child.alive) {
           // Killed while holding. Nobody can tell a dead holder from a slow one, so its grant
