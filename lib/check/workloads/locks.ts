@@ -426,7 +426,8 @@ export async function runLockWorkload(env: WorkloadEnvironment, options: LockWor
 
     if (await child.ready) {
       for (let k = 0; child.alive && performance.now() < deadline; k++) {
-        const lockName = pickLock(w.random);
+        // Any lock, uniformly: behind the hot lock's queue a child would spend its short life waiting.
+        const lockName = w.random.pick(lockNames);
         const spec = (f: string, input: object) => ({ process: lane, key: lockName, f, input });
         enter("queued", k, took.acquire);
         const grant = await recorder.record(
