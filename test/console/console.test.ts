@@ -40,12 +40,13 @@ afterAll(async () => {
 
 async function open(path: string, on = live): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
-  page.setDefaultTimeout(20_000);
+  // Generous: on a loaded machine the first request to a function of the local cloud can take many seconds.
+  page.setDefaultTimeout(45_000);
   await page.goto(`${on.url}#${path}`);
   return page;
 }
 
-describe("operator console", () => {
+describe("operator console", { timeout: 120_000 }, () => {
   it("shows a lock acquired from the library with its token, then its lease expired", async () => {
     const locks = new LockClient({ tableName: lockTable(), dynamodb: db, ownerId: "worker-7" });
     const prefix = uniqueName("console-lock");
@@ -147,7 +148,7 @@ describe("operator console", () => {
   it("shows sessions and groups with their epoch and members", async () => {
     const namespace = uniqueName("console-ns");
     const coord = new Coordination({ tableName: coordinationTable(), dynamodb: db, namespace, ownerId: "web-1" });
-    const session = await coord.openSession({ ttlMs: 10_000 });
+    const session = await coord.openSession({ ttlMs: 60_000 }); // live throughout, however slow the page is to show it
     try {
       await coord.group("workers").join(session, { meta: { address: "10.0.0.7:8080" } });
       await coord.put("config/mode", "active");
