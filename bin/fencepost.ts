@@ -14,12 +14,11 @@
 import { parseArgs } from "node:util";
 // The SDK's notice that its 2027 releases need Node 22 is for library users, not CLI output.
 process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] ??= "true";
-import { synthesizeTemplate } from "../infra/synth.js";
 import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { LocalCloudError, shellExports, startLocalCloud, type LocalCloud } from "../lib/local/index.js";
-import { formatTable, renderHtml, runVerification, WORKLOADS, type WorkloadName } from "../lib/check/index.js";
+import type { WorkloadName } from "../lib/check/index.js";
 import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
@@ -146,7 +145,7 @@ async function up(flags: UpFlags): Promise<void> {
   const { localSources } = await import("../lib/console/index.js");
   const settings = flags.console ? consoleSettings(flags) : undefined;
   if (!json) process.stdout.write("Starting DynamoDB Local and the SQS emulator...\n");
-  const cloud = await startLocalCloud({ template: synthesizeTemplate() });
+  const cloud = await startLocalCloud({ template: await localTemplate() });
   writeState(cloud);
   // The console of this stack: on its usual port, or any free one if that is taken.
   const running = settings
@@ -167,6 +166,12 @@ async function up(flags: UpFlags): Promise<void> {
   await running?.close();
   removeState();
   await cloud.stop();
+}
+
+/** The synthesized template of the stack (aws-cdk-lib loads only when a command needs it). */
+async function localTemplate() {
+  const { synthesizeTemplate } = await import("../infra/synth.js");
+  return synthesizeTemplate();
 }
 
 function seconds(flag: string, value: string | undefined, fallback: number): number {
@@ -192,6 +197,8 @@ interface VerifyFlags {
 async function verify(flags: VerifyFlags): Promise<number> {
   const seed = flags.seed === undefined ? undefined : Number(flags.seed);
   if (seed !== undefined && !(Number.isSafeInteger(seed) && seed >= 0)) throw new UsageError(`--seed must be a non-negative integer, got '${flags.seed}'`);
+  // The harness and the CDK app load only for the commands that use them: every other command starts faster.
+  const { formatTable, renderHtml, runVerification, WORKLOADS } = await import("../lib/check/index.js");
   const durationMs = seconds("--duration", flags.duration, 60);
   const controlMs = flags.control === undefined ? undefined : seconds("--control", flags.control, 0);
   const reportPath = resolve(flags.report ?? "verify-report.html");
@@ -204,7 +211,7 @@ async function verify(flags: VerifyFlags): Promise<number> {
     else process.stderr.write(`${line}\n`);
   };
   log("Starting the local cloud...");
-  const cloud = await startLocalCloud({ template: synthesizeTemplate() });
+  const cloud = await startLocalCloud({ template: await localTemplate() });
   try {
     const tableName = cloud.tables["locks"];
     if (!tableName) throw new LocalCloudError("the synthesized template has no lock table (tag fencepost:resource=locks)");

@@ -23,6 +23,7 @@
  * queue is provisioned but never written to.
  */
 import { LocalCloudError } from "../errors.js";
+import { sleep } from "../internal/time.js";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from "@aws-sdk/client-sqs";
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -173,11 +174,14 @@ export async function serveLambdas(options: LocalLambdaOptions): Promise<LocalLa
     functions: names,
     async stop() {
       stopping.abort();
+      const closed = new Promise<void>((ok) => server.close(() => ok()));
+      server.closeAllConnections();
+      // Invocations in flight end with their runtimes: a scheduled recovery or reaper may run
+      // for minutes, and stopping must not wait for it.
+      await Promise.all([...functions.values()].map((f) => f.terminate()));
       await Promise.allSettled(loops);
       sqs.destroy();
-      await new Promise<void>((ok) => server.close(() => ok()));
-      server.closeAllConnections();
-      await Promise.all([...functions.values()].map((f) => f.terminate()));
+      await closed;
     },
   };
 }
@@ -264,6 +268,7 @@ function startFunction(spec: { name: string; arn: string; file: string; exportNa
     async terminate() {
       worker.removeAllListeners("exit");
       await worker.terminate();
+      die("the local cloud stopped"); // invocations in flight fail now instead of never
     },
   };
 }
@@ -382,13 +387,11 @@ export function rateMs(expression: string): number | undefined {
 
 async function runSchedule(fn: LocalFunction, everyMs: number, input: string | undefined, signal: AbortSignal, log: (line: string) => void): Promise<void> {
   while (!signal.aborted) {
-    await new Promise<void>((ok) => {
-      const timer = setTimeout(ok, everyMs);
-      signal.addEventListener("abort", () => (clearTimeout(timer), ok()), { once: true });
-    });
+    // sleep removes its abort listener when it resolves (one per wait would pile up on the signal).
+    await sleep(everyMs, signal).catch(() => undefined);
     if (signal.aborted) return;
     const event = input ? JSON.parse(input) : { source: "aws.events", "detail-type": "Scheduled Event", time: new Date().toISOString(), detail: {} };
     const outcome = await fn.invoke(event);
-    if (!outcome.ok) log(`scheduled invocation failed: ${outcome.error.errorType}: ${outcome.error.errorMessage}`);
+    if (!outcome.ok && !signal.aborted) log(`scheduled invocation failed: ${outcome.error.errorType}: ${outcome.error.errorMessage}`);
   }
 }
