@@ -28,7 +28,32 @@ type Item = Record<string, AttributeValue>;
 const RELEASE_TRIES = 8;
 
 /** Most dead places one write removes (keeps condition expressions short). */
-const MAX_SKIP_PER_WRITE = 32;
+export const MAX_SKIP_PER_WRITE = 32;
+
+/** Releases planned again after the queue turned out otherwise, before one frees the lock whatever the queue holds. */
+const MAX_REPLANS = 3;
+
+/**
+ * What a release does with the waiter queue, planned from the item as the releasing client
+ * last saw it; the write's condition checks the queue is still so.
+ */
+export interface ReleasePlan {
+  /** Places at the head its client judged dead (queue.ts), removed by the release: exact strings. */
+  readonly skip: readonly string[];
+  /**
+   * The place right after `skip`, whose waiter takes handovers: the release hands it the
+   * lock. Undefined: the release frees the lock, and the queue must hold just `skip`.
+   */
+  readonly head?: { readonly place: string; readonly waiter: string; readonly owner: string; readonly leaseMs: number };
+  /** Free the lock whatever the queue holds (waiters take it as from any free lock), as earlier clients did. */
+  readonly anyQueue?: boolean;
+}
+
+/** The plan of a release that knows nothing of the queue. */
+export const FREE_WHATEVER_THE_QUEUE: ReleasePlan = { skip: [], anyQueue: true };
+
+/** Who ends a grant: its holder (by token), or the waiter it was handed to and not yet taken up by. */
+type ReleaseParty = { kind: "holder"; owner: string; fencingToken: number } | { kind: "grantee"; owner: string; waiter: string };
 
 /** The item of one lock, as last read or written. */
 export interface LeaseRecord {
@@ -45,6 +70,16 @@ export interface LeaseRecord {
   /** Waiters' places (see queue.ts) in arrival order. */
   readonly queue: readonly string[];
   readonly releasedBy: string | undefined;
+  /**
+   * A release handed the lock to this waiter (`holder` is its owner; `fencingToken` is its
+   * token) and the waiter has not taken it up yet: it does with `accept`, or the short
+   * lease in `leaseMs` runs out and the next waiter takes the lock over. Undefined otherwise.
+   */
+  readonly grantee: string | undefined;
+  /** The last release a current client wrote, as `<token>:<owner>`: proves it landed after its answer was lost. */
+  readonly lastRelease: string | undefined;
+  /** About how long holders lately held the lock (ms, each on its own clock): a hint for waiters' polls, never used for safety. */
+  readonly holdMs: number | undefined;
   /** Wall-clock times (epoch ms), informational only: never used for safety. */
   readonly acquiredAt: number | undefined;
   /** The last heartbeat's wall-clock time (or the grant's): for display only. */
@@ -59,15 +94,22 @@ export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
 export function parseLease(item: Item | undefined): LeaseRecord | undefined {
   if (!item?.["pk"]?.S || item["token"]?.N === undefined) return undefined;
   const num = (a: string) => (item[a]?.N === undefined ? undefined : Number(item[a]!.N));
+  const version = item["version"]?.S ?? "";
+  // Pending only while the item is exactly as the handing-over release left it: any later
+  // write (an earlier client's too, which leaves these two attributes behind) changes `version`.
+  const pending = item["holder"]?.S !== undefined && item["grantee"]?.S !== undefined && item["handoffVersion"]?.S === version;
   return {
     key: item["pk"].S,
     fencingToken: Number(item["token"].N),
     holder: item["holder"]?.S,
-    version: item["version"]?.S ?? "",
+    version,
     leaseMs: num("leaseMs") ?? 0,
     data: item["data"]?.S,
     queue: (item["queue"]?.L ?? []).map((w) => w.S ?? ""),
     releasedBy: item["releasedBy"]?.S,
+    grantee: pending ? item["grantee"]!.S : undefined,
+    lastRelease: item["lastRelease"]?.S,
+    holdMs: num("holdMs"),
     acquiredAt: num("acquiredAt"),
     renewedAt: num("renewedAt") ?? num("acquiredAt"),
     releasedAt: num("releasedAt"),
@@ -175,7 +217,7 @@ export class LeaseStore {
     key: string,
     attempt: string,
     send: () => Promise<Item | undefined>,
-  ): Promise<{ applied: true; record: LeaseRecord } | { applied: false; found: LeaseRecord | undefined }> {
+  ): Promise<{ applied: true; record: LeaseRecord } | { applied: false; found: LeaseRecord | undefined; refused: boolean }> {
     try {
       const after = parseLease(await send());
       if (!after) throw new OutcomeUnknownError(`The write to ${key} returned no item; its outcome is settled by reading it.`);
@@ -184,14 +226,17 @@ export class LeaseStore {
       if (err instanceof ConditionalCheckFailedException) {
         const found = parseLease(err.Item);
         if (found?.version === attempt) return { applied: true, record: found };
-        return { applied: false, found };
+        // `refused`: DynamoDB answered that the condition failed on `found`. An earlier
+        // attempt of the same request (an SDK retry) may still have applied and been
+        // superseded since; callers that must know look for their own trace in the item.
+        return { applied: false, found, refused: true };
       }
       if (certainlyNotApplied(err)) throw err;
       const found = await this.read(key);
       if (found?.version === attempt) return { applied: true, record: found };
       // Not applied (the item may still be as we left it: callers check), or applied and
       // already superseded.
-      return { applied: false, found };
+      return { applied: false, found, refused: false };
     }
   }
 
@@ -207,7 +252,8 @@ export class LeaseStore {
       values[":observed"] = stringValue(expect.version ?? "");
     }
     const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
-    const remove = ["releasedBy", "releasedAt"];
+    // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.
+    const remove = ["releasedBy", "releasedAt", "grantee", "handoffVersion"];
     if (req.data !== undefined) {
       set.push("#data = :data");
       values[":data"] = stringValue(req.data);
@@ -329,7 +375,8 @@ export class LeaseStore {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
-          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now",
+          // A handover's holder heartbeats from the handover's version: that takes it up (see the module header).
+          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now REMOVE grantee, handoffVersion",
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
           ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) },
@@ -343,50 +390,191 @@ export class LeaseStore {
   }
 
   /**
-   * Releases the lock if `owner` holds it with `fencingToken`. Idempotent: a release whose
-   * response was lost is recognised by `releasedBy` and the token. Resolves to false when
-   * `owner` does not hold the lock with that token and never released it.
+   * Takes up a lock a release handed to `waiter` (of `owner`): one conditional write that
+   * succeeds only while the item is exactly as that release left it, and starts the
+   * waiter's own lease (`leaseMs`, version `attempt`) in place of the short handover lease.
+   * Its failure returns the item, so a waiter polls with it. See the module header.
    */
-  async release(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined }> {
-    // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
-    // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
-    for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
-      const last = tries >= RELEASE_TRIES;
-      let outcome: { released: boolean; found: LeaseRecord | undefined; stillOurs: boolean };
-      try {
-        outcome = await this.#releaseOnce(key, owner, fencingToken, tries === 1 ? attempt : randomUUID());
-      } catch (err) {
-        if (last) throw new ReleaseIncompleteError(key, fencingToken, tries, { cause: err });
-        await sleep(backoff * (0.5 + Math.random() / 2));
-        continue;
-      }
-      if (!outcome.stillOurs) return { released: outcome.released, found: outcome.found };
-      if (last) throw new ReleaseIncompleteError(key, fencingToken, tries);
-      await sleep(backoff * (0.5 + Math.random() / 2));
-    }
-  }
-
-  async #releaseOnce(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined; stillOurs: boolean }> {
+  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
+    const values: Item = { ":me": stringValue(owner), ":waiter": stringValue(waiter), ":attempt": stringValue(attempt), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
+    const set = ["#version = :attempt", "leaseMs = :lease", "renewedAt = :now"];
+    const remove = ["grantee", "handoffVersion", "releasedBy", "releasedAt"];
+    if (data !== undefined) {
+      set.push("#data = :data");
+      values[":data"] = stringValue(data);
+    } else remove.push("#data");
     const result = await this.stamped(key, attempt, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
-          UpdateExpression: "SET #version = :attempt, releasedBy = :me, releasedAt = :now REMOVE holder",
-          ConditionExpression: "holder = :me AND #token = :token",
-          ExpressionAttributeNames: { "#version": "version", "#token": "token" },
-          ExpressionAttributeValues: { ":attempt": stringValue(attempt), ":me": stringValue(owner), ":token": numberValue(fencingToken), ":now": numberValue(Date.now()) },
+          UpdateExpression: `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`,
+          ConditionExpression: "grantee = :waiter AND handoffVersion = #version AND holder = :me",
+          ExpressionAttributeNames: { "#version": "version", "#data": "data" },
+          ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
       return out.Attributes;
     });
-    if (result.applied) return { released: true, found: result.record, stillOurs: false };
+    return result.applied ? { granted: true, record: result.record } : { granted: false, record: result.found };
+  }
+
+  /**
+   * Releases the lock if `owner` holds it with `fencingToken`. Idempotent: a release whose
+   * response was lost is recognised by the item (its attempt id while it is the version,
+   * `lastRelease` after that). Resolves to false when `owner` does not hold the lock with
+   * that token and the item shows no release of it by `owner`.
+   *
+   * `plan` says what to do with the queue, from the item as the caller last saw it (the
+   * first call gets `seen`): hand the lock to the waiter at its head (in the same write, see
+   * the module header), or free it. When the queue turned out otherwise, the refused write
+   * returns the item and the release is planned again from it; after MAX_REPLANS it frees
+   * the lock whatever the queue holds (waiters then take it as from any free lock). Without
+   * a plan the lock is freed whatever the queue holds, as earlier clients do.
+   */
+  async release(
+    key: string,
+    owner: string,
+    fencingToken: number,
+    attempt: string,
+    options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord; holdMs?: number } = {},
+  ): Promise<{ released: boolean; found: LeaseRecord | undefined }> {
+    const outcome = await this.#settleRelease(key, { kind: "holder", owner, fencingToken }, attempt, options);
+    return { released: outcome.done, found: outcome.found };
+  }
+
+  /**
+   * A waiter that gives up while the lock is handed to it passes it on: to the next waiter
+   * (planned as for a release) or free. Resolves once the item shows the handover to
+   * `waiter` no longer pending (by this write, or because it was taken up or over).
+   */
+  async decline(key: string, owner: string, waiter: string, options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord } = {}): Promise<LeaseRecord | undefined> {
+    return (await this.#settleRelease(key, { kind: "grantee", owner, waiter }, randomUUID(), options)).found;
+  }
+
+  async #settleRelease(
+    key: string,
+    party: ReleaseParty,
+    attempt: string,
+    options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord; holdMs?: number },
+  ): Promise<{ done: boolean; found: LeaseRecord | undefined }> {
+    const planFor = options.plan ?? (() => FREE_WHATEVER_THE_QUEUE);
+    let seen = options.seen;
+    let replans = 0;
+    // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
+    // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
+    for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
+      const last = tries >= RELEASE_TRIES;
+      const plan = replans >= MAX_REPLANS ? FREE_WHATEVER_THE_QUEUE : planFor(seen);
+      let outcome: { done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean };
+      try {
+        outcome = await this.#releaseOnce(key, party, tries === 1 ? attempt : randomUUID(), plan, options.holdMs);
+      } catch (err) {
+        if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries, { cause: err });
+        await sleep(backoff * (0.5 + Math.random() / 2));
+        continue;
+      }
+      if (!outcome.stillOurs) return { done: outcome.done, found: outcome.found };
+      seen = outcome.found;
+      if (outcome.refused) {
+        // Refused by the queue, not by ownership: plan again from what the refusal returned.
+        replans++;
+        tries--;
+        continue;
+      }
+      if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries);
+      await sleep(backoff * (0.5 + Math.random() / 2));
+    }
+  }
+
+  async #releaseOnce(
+    key: string,
+    party: ReleaseParty,
+    attempt: string,
+    plan: ReleasePlan,
+    holdMs: number | undefined,
+  ): Promise<{ done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean }> {
+    const names: Record<string, string> = { "#version": "version", "#token": "token", "#queue": "queue", "#data": "data" };
+    const values: Item = { ":attempt": stringValue(attempt), ":me": stringValue(party.owner), ":now": numberValue(Date.now()) };
+    const conditions: string[] = [];
+    const set = ["#version = :attempt"];
+    const remove: string[] = [];
+    if (party.kind === "holder") {
+      conditions.push("holder = :me", "#token = :token");
+      values[":token"] = numberValue(party.fencingToken);
+      set.push("lastRelease = :release");
+      values[":release"] = stringValue(`${party.fencingToken}:${party.owner}`);
+    } else {
+      conditions.push("grantee = :waiter", "handoffVersion = #version", "holder = :me");
+      values[":waiter"] = stringValue(party.waiter);
+    }
+    if (holdMs !== undefined) {
+      set.push("holdMs = :hold");
+      values[":hold"] = numberValue(Math.round(holdMs));
+    }
+    if (!plan.anyQueue) {
+      const named = plan.head ? [...plan.skip, plan.head.place] : plan.skip;
+      named.forEach((place, i) => {
+        conditions.push(`#queue[${i}] = :q${i}`);
+        values[`:q${i}`] = stringValue(place);
+        remove.push(`#queue[${i}]`);
+      });
+      if (!plan.head) {
+        conditions.push(named.length === 0 ? "(attribute_not_exists(#queue) OR size(#queue) = :size)" : "size(#queue) = :size");
+        values[":size"] = numberValue(named.length);
+      }
+    }
+    if (plan.head && !plan.anyQueue) {
+      // The handover: the head waiter's owner holds the lock under the next token, pending
+      // until that waiter takes it up (`accept`), for at most its place's lease.
+      set.push("holder = :next", "#token = #token + :one", "grantee = :grantee", "handoffVersion = :attempt", "leaseMs = :handoffLease", "acquiredAt = :now", "renewedAt = :now");
+      values[":next"] = stringValue(plan.head.owner);
+      values[":one"] = numberValue(1);
+      values[":grantee"] = stringValue(plan.head.waiter);
+      values[":handoffLease"] = numberValue(plan.head.leaseMs);
+      // releasedAt stays: until taken up, the lock is as idle as a released one (sweep, below).
+      set.push("releasedBy = :me", "releasedAt = :now");
+      remove.push("#data");
+    } else {
+      set.push("releasedBy = :me", "releasedAt = :now");
+      remove.push("holder", "grantee", "handoffVersion");
+    }
+    const update = `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`;
+    const condition = conditions.join(" AND ");
+    const result = await this.stamped(key, attempt, async () => {
+      const out = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: stringValue(key) },
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          // Only the names the expressions use (DynamoDB refuses unused ones).
+          ExpressionAttributeNames: Object.fromEntries(Object.entries(names).filter(([name]) => `${update} ${condition}`.includes(name))),
+          ExpressionAttributeValues: values,
+          ReturnValues: "ALL_NEW",
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      );
+      return out.Attributes;
+    });
+    if (result.applied) return { done: true, found: result.record, stillOurs: false, refused: false };
     const found = result.found;
-    const alreadyReleasedByUs = found !== undefined && found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner;
+    if (party.kind === "grantee") {
+      // Done once the handover to this waiter is no longer pending: passed on by this write (its
+      // answer lost), or taken up by an earlier accept of ours, or taken over after its lease.
+      const stillOurs = found !== undefined && found.grantee === party.waiter && found.holder === party.owner;
+      return { done: !stillOurs, found, stillOurs, refused: result.refused };
+    }
+    const { owner, fencingToken } = party;
+    // A release of ours whose answer was lost: the item says so even after the lock moved on
+    // (`lastRelease`), or, as earlier clients left it, released at our token by us.
+    const alreadyReleasedByUs =
+      found !== undefined && (found.lastRelease === `${fencingToken}:${owner}` || (found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner));
+    // (Ours also while it is a handover to us that we hold without having written: its token is ours alone.)
     const stillOurs = found !== undefined && found.holder === owner && found.fencingToken === fencingToken;
-    return { released: alreadyReleasedByUs, found, stillOurs };
+    return { done: alreadyReleasedByUs, found, stillOurs, refused: result.refused };
   }
 
   /**
@@ -398,8 +586,10 @@ export class LeaseStore {
     return this.#queueWrite(
       key,
       "SET #queue = list_append(if_not_exists(#queue, :empty), :entry)",
-      "attribute_exists(pk) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
-      { ":empty": { L: [] }, ":entry": { L: [stringValue(entry)] }, ":id": stringValue(entry), ":max": numberValue(Math.min(maxWaiters, MAX_WAITERS)) },
+      // Only onto a busy lock (held, or with places queued): a free lock nobody waits for is
+      // granted instead (the refusal returns it), so no waiter ever queues for a free lock alone.
+      "attribute_exists(pk) AND (attribute_exists(holder) OR size(#queue) > :zero) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
+      { ":empty": { L: [] }, ":entry": { L: [stringValue(entry)] }, ":id": stringValue(entry), ":max": numberValue(Math.min(maxWaiters, MAX_WAITERS)), ":zero": numberValue(0) },
     );
   }
 
@@ -514,7 +704,11 @@ export class LeaseStore {
    * first, so a later grant of the same name continues above it. An item that still has
    * places queued is watched for their lease plus margin: a live waiter would have taken
    * a lock released that long ago, so places left unchanged belong to waiters that are
-   * gone, and are removed. Resolves to the number of items deleted.
+   * gone, and are removed. So is a handover (see the module header) that its waiter never
+   * took up: watched unchanged for its lease plus margin, on this client's clock, it is
+   * ended with a write conditioned on that version (the takeover rule; its waiter never
+   * believed it held the lock, and can no longer take it up). Resolves to the number of
+   * items deleted.
    */
   async sweep(prefix: string, releasedBefore: number): Promise<number> {
     let deleted = 0;
@@ -526,31 +720,59 @@ export class LeaseStore {
           TableName: this.tableName,
           ConsistentRead: true,
           ExclusiveStartKey: start,
-          FilterExpression: "begins_with(pk, :prefix) AND attribute_not_exists(holder) AND releasedAt < :before",
+          FilterExpression: "begins_with(pk, :prefix) AND (attribute_not_exists(holder) OR attribute_exists(grantee)) AND releasedAt < :before",
           ExpressionAttributeValues: { ":prefix": stringValue(prefix), ":before": numberValue(releasedBefore) },
         }),
       );
       for (const item of page.Items ?? []) {
         const record = parseLease(item);
-        if (!record) continue;
-        if (record.queue.length === 0) {
+        if (!record || (record.holder !== undefined && record.grantee === undefined)) continue; // held (an earlier client's write left `grantee` behind)
+        if (record.queue.length === 0 && record.holder === undefined) {
           if (await this.#deleteIdle(record)) deleted++;
-        } else if (record.queue.every((place) => parsePlace(place).leaseMs <= MAX_WAITER_LEASE_MS)) queued.push(record);
+        } else if (record.queue.every((place) => parsePlace(place).leaseMs <= MAX_WAITER_LEASE_MS) && record.leaseMs <= MAX_WAITER_LEASE_MS) queued.push(record);
       }
       start = page.LastEvaluatedKey;
     } while (start);
     if (queued.length === 0) return deleted;
-    await sleep(Math.max(...queued.flatMap((r) => r.queue.map((place) => parsePlace(place).leaseMs))) + PLACE_MARGIN_MS);
+    const longest = Math.max(...queued.flatMap((r) => [...r.queue.map((place) => parsePlace(place).leaseMs), r.holder !== undefined ? r.leaseMs : 0]));
+    await sleep(longest + PLACE_MARGIN_MS);
     for (const seen of queued) {
       let record = await this.read(seen.key);
-      if (!record || record.version !== seen.version || record.holder !== undefined || record.queue.join("\n") !== seen.queue.join("\n")) continue;
+      if (!record || record.version !== seen.version || record.grantee !== seen.grantee || record.queue.join("\n") !== seen.queue.join("\n")) continue;
+      if (record.holder !== undefined) {
+        // Handed over, and never taken up in all that time: end the handover.
+        record = await this.#endHandoff(record);
+        if (!record) continue;
+      }
+      const version = record.version;
       // Only the places watched, chunk by chunk; a newcomer's place stops it (a condition fails).
       let pruned = true;
       for (let i = 0; pruned && i < seen.queue.length; i += MAX_SKIP_PER_WRITE) pruned = await this.prune(seen.key, seen.queue.slice(i, i + MAX_SKIP_PER_WRITE));
       record = pruned ? await this.read(seen.key) : undefined;
-      if (record && record.queue.length === 0 && record.version === seen.version && record.holder === undefined && (await this.#deleteIdle(record))) deleted++;
+      if (record && record.queue.length === 0 && record.version === version && record.holder === undefined && (await this.#deleteIdle(record))) deleted++;
     }
     return deleted;
+  }
+
+  /** Frees a lock handed over and never taken up, if it is still exactly as `record` shows it: the record after, or undefined. */
+  async #endHandoff(record: LeaseRecord): Promise<LeaseRecord | undefined> {
+    try {
+      const out = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: stringValue(record.key) },
+          UpdateExpression: "SET #version = :next REMOVE holder, grantee, handoffVersion",
+          ConditionExpression: "#version = :seen AND grantee = :grantee",
+          ExpressionAttributeNames: { "#version": "version" },
+          ExpressionAttributeValues: { ":next": stringValue(randomUUID()), ":seen": stringValue(record.version), ":grantee": stringValue(record.grantee ?? "") },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return parseLease(out.Attributes);
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
   }
 
   /** Deletes a released, unqueued item if it is still as read, after raising the floor to its token. */
