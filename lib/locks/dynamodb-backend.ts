@@ -309,7 +309,6 @@ export class DynamoDbLockBackend implements LockBackend {
             maxPollMs,
           });
           const wakeAt = Math.min(plan.at, renewDue, deadline);
-          if (process.env["DEBUG_LOCKS"]) console.log(`${waiter.slice(-4)} t=${clock.now().toFixed(1)} tok=${record.fencingToken} holder=${record.holder?.slice(-4)} pend=${record.grantee !== undefined} acc=${since?.acceptedSince !== undefined ? (clock.now() - since.acceptedSince).toFixed(1) : "-"} hold=${record.holdMs} ahead=${ahead.length - dead.length} cyc=${since?.cycleMs?.toFixed(1)} rtt=${this.#rttMs.toFixed(1)} od=${overdue} -> +${(plan.at - clock.now()).toFixed(1)} ${plan.reason}`);
           await sleep(Math.max(0, wakeAt - clock.now()), signal);
           if (wakeAt !== plan.at || plan.reason !== "look") continue; // the renewal, the deadline, or the takeover decide next
           overdue++;

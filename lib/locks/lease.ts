@@ -3,6 +3,47 @@
  * and the conditional writes that move it. Every other module in lib/locks is a story
  * told with these writes.
  * (Guarantees and assumptions: see the TSDoc of LeaseStore below.)
+ *
+ * Handover: why it is safe. A release may hand the lock to the waiter at the head of the
+ * queue in the same write. What each write's condition proves:
+ * - The handing release: `holder = me AND token = t` proves the releaser still holds grant
+ *   t (nobody took it over: a takeover changes the holder or the token), and `queue[i] =`
+ *   the exact strings proves the skipped places and the grantee's place are where the
+ *   releaser planned. It sets holder = the grantee's owner, token = t + 1, `grantee` = the
+ *   waiter id, and `handoffVersion` = `version` = the release's fresh attempt id, with the
+ *   handover's short lease. The releaser stopped believing before it sent (Lock.release).
+ *   Token t + 1 is issued in this write, once: it goes to that waiter or to nobody.
+ * - The handover is pending exactly while `grantee` is set, `holder` is set and
+ *   `handoffVersion = version`: every later write that moves the grant (a grant, takeover,
+ *   release, heartbeat or accept, by any client, earlier ones too, which leave `grantee`
+ *   behind) changes `version`, so no stale handover can be taken up. Queue writes leave
+ *   `version`, and the handover pending with it.
+ * - A waiter reading the handover to itself holds grant t + 1 without writing, until the
+ *   send time of its latest request answered before the handover (that request was
+ *   applied before the handover, which is before any taker's first sight of it) plus
+ *   min(handover lease, its own lease), minus the safety margin: a taker must see
+ *   `version` unchanged for the handover lease from a receipt after the handover (the
+ *   takeover rule), so it comes after. Its first heartbeat (`version = current AND holder
+ *   = me`, the handover's version being current) extends it to its own lease; so does
+ *   `accept` (`grantee = me AND handoffVersion = version AND holder = me`), which it sends at
+ *   once when the grant carries data.
+ * - A takeover of a pending handover (`version = observed`, after the handover lease on
+ *   the taker's clock) and an accept or first heartbeat are mutually exclusive: each
+ *   changes `version`, and each is conditioned on it. A waiter that died never held the
+ *   lock; one that is slow finds its accept or heartbeat refused, with the item.
+ * - A waiter that gives up while handed the lock passes it on (`decline`: conditioned on
+ *   the handover still pending for it); if it cannot, the handover lease ends it. A late
+ *   accept of a waiter that gave up can land only while the handover is still pending,
+ *   and leaves a grant that its lease ends, like any late grant.
+ * - Lost answers: a handing release retried after its answer was lost is refused (the
+ *   token moved); the item proves it landed, by its attempt id while the handover is
+ *   pending, and after that by `lastRelease = <t>:<owner>`, which only a release of grant
+ *   t by that owner writes. An accept or heartbeat is recognised by its attempt id.
+ * - Mutual exclusion for anyone who respects fencing, token monotonicity and owner-only
+ *   release are as for any grant: the handover is a grant by the holder's own write.
+ * - Earlier clients: their waiters' ids lack the `#h` mark (queue.ts), and a release frees
+ *   the lock for them as before instead of handing it over; an earlier client's write
+ *   ends a pending handover like any write (it changes `version`).
  */
 import {
   ConditionalCheckFailedException,
@@ -470,7 +511,7 @@ export class LeaseStore {
       const plan = replans >= MAX_REPLANS ? FREE_WHATEVER_THE_QUEUE : planFor(seen);
       let outcome: { done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean };
       try {
-        outcome = await this.#releaseOnce(key, party, tries === 1 ? attempt : randomUUID(), plan, options.holdMs);
+        outcome = await this.#releaseOnce(key, party, tries === 1 && replans === 0 ? attempt : randomUUID(), plan, options.holdMs);
       } catch (err) {
         if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries, { cause: err });
         await sleep(backoff * (0.5 + Math.random() / 2));
