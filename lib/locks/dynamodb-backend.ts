@@ -191,6 +191,15 @@ export class DynamoDbLockBackend implements LockBackend {
       this.#rttMs += (clock.now() - sentAt - this.#rttMs) * RTT_SMOOTHING;
       return result;
     };
+    /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
+    const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
+      const attempt = randomUUID();
+      attempts.set(attempt, clock.now());
+      const outcome = await timed(() => write(attempt));
+      if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
+      observe(outcome.record, attempts.get(attempt));
+      return undefined;
+    };
 
     try {
       for (;;) {
@@ -201,20 +210,14 @@ export class DynamoDbLockBackend implements LockBackend {
         try {
           if (!known) {
             // Nothing known: one grant attempt (or, for a name probably new, its creation).
-            const attempt = randomUUID();
-            attempts.set(attempt, clock.now());
-            const outcome = await timed(() => this.#firstGrant(key, owner, attempt, leaseMs, data));
-            if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
-            observe(outcome.record, attempts.get(attempt));
+            const grant = await tryGrant((attempt) => this.#firstGrant(key, owner, attempt, leaseMs, data));
+            if (grant) return grant;
             continue;
           }
           if (record === undefined) {
             // Known to have no item (swept, or never used): create it, granted.
-            const attempt = randomUUID();
-            attempts.set(attempt, clock.now());
-            const outcome = await timed(() => this.#grantMissing(key, owner, attempt, leaseMs, data));
-            if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
-            observe(outcome.record, attempts.get(attempt));
+            const grant = await tryGrant((attempt) => this.#grantMissing(key, owner, attempt, leaseMs, data));
+            if (grant) return grant;
             continue;
           }
           if (record.grantee === waiter) {
@@ -241,9 +244,7 @@ export class DynamoDbLockBackend implements LockBackend {
           const versionSince = since?.record?.version === record.version ? since.versionSince : now;
           const expired = record.holder !== undefined && now - versionSince >= record.leaseMs;
           if (myTurn && (record.holder === undefined || expired)) {
-            const attempt = randomUUID();
-            attempts.set(attempt, clock.now());
-            const outcome = await timed(() =>
+            const grant = await tryGrant((attempt) =>
               this.#grant(key, owner, attempt, leaseMs, data, {
                 kind: expired ? "expired" : "free",
                 version: expired ? record!.version : undefined,
@@ -251,8 +252,7 @@ export class DynamoDbLockBackend implements LockBackend {
                 mine: position >= 0 ? queue[position] : undefined,
               }),
             );
-            if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
-            observe(outcome.record, attempts.get(attempt));
+            if (grant) return grant;
             continue;
           }
           if (position < 0) {

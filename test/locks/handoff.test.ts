@@ -9,15 +9,7 @@ import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
-import { leaseStore, newLockClient, uniqueName } from "../support/locks.js";
-
-async function until(check: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { leaseStore, newLockClient, uniqueName, until } from "../support/locks.js";
 
 /** Waiters with short places (1 s, the smallest): a handover to them lasts at most that. */
 const quick = { waiterLeaseMs: 1000, maxPollMs: 250 };
