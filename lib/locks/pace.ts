@@ -30,6 +30,8 @@ import { HEARTBEAT_FRACTION } from "./defaults.js";
 
 /** The first look of a waiter that knows nothing of the lock's pace comes no later than this (ms). */
 export const BLIND_FIRST_LOOK_MS = 500;
+/** A measured time per grant is used up to this multiple of the holders' hint plus two round trips. */
+const MAX_PACE_OVER_MODEL = 2.5;
 /** A turn is predicted at this share of the time per grant (see nextLook). */
 const AIM = 0.95;
 /** Smallest slack past a holder's promised write before it is presumed gone (ms); a tenth of the lease when larger. */
@@ -81,7 +83,10 @@ export interface PacePlan {
  */
 export function nextLook(input: PaceInput): PacePlan {
   const { now, leaseMs, ahead, rttMs, minPollMs, maxPollMs } = input;
-  const cycle = input.cycleMs ?? (input.holdMs !== undefined ? input.holdMs + 2 * rttMs : undefined);
+  // A measured pace beyond what the holds and the round trips explain is waiters' lateness
+  // (a load spike, a late look): it is not repeated on purpose.
+  const model = input.holdMs !== undefined ? input.holdMs + 2 * rttMs : undefined;
+  const cycle = model === undefined ? input.cycleMs : Math.min(input.cycleMs ?? model, model * MAX_PACE_OVER_MODEL);
   const backoff = () => now + clamp(Math.max(Math.max(minPollMs, rttMs / 2) * 2 ** Math.max(0, input.overdue - 1), (now - input.tokenSince) / 8), minPollMs, maxPollMs);
   if (input.holder === undefined) {
     // Free, with live places ahead: the head takes it (or is judged gone). Look after it.
@@ -90,9 +95,11 @@ export function nextLook(input: PaceInput): PacePlan {
   const promise = input.pending ? leaseMs / 2 : leaseMs * HEARTBEAT_FRACTION;
   const slack = Math.max(MIN_SILENCE_SLACK_MS, leaseMs / 10) + rttMs;
   const silentUntil = input.versionSince + promise + slack;
-  if (now >= silentUntil && ahead === 0) {
+  if (now >= silentUntil && ahead === 0 && !input.pending) {
     // Presumed gone: its grant ends with its lease, when we, at the head, may take over. (A
-    // waiter further back gains nothing by presuming: it keeps looking, at most maxPollMs apart.)
+    // waiter further back gains nothing by presuming: it keeps looking, at most maxPollMs
+    // apart; so does the head behind a handover not yet taken up, which may be handed on to
+    // it any moment.)
     return { at: input.versionSince + leaseMs, reason: "expiry" };
   }
   if (now >= silentUntil) return { at: Math.max(now + minPollMs, backoff()), reason: "look" };
