@@ -443,15 +443,11 @@ export class DynamoDbLockBackend implements LockBackend {
   /** Records an answer about `key` received at `at` (this client's clock): the item, since when its version and token have been seen, the lock's pace. */
   #remember(key: string, found: LeaseRecord | undefined, at: number): void {
     const before = this.#memory.get(key);
-    const taken = found?.holder !== undefined && found.grantee === undefined;
-    const memory: LockMemory = { record: found, at, versionSince: at, tokenSince: at, acceptedSince: taken ? at : undefined, cycleMs: before?.cycleMs };
+    const memory: LockMemory = { record: found, at, versionSince: at, tokenSince: at, cycleMs: before?.cycleMs };
     if (before && before.at > at) return; // an older answer than what we know (concurrent requests)
     if (found && before?.record) {
       if (before.record.version === found.version) memory.versionSince = before.versionSince;
-      if (before.record.fencingToken === found.fencingToken) {
-        memory.tokenSince = before.tokenSince;
-        memory.acceptedSince = before.acceptedSince ?? memory.acceptedSince;
-      }
+      if (before.record.fencingToken === found.fencingToken) memory.tokenSince = before.tokenSince;
     }
     if (found) this.#watch.see(key, found.queue);
     this.#memory.delete(key);
@@ -549,8 +545,6 @@ interface LockMemory {
   versionSince: number;
   /** Since when `record.fencingToken` has been seen. */
   tokenSince: number;
-  /** Since when `record.fencingToken` has been seen taken up by its holder (not a pending handover). */
-  acceptedSince: number | undefined;
   /** Time per grant over this client's waits, smoothed (ms): from the anchor of a wait to its grant. */
   cycleMs: number | undefined;
 }
