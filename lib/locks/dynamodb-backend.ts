@@ -229,7 +229,7 @@ export class DynamoDbLockBackend implements LockBackend {
               void this.#dropStalePlaces(key, waiter, record);
               return { fencingToken: record.fencingToken, version: record.version, leaseMs, firstLeaseMs, sentAt: beforeHandover, data: undefined };
             }
-            const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, timed);
+            const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, timed, record.version);
             if (outcome.granted) return granted(outcome.record, attempts.get(outcome.record.version)!);
             observe(outcome.record);
             continue;
@@ -425,7 +425,7 @@ export class DynamoDbLockBackend implements LockBackend {
     return { skip, head: { place: head, waiter: place.waiter, owner: target.owner, leaseMs: handoffLeaseMs(place, target.leaseMs) } };
   }
 
-  /** One accept attempt (a look): takes up a handover to `waiter`, or returns the item as it is. */
+  /** One accept attempt (a look): takes up a handover to `waiter` (the one at version `seen`, if given), or returns the item as it is. */
   async #accept(
     key: string,
     owner: string,
@@ -434,10 +434,11 @@ export class DynamoDbLockBackend implements LockBackend {
     data: string | undefined,
     attempts: Map<string, number>,
     timed: <T>(write: () => Promise<T>) => Promise<T>,
+    seen?: string,
   ): Promise<GrantOutcome> {
     const attempt = randomUUID();
     attempts.set(attempt, this.#clock.now());
-    return timed(() => this.store.accept(key, owner, waiter, attempt, leaseMs, data));
+    return timed(() => this.store.accept(key, owner, waiter, attempt, leaseMs, data, seen));
   }
 
   /** Records an answer about `key` received at `at` (this client's clock): the item, since when its version and token have been seen, the lock's pace. */

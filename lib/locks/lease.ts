@@ -26,15 +26,22 @@
  *   takeover rule), so it comes after. Its first heartbeat (`version = current AND holder
  *   = me`, the handover's version being current) extends it to its own lease; so does
  *   `accept` (`grantee = me AND handoffVersion = version AND holder = me`), which it sends at
- *   once when the grant carries data.
+ *   once when the grant carries data. A waiter that holds handovers lazily sends an accept
+ *   only for a handover it read, conditioned on that one (`handoffVersion = :seen`): the
+ *   same waiter id may be handed the lock again later (its first handover taken over, its
+ *   place taken anew), and an accept delivered late must not take up that later handover,
+ *   which the waiter may already hold lazily by its version (the accept would change the
+ *   version under it). A waiter that polls with accepts without having read a handover
+ *   takes up handovers only by writing, and recognises each of its accepts by attempt id.
  * - A takeover of a pending handover (`version = observed`, after the handover lease on
  *   the taker's clock) and an accept or first heartbeat are mutually exclusive: each
  *   changes `version`, and each is conditioned on it. A waiter that died never held the
  *   lock; one that is slow finds its accept or heartbeat refused, with the item.
  * - A waiter that gives up while handed the lock passes it on (`decline`: conditioned on
  *   the handover still pending for it); if it cannot, the handover lease ends it. A late
- *   accept of a waiter that gave up can land only while the handover is still pending,
- *   and leaves a grant that its lease ends, like any late grant.
+ *   accept of a waiter that gave up can land only while a handover to it is still pending
+ *   (the one it was sent for, if it names one), and leaves a grant that its lease ends,
+ *   like any late grant.
  * - Lost answers: a handing release retried after its answer was lost is refused (the
  *   token moved); the item proves it landed, by its attempt id while the handover is
  *   pending, and after that by `lastRelease = <t>:<owner>`, which only a release of grant
@@ -434,10 +441,16 @@ export class LeaseStore {
    * Takes up a lock a release handed to `waiter` (of `owner`): one conditional write that
    * succeeds only while the item is exactly as that release left it, and starts the
    * waiter's own lease (`leaseMs`, version `attempt`) in place of the short handover lease.
-   * Its failure returns the item, so a waiter polls with it. See the module header.
+   * Its failure returns the item, so a waiter polls with it. `seen`: the version of the
+   * handover it was sent for, which it then must still be (a lazy waiter always names it; a
+   * waiter that takes up handovers by writing may poll without, and knows its attempt ids).
+   * See the module header.
    */
-  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
+  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined, seen?: string): Promise<GrantOutcome> {
     const values: Item = { ":me": stringValue(owner), ":waiter": stringValue(waiter), ":attempt": stringValue(attempt), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
+    // Sent for a handover the waiter saw: only that one (a late delivery must not take up a
+    // later handover to the same waiter, which the waiter may hold lazily by its version).
+    if (seen !== undefined) values[":seen"] = stringValue(seen);
     const set = ["#version = :attempt", "leaseMs = :lease", "renewedAt = :now"];
     const remove = ["grantee", "handoffVersion", "releasedBy", "releasedAt"];
     if (data !== undefined) {
@@ -450,7 +463,7 @@ export class LeaseStore {
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
           UpdateExpression: `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`,
-          ConditionExpression: "grantee = :waiter AND handoffVersion = #version AND holder = :me",
+          ConditionExpression: `grantee = :waiter AND handoffVersion = #version AND holder = :me${seen !== undefined ? " AND handoffVersion = :seen" : ""}`,
           ExpressionAttributeNames: { "#version": "version", "#data": "data" },
           ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
