@@ -46,6 +46,9 @@
  *   token moved); the item proves it landed, by its attempt id while the handover is
  *   pending, and after that by `lastRelease = <t>:<owner>`, which only a release of grant
  *   t by that owner writes. An accept or heartbeat is recognised by its attempt id.
+ *   `releasedBy` with no holder proves a release only at the token it was written at: the
+ *   handing release writes it at the grantee's token, so ending a handover never taken up
+ *   (sweep) removes it, or a grantee sharing the releaser's owner id would read it as its own.
  * - Mutual exclusion for anyone who respects fencing, token monotonicity and owner-only
  *   release are as for any grant: the handover is a grant by the holder's own write.
  * - Earlier clients: their waiters' ids lack the `#h` mark (queue.ts), and a release frees
@@ -134,6 +137,14 @@ export interface LeaseRecord {
   readonly renewedAt: number | undefined;
   readonly releasedAt: number | undefined;
 }
+
+/**
+ * The write that ends a handover never taken up (sweep). It removes `releasedBy` too: the
+ * handing release wrote it (the releaser of the previous token), and left at the grantee's
+ * token with no holder it would read as the grantee's own release (the earlier clients'
+ * proof in #releaseOnce) when both share an owner id.
+ */
+export const END_HANDOFF_UPDATE = "SET #version = :next REMOVE holder, grantee, handoffVersion, releasedBy";
 
 /** Key of the table-wide token floor item. */
 export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
@@ -815,7 +826,7 @@ export class LeaseStore {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(record.key) },
-          UpdateExpression: "SET #version = :next REMOVE holder, grantee, handoffVersion",
+          UpdateExpression: END_HANDOFF_UPDATE,
           ConditionExpression: "#version = :seen AND grantee = :grantee",
           ExpressionAttributeNames: { "#version": "version" },
           ExpressionAttributeValues: { ":next": stringValue(randomUUID()), ":seen": stringValue(record.version), ":grantee": stringValue(record.grantee ?? "") },
