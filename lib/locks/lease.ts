@@ -45,7 +45,10 @@
  * - Lost answers: a handing release retried after its answer was lost is refused (the
  *   token moved); the item proves it landed, by its attempt id while the handover is
  *   pending, and after that by `lastRelease = <t>:<owner>`, which only a release of grant
- *   t by that owner writes. An accept or heartbeat is recognised by its attempt id.
+ *   t by that owner writes, until a later release overwrites it (the grantee's, once it
+ *   releases in turn): then a release with a lost answer, refused on retry, is reported
+ *   as an unknown outcome (OutcomeUnknownError), never as not released. An accept or
+ *   heartbeat is recognised by its attempt id.
  *   `releasedBy` with no holder proves a release only at the token it was written at: the
  *   handing release writes it at the grantee's token, so ending a handover never taken up
  *   (sweep) removes it, or a grantee sharing the releaser's owner id would read it as its own.
@@ -490,7 +493,10 @@ export class LeaseStore {
    * Releases the lock if `owner` holds it with `fencingToken`. Idempotent: a release whose
    * response was lost is recognised by the item (its attempt id while it is the version,
    * `lastRelease` after that). Resolves to false when `owner` does not hold the lock with
-   * that token and the item shows no release of it by `owner`.
+   * that token and the item shows no release of it by `owner`, and no try may have landed
+   * unseen; when one may have (its answer lost) and the item has moved on without a trace
+   * of it (a later release overwrote `lastRelease`), rejects with OutcomeUnknownError:
+   * "condition failed" is never "not applied" unless the item proves it.
    *
    * `plan` says what to do with the queue, from the item as the caller last saw it (the
    * first call gets `seen`): hand the lock to the waiter at its head (in the same write, see
@@ -528,20 +534,34 @@ export class LeaseStore {
     const planFor = options.plan ?? (() => FREE_WHATEVER_THE_QUEUE);
     let seen = options.seen;
     let replans = 0;
+    // Whether some try may have landed unseen (its answer lost): then a refusal that shows
+    // neither our release nor the lock still ours proves nothing either way.
+    let maybeApplied = false;
     // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
     // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
     for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
       const last = tries >= RELEASE_TRIES;
       const plan = replans >= MAX_REPLANS ? FREE_WHATEVER_THE_QUEUE : planFor(seen);
-      let outcome: { done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean };
+      let outcome: { done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean; uncertain: boolean };
       try {
         outcome = await this.#releaseOnce(key, party, tries === 1 && replans === 0 ? attempt : randomUUID(), plan, options.holdMs);
       } catch (err) {
+        if (!certainlyNotApplied(err)) maybeApplied = true;
         if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries, { cause: err });
         await sleep(backoff * (0.5 + Math.random() / 2));
         continue;
       }
-      if (!outcome.stillOurs) return { done: outcome.done, found: outcome.found };
+      maybeApplied ||= outcome.uncertain;
+      if (!outcome.stillOurs) {
+        if (!outcome.done && maybeApplied && party.kind === "holder") {
+          // The grant moved on and the item keeps no trace of our release (a later release
+          // overwrote `lastRelease`): it may have landed, or the lock was taken over first.
+          throw new OutcomeUnknownError(
+            `The release of ${key} (token ${party.fencingToken}) lost its answer and the lock has moved on (token ${outcome.found?.fencingToken ?? "none"}): it may have been applied, or the lock taken over first. Either way the lock is no longer held by this owner.`,
+          );
+        }
+        return { done: outcome.done, found: outcome.found };
+      }
       seen = outcome.found;
       if (outcome.refused) {
         // Refused by the queue, not by ownership: plan again from what the refusal returned.
@@ -560,7 +580,7 @@ export class LeaseStore {
     attempt: string,
     plan: ReleasePlan,
     holdMs: number | undefined,
-  ): Promise<{ done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean }> {
+  ): Promise<{ done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean; uncertain: boolean }> {
     const names: Record<string, string> = { "#version": "version", "#token": "token", "#queue": "queue", "#data": "data" };
     const values: Item = { ":attempt": stringValue(attempt), ":me": stringValue(party.owner), ":now": numberValue(Date.now()) };
     const conditions: string[] = [];
@@ -608,29 +628,28 @@ export class LeaseStore {
     }
     const update = `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`;
     const condition = conditions.join(" AND ");
-    const result = await this.stamped(key, attempt, async () => {
-      const out = await this.dynamodb.send(
-        new UpdateItemCommand({
-          TableName: this.tableName,
-          Key: { pk: stringValue(key) },
-          UpdateExpression: update,
-          ConditionExpression: condition,
-          // Only the names the expressions use (DynamoDB refuses unused ones).
-          ExpressionAttributeNames: Object.fromEntries(Object.entries(names).filter(([name]) => `${update} ${condition}`.includes(name))),
-          ExpressionAttributeValues: values,
-          ReturnValues: "ALL_NEW",
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
-      return out.Attributes;
+    const command = new UpdateItemCommand({
+      TableName: this.tableName,
+      Key: { pk: stringValue(key) },
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      // Only the names the expressions use (DynamoDB refuses unused ones).
+      ExpressionAttributeNames: Object.fromEntries(Object.entries(names).filter(([name]) => `${update} ${condition}`.includes(name))),
+      ExpressionAttributeValues: values,
+      ReturnValues: "ALL_NEW",
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
     });
-    if (result.applied) return { done: true, found: result.record, stillOurs: false, refused: false };
+    // An SDK retry refused after an attempt whose answer was lost proves nothing about that attempt.
+    const log = trackAttempts(command);
+    const result = await this.stamped(key, attempt, async () => (await this.dynamodb.send(command)).Attributes);
+    if (result.applied) return { done: true, found: result.record, stillOurs: false, refused: false, uncertain: false };
     const found = result.found;
+    const uncertain = log.uncertain || !result.refused;
     if (party.kind === "grantee") {
       // Done once the handover to this waiter is no longer pending: passed on by this write (its
       // answer lost), or taken up by an earlier accept of ours, or taken over after its lease.
       const stillOurs = found !== undefined && found.grantee === party.waiter && found.holder === party.owner;
-      return { done: !stillOurs, found, stillOurs, refused: result.refused };
+      return { done: !stillOurs, found, stillOurs, refused: result.refused, uncertain };
     }
     const { owner, fencingToken } = party;
     // A release of ours whose answer was lost: the item says so even after the lock moved on
@@ -639,7 +658,7 @@ export class LeaseStore {
       found !== undefined && (found.lastRelease === `${fencingToken}:${owner}` || (found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner));
     // (Ours also while it is a handover to us that we hold without having written: its token is ours alone.)
     const stillOurs = found !== undefined && found.holder === owner && found.fencingToken === fencingToken;
-    return { done: alreadyReleasedByUs, found, stillOurs, refused: result.refused };
+    return { done: alreadyReleasedByUs, found, stillOurs, refused: result.refused, uncertain };
   }
 
   /**

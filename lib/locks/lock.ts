@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
-import { LockLostError, type FencepostError } from "../errors.js";
+import { LockLostError, OutcomeUnknownError, type FencepostError } from "../errors.js";
 import type { LeaseKeeper } from "./backend.js";
 import { HEARTBEAT_FRACTION } from "./defaults.js";
 import type { LockKind } from "./protocol.js";
@@ -118,7 +118,10 @@ export class Lock {
    * heartbeats first. A release that does not reach the item is sent again (the item
    * says whether it arrived); if DynamoDB stays unreachable it throws, and calling
    * release again tries again. Resolves to true if this call released it, false if it had
-   * already been released (by an earlier call) or taken over by another holder.
+   * already been released (by an earlier call) or taken over by another holder. Rejects
+   * with OutcomeUnknownError when an answer was lost and the item, having moved on, proves
+   * neither (the lock is not held by this owner any more either way; calling release again
+   * resolves false).
    */
   async release(): Promise<boolean> {
     if (this.#released && !this.#releaseFailed) return false;
@@ -132,7 +135,8 @@ export class Lock {
       outcome = await backend.release(this.#params, owner, this.fencingToken, this.#params.clock.now() - this.#grantedAt);
     } catch (err) {
       // Unreachable throughout: the lock is not believed held any more, but calling release again tries again.
-      this.#releaseFailed = true;
+      // (Unless the outcome is unknown for good: the lock has moved on, and sending it again proves nothing.)
+      this.#releaseFailed = !(err instanceof OutcomeUnknownError);
       if (!this.signal.aborted) this.#controller.abort(this.#lost("it was being released"));
       throw err;
     }
