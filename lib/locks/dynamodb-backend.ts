@@ -307,6 +307,7 @@ export class DynamoDbLockBackend implements LockBackend {
             overdue,
             minPollMs,
             maxPollMs,
+            handoffMs: handoffLeaseMs(parsePlace(mine), leaseMs),
           });
           const wakeAt = Math.min(plan.at, renewDue, deadline);
           await sleep(Math.max(0, wakeAt - clock.now()), signal);

@@ -20,6 +20,13 @@
  * renewal of the waiter's place or at the lease's end, when the takeover write is refused
  * with the item.
  *
+ * A waiter never sleeps longer than a handover to it would last, less a slack (`handoffMs`):
+ * a holder presumed gone may be merely slow and release any moment, handing the lock to
+ * the head, whose handover the next waiter takes over after that lease. So a crashed
+ * holder costs its successor one look per such lease of its sleep (one, when the holder's
+ * lease is not much longer than the waiter's handover lease, as with the defaults' ratio
+ * in the benchmark), not one every `maxPollMs`.
+ *
  * With no pace known at all (a new lock item, never released), the first look is at
  * the first heartbeat's due time plus slack, or BLIND_FIRST_LOOK_MS, whichever is sooner.
  *
@@ -66,6 +73,12 @@ export interface PaceInput {
   readonly overdue: number;
   readonly minPollMs: number;
   readonly maxPollMs: number;
+  /**
+   * The lease of a handover to this waiter (queue.ts handoffLeaseMs of its place): it never
+   * sleeps past that, less a slack, since the lock may be handed to it any moment. Omitted:
+   * no bound.
+   */
+  readonly handoffMs?: number | undefined;
 }
 
 /** `look`: a request (a read, or an accept attempt whose refusal returns the item). `expiry`: the head's takeover write falls due. */
@@ -82,6 +95,17 @@ export interface PacePlan {
  * quarter of the current grant's age, at most maxPollMs apart).
  */
 export function nextLook(input: PaceInput): PacePlan {
+  const plan = plannedLook(input);
+  if (input.handoffMs === undefined) return plan;
+  // A handover to us lasts handoffMs from the release, and the release may come during any
+  // sleep (a slow holder presumed gone too): look (then accept) before the next waiter may
+  // take it over, with slack for a read, an accept and clock rates.
+  const slack = Math.max(MIN_SILENCE_SLACK_MS, input.handoffMs / 10) + 2 * input.rttMs;
+  const latest = input.now + Math.max(input.minPollMs, input.handoffMs - slack);
+  return plan.at > latest ? { at: latest, reason: "look" } : plan;
+}
+
+function plannedLook(input: PaceInput): PacePlan {
   const { now, leaseMs, ahead, rttMs, minPollMs, maxPollMs } = input;
   // A measured pace beyond what the holds and the round trips explain is waiters' lateness
   // (a load spike, a late look): it is not repeated on purpose.

@@ -52,3 +52,13 @@ it("does not repeat lateness: a measured pace far beyond the holds and round tri
   const slow = nextLook({ ...base, holdMs: 5, cycleMs: 400, ahead: 0 });
   expect(slow.at - 10_000).toBeLessThanOrEqual((5 + 2 * 4) * 2.5);
 });
+
+it("never sleeps past a handover to it, less a slack, even once the holder is presumed gone", () => {
+  // Presumed gone, holder's lease 10 s: without a bound the head sleeps until the lease ends.
+  const silent = { ...base, leaseMs: 10_000, now: 14_500, overdue: 1 };
+  expect(nextLook(silent)).toEqual({ at: 20_000, reason: "expiry" });
+  // A handover to it would last 1 s: it looks within that, less max(50, 100) + 2 round trips.
+  expect(nextLook({ ...silent, handoffMs: 1000 })).toEqual({ at: 14_500 + 1000 - 108, reason: "look" });
+  // A handover lease longer than the sleep changes nothing (the takeover costs no extra look).
+  expect(nextLook({ ...silent, handoffMs: 10_000 })).toEqual({ at: 20_000, reason: "expiry" });
+});
