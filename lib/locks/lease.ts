@@ -557,7 +557,7 @@ export class LeaseStore {
           // The grant moved on and the item keeps no trace of our release (a later release
           // overwrote `lastRelease`): it may have landed, or the lock was taken over first.
           throw new OutcomeUnknownError(
-            `The release of ${key} (token ${party.fencingToken}) lost its answer and the lock has moved on (token ${outcome.found?.fencingToken ?? "none"}): it may have been applied, or the lock taken over first. Either way the lock is no longer held by this owner.`,
+            `The release of ${key} (token ${party.fencingToken}) lost its answer and the lock has moved on (token ${outcome.found?.fencingToken ?? "none"}): it may have been applied, or the lock taken over first. Either way this owner no longer holds token ${party.fencingToken}.`,
           );
         }
         return { done: outcome.done, found: outcome.found };
