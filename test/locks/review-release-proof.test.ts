@@ -39,7 +39,7 @@ it("does not report a handover it lost as released by this call", async () => {
   await until(() => !bLock.held, 5000);
   const seen = await item(name);
   expect(seen?.grantee).toBeDefined(); // never taken up
-  await wait(2100); // sweep: watched unchanged for the handover lease + margin, it ends the handover
+  // Sweep, having watched it unchanged for the handover lease + margin, ends the handover: its very write.
   await dynamoDbClient().send(
     new UpdateItemCommand({
       TableName: lockTable(),
