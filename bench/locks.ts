@@ -16,7 +16,7 @@ import { injectFaults, RequestCounter } from "../lib/check/middleware.js";
 import type { LocalCloud } from "../lib/local/index.js";
 import { countedDynamoDb, withLocalCloud } from "./cloud.js";
 import { LockClient } from "../lib/index.js";
-import { peerClient, releasePeer } from "./peer.js";
+import { peerClient, releasePeer, type PeerLock } from "./peer.js";
 import { byCommand, publishSection } from "./report.js";
 
 const { values: args } = parseArgs({
@@ -37,6 +37,11 @@ const LEASE_MS = Number(args["lease-ms"]);
 interface Contender {
   readonly label: string;
   acquire(name: string): Promise<() => Promise<void>>;
+  /**
+   * A client of its own (its own owner id and state, as another process would have; it
+   * shares only the counted SDK client): each contending worker gets one.
+   */
+  worker(): (name: string) => Promise<() => Promise<void>>;
   /** Acquires, then stops heartbeating without releasing (a crash). */
   crashHolding(name: string): Promise<void>;
 }
@@ -54,14 +59,16 @@ function makeFencepost(cloud: LocalCloud): Instrumented {
   const requests = new RequestCounter();
   const dynamodb = countedDynamoDb(cloud, requests);
   const client = new LockClient({ tableName: cloud.tables["locks"]!, dynamodb, leaseMs: LEASE_MS });
+  const acquireWith = (locks: LockClient) => async (name: string) => {
+    const lock = await locks.acquire(name, { waitMs: 60_000 });
+    return async () => void (await lock.release());
+  };
   return {
     requests,
     contender: {
       label: "fencepost",
-      acquire: async (name) => {
-        const lock = await client.acquire(name, { waitMs: 60_000 });
-        return async () => void (await lock.release());
-      },
+      acquire: acquireWith(client),
+      worker: () => acquireWith(new LockClient({ tableName: cloud.tables["locks"]!, dynamodb, leaseMs: LEASE_MS })),
       crashHolding: async (name) => {
         const crashedDb = new DynamoDBClient(cloud.clientConfig("dynamodb"));
         let crashed = false;
@@ -77,28 +84,28 @@ function makeFencepost(cloud: LocalCloud): Instrumented {
 function makePeer(cloud: LocalCloud): Instrumented {
   const requests = new RequestCounter();
   const dynamodb = countedDynamoDb(cloud, requests);
-  const client = peerClient(dynamodb, cloud.tables["locks"]!, LEASE_MS);
   // The peer gives up after one retry ("FailedToAcquireLock"); a waiting worker asks again.
-  const acquire = async (name: string) => {
+  const acquireWith = (client: ReturnType<typeof peerClient>) => async (name: string) => {
+    let lock: PeerLock;
     for (;;) {
       try {
-        return await client.acquire(name);
+        lock = await client.acquire(name);
+        break;
       } catch (err) {
         if ((err as { code?: string }).code !== "FailedToAcquireLock") throw err;
       }
     }
+    return async () => {
+      clearTimeout(lock.heartbeatTimeout);
+      await releasePeer(lock);
+    };
   };
   return {
     requests,
     contender: {
       label: "dynamodb-lock-client",
-      acquire: async (name) => {
-        const lock = await acquire(name);
-        return async () => {
-          clearTimeout(lock.heartbeatTimeout);
-          await releasePeer(lock);
-        };
-      },
+      acquire: acquireWith(peerClient(dynamodb, cloud.tables["locks"]!, LEASE_MS)),
+      worker: () => acquireWith(peerClient(dynamodb, cloud.tables["locks"]!, LEASE_MS)),
       crashHolding: async (name) => {
         const crashedDb = new DynamoDBClient(cloud.clientConfig("dynamodb"));
         const lock = await peerClient(crashedDb, cloud.tables["locks"]!, LEASE_MS).acquire(name);
@@ -111,6 +118,7 @@ function makePeer(cloud: LocalCloud): Instrumented {
 interface Results {
   requestsPerCycle: number;
   requestsByCommand: string;
+  firstUse: { requestsPerCycle: number; byCommand: string };
   cyclesPerSecond: number;
   contended: { grants: number; perWorker: number[]; maxWaitMs: number; p99WaitMs: number; requestsPerGrant: number };
   takeover: { ms: number; requests: number };
@@ -127,6 +135,14 @@ async function requestsPerCycle({ contender, requests }: Instrumented): Promise<
     requestsPerCycle: requests.total / CYCLES,
     requestsByCommand: byCommand(requests, CYCLES),
   };
+}
+
+/** Acquire+release of a name nobody used before (no item yet), each name once. */
+async function firstUse({ contender, requests }: Instrumented): Promise<Results["firstUse"]> {
+  requests.reset();
+  const CYCLES = 20;
+  for (let i = 0; i < CYCLES; i++) await (await contender.acquire(freshName(`${contender.label}-new`)))();
+  return { requestsPerCycle: requests.total / CYCLES, byCommand: byCommand(requests, CYCLES) };
 }
 
 async function cyclesPerSecond({ contender }: Instrumented, seconds: number): Promise<number> {
@@ -146,12 +162,13 @@ async function contention({ contender, requests }: Instrumented): Promise<Result
   requests.reset();
   const perWorker = new Array<number>(WORKERS).fill(0);
   const waits: number[] = [];
+  const workers = perWorker.map(() => contender.worker());
   const stopAt = performance.now() + SECONDS * 1000;
   await Promise.all(
     perWorker.map(async (_, w) => {
       while (performance.now() < stopAt) {
         const asked = performance.now();
-        const release = await contender.acquire(name);
+        const release = await workers[w]!(name);
         waits.push(performance.now() - asked);
         perWorker[w]!++;
         await sleep(HOLD_MS);
@@ -185,6 +202,7 @@ async function measureBoth(ours: Instrumented, peer: Instrumented): Promise<[Res
   for (let round = 0; round < 3; round++) for (const c of both) await cyclesPerSecond(c, 2); // warm-up of the JVM JIT, discarded
   const results = both.map(() => ({}) as Results);
   for (const [i, c] of both.entries()) Object.assign(results[i]!, await requestsPerCycle(c));
+  for (const [i, c] of both.entries()) results[i]!.firstUse = await firstUse(c);
   // Throughput: two alternating rounds each, averaged, so neither side gets the quieter moment.
   for (const [i, c] of both.entries()) results[i]!.cyclesPerSecond = (await cyclesPerSecond(c, SECONDS / 2)) / 2;
   for (const [i, c] of [...both.entries()].reverse()) results[i]!.cyclesPerSecond += (await cyclesPerSecond(c, SECONDS / 2)) / 2;
@@ -201,6 +219,8 @@ function report(ours: Results, peer: Results): string {
   const rows: Array<[string, string, string, string]> = [
     ["DynamoDB requests per uncontended acquire+release", fmt(ours.requestsPerCycle, 2), fmt(peer.requestsPerCycle, 2), `${fmt(peer.requestsPerCycle / ours.requestsPerCycle, 2)}x fewer`],
     ["  by command", ours.requestsByCommand, peer.requestsByCommand, ""],
+    ["DynamoDB requests per acquire+release of a new name (first use)", fmt(ours.firstUse.requestsPerCycle, 2), fmt(peer.firstUse.requestsPerCycle, 2), ""],
+    ["  by command", ours.firstUse.byCommand, peer.firstUse.byCommand, ""],
     ["single-client cycles/s", fmt(ours.cyclesPerSecond), fmt(peer.cyclesPerSecond), `${fmt(ours.cyclesPerSecond / peer.cyclesPerSecond, 2)}x`],
     [`contended grants/s (${WORKERS} workers, hold ${HOLD_MS} ms)`, fmt(ours.contended.grants / SECONDS), fmt(peer.contended.grants / SECONDS), `${fmt(ours.contended.grants / Math.max(1, peer.contended.grants), 2)}x`],
     ["  grants per worker", ours.contended.perWorker.join(" / "), peer.contended.perWorker.join(" / "), ""],
@@ -224,13 +244,17 @@ function report(ours: Results, peer: Results): string {
     "",
     table,
     "",
-    "Reading it: requests are counted by SDK middleware inside the retry loop, so they are exact. The peer reads before",
-    "every write and waits a full lease whenever it finds the lock held, so under contention the worker that just released",
-    "usually wins again and the others starve; its higher contended grants/s is that unfairness. Fencepost hands the",
-    "lock over in queue order, at the cost of the waiters' polls (the requests per contended grant) and one round trip per",
-    "handoff. Takeover of a crashed holder's lock is bounded by lease + one poll for both; Fencepost's extra requests",
-    "are the polls of a waiter that must watch the same version for a full lease on its own clock (the peer trusts its",
-    "first read and sleeps). Rates on DynamoDB Local are not AWS rates; the ratios and request counts are what carry over.",
+    "Reading it: requests are counted by SDK middleware inside the retry loop, so they are exact. Each contending worker",
+    "has a client of its own (its own owner id and memory, as a separate process would), sharing only the counted SDK client.",
+    "The peer reads before every write and waits a full lease whenever it finds the lock held, so under contention the worker",
+    "that just released usually wins again and the others starve; its contended grants/s is that unfairness (hold + three",
+    "round trips per grant, all by one worker). Fencepost's release hands the lock to the head waiter in the same write; a",
+    "contended grant costs the waiter's place, the release, and the waiter's looks (reads) until one finds the lock handed",
+    "to it. Per grant that is hold + one round trip + the gap between the release landing and the next waiter's look: looks",
+    "are timed from the lock's pace, and each look that comes early costs a request. A crashed holder costs its successor a",
+    "refused grant, its place, one look (the holder missed its heartbeat) and the takeover at the end of the lease on the",
+    "successor's own clock. A new name is created in the first request (a transaction checking the token floor). Rates on",
+    "DynamoDB Local are not AWS rates; the ratios and request counts are what carry over.",
     "",
   ].join("\n");
 }

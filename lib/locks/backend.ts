@@ -40,14 +40,24 @@ export interface Grant {
   readonly data?: string | undefined;
   /** Monotonic time (the client's clock) at or before which the granting write was first sent. */
   readonly sentAt: number;
+  /**
+   * How long the grant as it stands lasts from `sentAt`, when that is not `leaseMs`: a lock
+   * handed over by a release and not yet written by its new holder runs on the handover's
+   * short lease until the first heartbeat asks for `leaseMs` (see lease.ts).
+   */
+  readonly firstLeaseMs?: number;
 }
 
 /** What a held lease needs from its backend: heartbeats and release. */
 export interface LeaseKeeper {
   /** Extends `owner`'s lease from version `current` to `next`; `found` is the item when the condition failed. */
   heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number): Promise<{ ok: true } | { ok: false; found: { holder?: string; version: string } | undefined }>;
-  /** Ends `owner`'s lease granted with `fencingToken`; `released: false` when it was not (or no longer) theirs, with the holder found. */
-  release(lease: LeaseName, owner: string, fencingToken: number): Promise<{ released: boolean; holder?: string | undefined }>;
+  /**
+   * Ends `owner`'s lease granted with `fencingToken`; `released: false` when it was not (or
+   * no longer) theirs, with the holder found. `heldMs`: how long the holder held it (its own
+   * clock), for the waiters' pace hint; backends may ignore it.
+   */
+  release(lease: LeaseName, owner: string, fencingToken: number, heldMs?: number): Promise<{ released: boolean; holder?: string | undefined }>;
 }
 
 /** Where lease items live, behind the five operations of the lock protocol (and two for operators). */

@@ -63,12 +63,16 @@ export interface CommonLockClientOptions {
    */
   waitMs?: number;
   /**
-   * Fastest poll while waiting.
-   * @default DEFAULT_POLL_MS (10 ms)
+   * Shortest gap between two looks of a waiter at the lock (after one that came before its
+   * turn). Looks are timed by the lock's pace (see pace.ts), not every pollMs.
+   * @default DEFAULT_POLL_MS (2 ms)
    */
   pollMs?: number;
   /**
-   * Slowest poll while waiting (direct mode).
+   * Longest gap between two looks of a waiter while the holder is alive (direct mode). Two
+   * exceptions, each one look: on a lock never released yet (no pace known) the first look
+   * comes when the holder's first heartbeat is due (at most 500 ms); and a waiter at the head
+   * that has seen the holder miss its heartbeat waits for its lease to end, then takes over.
    * @default min(leaseMs / 4, MAX_DEFAULT_POLL_MS) (at most 1 s)
    */
   maxPollMs?: number;
@@ -275,7 +279,7 @@ export class LockClient {
 
   #lockFrom(kind: LockKind, name: string, grant: Grant, stopBy: number | undefined): Lock {
     const safetyMarginMs = this.#safetyMarginMs ?? Math.max(grant.leaseMs * SAFETY_MARGIN_FRACTION, MIN_SAFETY_MARGIN_MS);
-    return new Lock({ backend: this.#backend, clock: this.#clock, kind, name, owner: this.ownerId, record: grant, sentAt: grant.sentAt, leaseMs: grant.leaseMs, safetyMarginMs, stopBy });
+    return new Lock({ backend: this.#backend, clock: this.#clock, kind, name, owner: this.ownerId, record: grant, sentAt: grant.sentAt, leaseMs: grant.leaseMs, firstLeaseMs: grant.firstLeaseMs, safetyMarginMs, stopBy });
   }
 }
 

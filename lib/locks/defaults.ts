@@ -8,8 +8,11 @@
 export const DEFAULT_LEASE_MS = 10_000;
 /** How long `acquire` waits when neither the client nor the acquire says. */
 export const DEFAULT_WAIT_MS = 60_000;
-/** Fastest poll while waiting for a lock. */
-export const DEFAULT_POLL_MS = 10;
+/**
+ * Fastest look while waiting for a lock: the shortest gap between two looks of a waiter (after
+ * one that came before its turn). Looks are timed by the lock's pace (pace.ts), not every pollMs.
+ */
+export const DEFAULT_POLL_MS = 2;
 /** Slowest poll while waiting, at most: the default `maxPollMs` is min(leaseMs / 4, this). */
 export const MAX_DEFAULT_POLL_MS = 1000;
 /** Most waiters queued on one lock. */

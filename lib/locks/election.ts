@@ -90,10 +90,14 @@ export class Election {
     return new Leadership(this.name, lock);
   }
 
-  /** The current leader (one consistent read), or undefined if nobody leads. */
+  /**
+   * The current leader (one consistent read), or undefined if nobody leads. A candidate the
+   * election was just handed to by a resigning leader leads once it has taken it up (it
+   * knows it leads, and its value is there): until then, nobody does.
+   */
   async leader(): Promise<Leader | undefined> {
     const state = await this.client.readIn("election", this.name);
-    return state?.holder !== undefined ? { holder: state.holder, term: state.fencingToken, value: state.data } : undefined;
+    return state?.holder !== undefined && !state.pending ? { holder: state.holder, term: state.fencingToken, value: state.data } : undefined;
   }
 
   /** Yields the leader now and at every change seen, until `signal` aborts. */

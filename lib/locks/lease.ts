@@ -3,6 +3,60 @@
  * and the conditional writes that move it. Every other module in lib/locks is a story
  * told with these writes.
  * (Guarantees and assumptions: see the TSDoc of LeaseStore below.)
+ *
+ * Handover: why it is safe. A release may hand the lock to the waiter at the head of the
+ * queue in the same write. What each write's condition proves:
+ * - The handing release: `holder = me AND token = t` proves the releaser still holds grant
+ *   t (nobody took it over: a takeover changes the holder or the token), and `queue[i] =`
+ *   the exact strings proves the skipped places and the grantee's place are where the
+ *   releaser planned. It sets holder = the grantee's owner, token = t + 1, `grantee` = the
+ *   waiter id, and `handoffVersion` = `version` = the release's fresh attempt id, with the
+ *   handover's short lease. The releaser stopped believing before it sent (Lock.release).
+ *   Token t + 1 is issued in this write, once: it goes to that waiter or to nobody.
+ * - The handover is pending exactly while `grantee` is set, `holder` is set and
+ *   `handoffVersion = version`: every later write that moves the grant (a grant, takeover,
+ *   release, heartbeat or accept, by any client, earlier ones too, which leave `grantee`
+ *   behind) changes `version`, so no stale handover can be taken up. Queue writes leave
+ *   `version`, and the handover pending with it.
+ * - A waiter reading the handover to itself holds grant t + 1 without writing, until the
+ *   send time of its latest request answered before the handover (that request was
+ *   applied before the handover, which is before any taker's first sight of it) plus
+ *   min(handover lease, its own lease), minus the safety margin: a taker must see
+ *   `version` unchanged for the handover lease from a receipt after the handover (the
+ *   takeover rule), so it comes after. Its first heartbeat (`version = current AND holder
+ *   = me`, the handover's version being current) extends it to its own lease; so does
+ *   `accept` (`grantee = me AND handoffVersion = version AND holder = me`), which it sends at
+ *   once when the grant carries data. A waiter that holds handovers lazily sends an accept
+ *   only for a handover it read, conditioned on that one (`handoffVersion = :seen`): the
+ *   same waiter id may be handed the lock again later (its first handover taken over, its
+ *   place taken anew), and an accept delivered late must not take up that later handover,
+ *   which the waiter may already hold lazily by its version (the accept would change the
+ *   version under it). A waiter that polls with accepts without having read a handover
+ *   takes up handovers only by writing, and recognises each of its accepts by attempt id.
+ * - A takeover of a pending handover (`version = observed`, after the handover lease on
+ *   the taker's clock) and an accept or first heartbeat are mutually exclusive: each
+ *   changes `version`, and each is conditioned on it. A waiter that died never held the
+ *   lock; one that is slow finds its accept or heartbeat refused, with the item.
+ * - A waiter that gives up while handed the lock passes it on (`decline`: conditioned on
+ *   the handover still pending for it); if it cannot, the handover lease ends it. A late
+ *   accept of a waiter that gave up can land only while a handover to it is still pending
+ *   (the one it was sent for, if it names one), and leaves a grant that its lease ends,
+ *   like any late grant.
+ * - Lost answers: a handing release retried after its answer was lost is refused (the
+ *   token moved); the item proves it landed, by its attempt id while the handover is
+ *   pending, and after that by `lastRelease = <t>:<owner>`, which only a release of grant
+ *   t by that owner writes, until a later release overwrites it (the grantee's, once it
+ *   releases in turn): then a release with a lost answer, refused on retry, is reported
+ *   as an unknown outcome (OutcomeUnknownError), never as not released. An accept or
+ *   heartbeat is recognised by its attempt id.
+ *   `releasedBy` with no holder proves a release only at the token it was written at: the
+ *   handing release writes it at the grantee's token, so ending a handover never taken up
+ *   (sweep) removes it, or a grantee sharing the releaser's owner id would read it as its own.
+ * - Mutual exclusion for anyone who respects fencing, token monotonicity and owner-only
+ *   release are as for any grant: the handover is a grant by the holder's own write.
+ * - Earlier clients: their waiters' ids lack the `#h` mark (queue.ts), and a release frees
+ *   the lock for them as before instead of handing it over; an earlier client's write
+ *   ends a pending handover like any write (it changes `version`).
  */
 import {
   ConditionalCheckFailedException,
@@ -28,7 +82,32 @@ type Item = Record<string, AttributeValue>;
 const RELEASE_TRIES = 8;
 
 /** Most dead places one write removes (keeps condition expressions short). */
-const MAX_SKIP_PER_WRITE = 32;
+export const MAX_SKIP_PER_WRITE = 32;
+
+/** Releases planned again after the queue turned out otherwise, before one frees the lock whatever the queue holds. */
+const MAX_REPLANS = 3;
+
+/**
+ * What a release does with the waiter queue, planned from the item as the releasing client
+ * last saw it; the write's condition checks the queue is still so.
+ */
+export interface ReleasePlan {
+  /** Places at the head its client judged dead (queue.ts), removed by the release: exact strings. */
+  readonly skip: readonly string[];
+  /**
+   * The place right after `skip`, whose waiter takes handovers: the release hands it the
+   * lock. Undefined: the release frees the lock, and the queue must hold just `skip`.
+   */
+  readonly head?: { readonly place: string; readonly waiter: string; readonly owner: string; readonly leaseMs: number };
+  /** Free the lock whatever the queue holds (waiters take it as from any free lock), as earlier clients did. */
+  readonly anyQueue?: boolean;
+}
+
+/** The plan of a release that knows nothing of the queue. */
+export const FREE_WHATEVER_THE_QUEUE: ReleasePlan = { skip: [], anyQueue: true };
+
+/** Who ends a grant: its holder (by token), or the waiter it was handed to and not yet taken up by. */
+type ReleaseParty = { kind: "holder"; owner: string; fencingToken: number } | { kind: "grantee"; owner: string; waiter: string };
 
 /** The item of one lock, as last read or written. */
 export interface LeaseRecord {
@@ -45,12 +124,30 @@ export interface LeaseRecord {
   /** Waiters' places (see queue.ts) in arrival order. */
   readonly queue: readonly string[];
   readonly releasedBy: string | undefined;
+  /**
+   * A release handed the lock to this waiter (`holder` is its owner; `fencingToken` is its
+   * token) and the waiter has not taken it up yet: it does with `accept`, or the short
+   * lease in `leaseMs` runs out and the next waiter takes the lock over. Undefined otherwise.
+   */
+  readonly grantee: string | undefined;
+  /** The last release a current client wrote, as `<token>:<owner>`: proves it landed after its answer was lost. */
+  readonly lastRelease: string | undefined;
+  /** About how long holders lately held the lock (ms, each on its own clock): a hint for waiters' polls, never used for safety. */
+  readonly holdMs: number | undefined;
   /** Wall-clock times (epoch ms), informational only: never used for safety. */
   readonly acquiredAt: number | undefined;
   /** The last heartbeat's wall-clock time (or the grant's): for display only. */
   readonly renewedAt: number | undefined;
   readonly releasedAt: number | undefined;
 }
+
+/**
+ * The write that ends a handover never taken up (sweep). It removes `releasedBy` too: the
+ * handing release wrote it (the releaser of the previous token), and left at the grantee's
+ * token with no holder it would read as the grantee's own release (the earlier clients'
+ * proof in #releaseOnce) when both share an owner id.
+ */
+export const END_HANDOFF_UPDATE = "SET #version = :next REMOVE holder, grantee, handoffVersion, releasedBy";
 
 /** Key of the table-wide token floor item. */
 export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
@@ -59,15 +156,22 @@ export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
 export function parseLease(item: Item | undefined): LeaseRecord | undefined {
   if (!item?.["pk"]?.S || item["token"]?.N === undefined) return undefined;
   const num = (a: string) => (item[a]?.N === undefined ? undefined : Number(item[a]!.N));
+  const version = item["version"]?.S ?? "";
+  // Pending only while the item is exactly as the handing-over release left it: any later
+  // write (an earlier client's too, which leaves these two attributes behind) changes `version`.
+  const pending = item["holder"]?.S !== undefined && item["grantee"]?.S !== undefined && item["handoffVersion"]?.S === version;
   return {
     key: item["pk"].S,
     fencingToken: Number(item["token"].N),
     holder: item["holder"]?.S,
-    version: item["version"]?.S ?? "",
+    version,
     leaseMs: num("leaseMs") ?? 0,
     data: item["data"]?.S,
     queue: (item["queue"]?.L ?? []).map((w) => w.S ?? ""),
     releasedBy: item["releasedBy"]?.S,
+    grantee: pending ? item["grantee"]!.S : undefined,
+    lastRelease: item["lastRelease"]?.S,
+    holdMs: num("holdMs"),
     acquiredAt: num("acquiredAt"),
     renewedAt: num("renewedAt") ?? num("acquiredAt"),
     releasedAt: num("releasedAt"),
@@ -175,7 +279,7 @@ export class LeaseStore {
     key: string,
     attempt: string,
     send: () => Promise<Item | undefined>,
-  ): Promise<{ applied: true; record: LeaseRecord } | { applied: false; found: LeaseRecord | undefined }> {
+  ): Promise<{ applied: true; record: LeaseRecord } | { applied: false; found: LeaseRecord | undefined; refused: boolean }> {
     try {
       const after = parseLease(await send());
       if (!after) throw new OutcomeUnknownError(`The write to ${key} returned no item; its outcome is settled by reading it.`);
@@ -184,14 +288,17 @@ export class LeaseStore {
       if (err instanceof ConditionalCheckFailedException) {
         const found = parseLease(err.Item);
         if (found?.version === attempt) return { applied: true, record: found };
-        return { applied: false, found };
+        // `refused`: DynamoDB answered that the condition failed on `found`. An earlier
+        // attempt of the same request (an SDK retry) may still have applied and been
+        // superseded since; callers that must know look for their own trace in the item.
+        return { applied: false, found, refused: true };
       }
       if (certainlyNotApplied(err)) throw err;
       const found = await this.read(key);
       if (found?.version === attempt) return { applied: true, record: found };
       // Not applied (the item may still be as we left it: callers check), or applied and
       // already superseded.
-      return { applied: false, found };
+      return { applied: false, found, refused: false };
     }
   }
 
@@ -207,7 +314,8 @@ export class LeaseStore {
       values[":observed"] = stringValue(expect.version ?? "");
     }
     const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
-    const remove = ["releasedBy", "releasedAt"];
+    // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.
+    const remove = ["releasedBy", "releasedAt", "grantee", "handoffVersion"];
     if (req.data !== undefined) {
       set.push("#data = :data");
       values[":data"] = stringValue(req.data);
@@ -329,7 +437,8 @@ export class LeaseStore {
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
-          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now",
+          // A handover's holder heartbeats from the handover's version: that takes it up (see the module header).
+          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now REMOVE grantee, handoffVersion",
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
           ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) },
@@ -343,50 +452,213 @@ export class LeaseStore {
   }
 
   /**
-   * Releases the lock if `owner` holds it with `fencingToken`. Idempotent: a release whose
-   * response was lost is recognised by `releasedBy` and the token. Resolves to false when
-   * `owner` does not hold the lock with that token and never released it.
+   * Takes up a lock a release handed to `waiter` (of `owner`): one conditional write that
+   * succeeds only while the item is exactly as that release left it, and starts the
+   * waiter's own lease (`leaseMs`, version `attempt`) in place of the short handover lease.
+   * Its failure returns the item, so a waiter polls with it. `seen`: the version of the
+   * handover it was sent for, which it then must still be (a lazy waiter always names it; a
+   * waiter that takes up handovers by writing may poll without, and knows its attempt ids).
+   * See the module header.
    */
-  async release(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined }> {
-    // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
-    // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
-    for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
-      const last = tries >= RELEASE_TRIES;
-      let outcome: { released: boolean; found: LeaseRecord | undefined; stillOurs: boolean };
-      try {
-        outcome = await this.#releaseOnce(key, owner, fencingToken, tries === 1 ? attempt : randomUUID());
-      } catch (err) {
-        if (last) throw new ReleaseIncompleteError(key, fencingToken, tries, { cause: err });
-        await sleep(backoff * (0.5 + Math.random() / 2));
-        continue;
-      }
-      if (!outcome.stillOurs) return { released: outcome.released, found: outcome.found };
-      if (last) throw new ReleaseIncompleteError(key, fencingToken, tries);
-      await sleep(backoff * (0.5 + Math.random() / 2));
-    }
-  }
-
-  async #releaseOnce(key: string, owner: string, fencingToken: number, attempt: string): Promise<{ released: boolean; found: LeaseRecord | undefined; stillOurs: boolean }> {
+  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined, seen?: string): Promise<GrantOutcome> {
+    const values: Item = { ":me": stringValue(owner), ":waiter": stringValue(waiter), ":attempt": stringValue(attempt), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
+    // Sent for a handover the waiter saw: only that one (a late delivery must not take up a
+    // later handover to the same waiter, which the waiter may hold lazily by its version).
+    if (seen !== undefined) values[":seen"] = stringValue(seen);
+    const set = ["#version = :attempt", "leaseMs = :lease", "renewedAt = :now"];
+    const remove = ["grantee", "handoffVersion", "releasedBy", "releasedAt"];
+    if (data !== undefined) {
+      set.push("#data = :data");
+      values[":data"] = stringValue(data);
+    } else remove.push("#data");
     const result = await this.stamped(key, attempt, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
-          UpdateExpression: "SET #version = :attempt, releasedBy = :me, releasedAt = :now REMOVE holder",
-          ConditionExpression: "holder = :me AND #token = :token",
-          ExpressionAttributeNames: { "#version": "version", "#token": "token" },
-          ExpressionAttributeValues: { ":attempt": stringValue(attempt), ":me": stringValue(owner), ":token": numberValue(fencingToken), ":now": numberValue(Date.now()) },
+          UpdateExpression: `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`,
+          ConditionExpression: `grantee = :waiter AND handoffVersion = #version AND holder = :me${seen !== undefined ? " AND handoffVersion = :seen" : ""}`,
+          ExpressionAttributeNames: { "#version": "version", "#data": "data" },
+          ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
       );
       return out.Attributes;
     });
-    if (result.applied) return { released: true, found: result.record, stillOurs: false };
+    return result.applied ? { granted: true, record: result.record } : { granted: false, record: result.found };
+  }
+
+  /**
+   * Releases the lock if `owner` holds it with `fencingToken`. Idempotent: a release whose
+   * response was lost is recognised by the item (its attempt id while it is the version,
+   * `lastRelease` after that). Resolves to false when `owner` does not hold the lock with
+   * that token and the item shows no release of it by `owner`, and no try may have landed
+   * unseen; when one may have (its answer lost) and the item has moved on without a trace
+   * of it (a later release overwrote `lastRelease`), rejects with OutcomeUnknownError:
+   * "condition failed" is never "not applied" unless the item proves it.
+   *
+   * `plan` says what to do with the queue, from the item as the caller last saw it (the
+   * first call gets `seen`): hand the lock to the waiter at its head (in the same write, see
+   * the module header), or free it. When the queue turned out otherwise, the refused write
+   * returns the item and the release is planned again from it; after MAX_REPLANS it frees
+   * the lock whatever the queue holds (waiters then take it as from any free lock). Without
+   * a plan the lock is freed whatever the queue holds, as earlier clients do.
+   */
+  async release(
+    key: string,
+    owner: string,
+    fencingToken: number,
+    attempt: string,
+    options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord; holdMs?: number } = {},
+  ): Promise<{ released: boolean; found: LeaseRecord | undefined }> {
+    const outcome = await this.#settleRelease(key, { kind: "holder", owner, fencingToken }, attempt, options);
+    return { released: outcome.done, found: outcome.found };
+  }
+
+  /**
+   * A waiter that gives up while the lock is handed to it passes it on: to the next waiter
+   * (planned as for a release) or free. Resolves once the item shows the handover to
+   * `waiter` no longer pending (by this write, or because it was taken up or over).
+   */
+  async decline(key: string, owner: string, waiter: string, options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord } = {}): Promise<LeaseRecord | undefined> {
+    return (await this.#settleRelease(key, { kind: "grantee", owner, waiter }, randomUUID(), options)).found;
+  }
+
+  async #settleRelease(
+    key: string,
+    party: ReleaseParty,
+    attempt: string,
+    options: { plan?: (seen: LeaseRecord | undefined) => ReleasePlan; seen?: LeaseRecord; holdMs?: number },
+  ): Promise<{ done: boolean; found: LeaseRecord | undefined }> {
+    const planFor = options.plan ?? (() => FREE_WHATEVER_THE_QUEUE);
+    let seen = options.seen;
+    let replans = 0;
+    // Whether some try may have landed unseen (its answer lost): then a refusal that shows
+    // neither our release nor the lock still ours proves nothing either way.
+    let maybeApplied = false;
+    // A release that never reached the item (its attempts lost, throttled or 5xx) finds the
+    // lock still ours: it is sent again (with a new attempt id), never reported as a takeover.
+    for (let tries = 1, backoff = 25; ; tries++, backoff = Math.min(backoff * 2, 1000)) {
+      const last = tries >= RELEASE_TRIES;
+      const plan = replans >= MAX_REPLANS ? FREE_WHATEVER_THE_QUEUE : planFor(seen);
+      let outcome: { done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean; uncertain: boolean };
+      try {
+        outcome = await this.#releaseOnce(key, party, tries === 1 && replans === 0 ? attempt : randomUUID(), plan, options.holdMs);
+      } catch (err) {
+        if (!certainlyNotApplied(err)) maybeApplied = true;
+        if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries, { cause: err });
+        await sleep(backoff * (0.5 + Math.random() / 2));
+        continue;
+      }
+      maybeApplied ||= outcome.uncertain;
+      if (!outcome.stillOurs) {
+        if (!outcome.done && maybeApplied && party.kind === "holder") {
+          // The grant moved on and the item keeps no trace of our release (a later release
+          // overwrote `lastRelease`): it may have landed, or the lock was taken over first.
+          throw new OutcomeUnknownError(
+            `The release of ${key} (token ${party.fencingToken}) lost its answer and the lock has moved on (token ${outcome.found?.fencingToken ?? "none"}): it may have been applied, or the lock taken over first. Either way this owner no longer holds token ${party.fencingToken}.`,
+          );
+        }
+        return { done: outcome.done, found: outcome.found };
+      }
+      seen = outcome.found;
+      if (outcome.refused) {
+        // Refused by the queue, not by ownership: plan again from what the refusal returned.
+        replans++;
+        tries--;
+        continue;
+      }
+      if (last) throw new ReleaseIncompleteError(key, party.kind === "holder" ? party.fencingToken : 0, tries);
+      await sleep(backoff * (0.5 + Math.random() / 2));
+    }
+  }
+
+  async #releaseOnce(
+    key: string,
+    party: ReleaseParty,
+    attempt: string,
+    plan: ReleasePlan,
+    holdMs: number | undefined,
+  ): Promise<{ done: boolean; found: LeaseRecord | undefined; stillOurs: boolean; refused: boolean; uncertain: boolean }> {
+    const names: Record<string, string> = { "#version": "version", "#token": "token", "#queue": "queue", "#data": "data" };
+    const values: Item = { ":attempt": stringValue(attempt), ":me": stringValue(party.owner), ":now": numberValue(Date.now()) };
+    const conditions: string[] = [];
+    const set = ["#version = :attempt"];
+    const remove: string[] = [];
+    if (party.kind === "holder") {
+      conditions.push("holder = :me", "#token = :token");
+      values[":token"] = numberValue(party.fencingToken);
+      set.push("lastRelease = :release");
+      values[":release"] = stringValue(`${party.fencingToken}:${party.owner}`);
+    } else {
+      conditions.push("grantee = :waiter", "handoffVersion = #version", "holder = :me");
+      values[":waiter"] = stringValue(party.waiter);
+    }
+    if (holdMs !== undefined) {
+      set.push("holdMs = :hold");
+      values[":hold"] = numberValue(Math.round(holdMs));
+    }
+    if (!plan.anyQueue) {
+      const named = plan.head ? [...plan.skip, plan.head.place] : plan.skip;
+      named.forEach((place, i) => {
+        conditions.push(`#queue[${i}] = :q${i}`);
+        values[`:q${i}`] = stringValue(place);
+        remove.push(`#queue[${i}]`);
+      });
+      if (!plan.head) {
+        conditions.push(named.length === 0 ? "(attribute_not_exists(#queue) OR size(#queue) = :size)" : "size(#queue) = :size");
+        values[":size"] = numberValue(named.length);
+      }
+    }
+    if (plan.head && !plan.anyQueue) {
+      // The handover: the head waiter's owner holds the lock under the next token, pending
+      // until that waiter takes it up (`accept`), for at most its place's lease.
+      set.push("holder = :next", "#token = #token + :one", "grantee = :grantee", "handoffVersion = :attempt", "leaseMs = :handoffLease", "acquiredAt = :now", "renewedAt = :now");
+      values[":next"] = stringValue(plan.head.owner);
+      values[":one"] = numberValue(1);
+      values[":grantee"] = stringValue(plan.head.waiter);
+      values[":handoffLease"] = numberValue(plan.head.leaseMs);
+      // releasedAt stays: until taken up, the lock is as idle as a released one (sweep, below).
+      set.push("releasedBy = :me", "releasedAt = :now");
+      remove.push("#data");
+    } else {
+      set.push("releasedBy = :me", "releasedAt = :now");
+      remove.push("holder", "grantee", "handoffVersion");
+    }
+    const update = `SET ${set.join(", ")} REMOVE ${remove.join(", ")}`;
+    const condition = conditions.join(" AND ");
+    const command = new UpdateItemCommand({
+      TableName: this.tableName,
+      Key: { pk: stringValue(key) },
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      // Only the names the expressions use (DynamoDB refuses unused ones).
+      ExpressionAttributeNames: Object.fromEntries(Object.entries(names).filter(([name]) => `${update} ${condition}`.includes(name))),
+      ExpressionAttributeValues: values,
+      ReturnValues: "ALL_NEW",
+      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+    });
+    // An SDK retry refused after an attempt whose answer was lost proves nothing about that attempt.
+    const log = trackAttempts(command);
+    const result = await this.stamped(key, attempt, async () => (await this.dynamodb.send(command)).Attributes);
+    if (result.applied) return { done: true, found: result.record, stillOurs: false, refused: false, uncertain: false };
     const found = result.found;
-    const alreadyReleasedByUs = found !== undefined && found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner;
+    const uncertain = log.uncertain || !result.refused;
+    if (party.kind === "grantee") {
+      // Done once the handover to this waiter is no longer pending: passed on by this write (its
+      // answer lost), or taken up by an earlier accept of ours, or taken over after its lease.
+      const stillOurs = found !== undefined && found.grantee === party.waiter && found.holder === party.owner;
+      return { done: !stillOurs, found, stillOurs, refused: result.refused, uncertain };
+    }
+    const { owner, fencingToken } = party;
+    // A release of ours whose answer was lost: the item says so even after the lock moved on
+    // (`lastRelease`), or, as earlier clients left it, released at our token by us.
+    const alreadyReleasedByUs =
+      found !== undefined && (found.lastRelease === `${fencingToken}:${owner}` || (found.holder === undefined && found.fencingToken === fencingToken && found.releasedBy === owner));
+    // (Ours also while it is a handover to us that we hold without having written: its token is ours alone.)
     const stillOurs = found !== undefined && found.holder === owner && found.fencingToken === fencingToken;
-    return { released: alreadyReleasedByUs, found, stillOurs };
+    return { done: alreadyReleasedByUs, found, stillOurs, refused: result.refused, uncertain };
   }
 
   /**
@@ -398,8 +670,10 @@ export class LeaseStore {
     return this.#queueWrite(
       key,
       "SET #queue = list_append(if_not_exists(#queue, :empty), :entry)",
-      "attribute_exists(pk) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
-      { ":empty": { L: [] }, ":entry": { L: [stringValue(entry)] }, ":id": stringValue(entry), ":max": numberValue(Math.min(maxWaiters, MAX_WAITERS)) },
+      // Only onto a busy lock (held, or with places queued): a free lock nobody waits for is
+      // granted instead (the refusal returns it), so no waiter ever queues for a free lock alone.
+      "attribute_exists(pk) AND (attribute_exists(holder) OR size(#queue) > :zero) AND (attribute_not_exists(#queue) OR (NOT contains(#queue, :id) AND size(#queue) < :max))",
+      { ":empty": { L: [] }, ":entry": { L: [stringValue(entry)] }, ":id": stringValue(entry), ":max": numberValue(Math.min(maxWaiters, MAX_WAITERS)), ":zero": numberValue(0) },
     );
   }
 
@@ -514,7 +788,11 @@ export class LeaseStore {
    * first, so a later grant of the same name continues above it. An item that still has
    * places queued is watched for their lease plus margin: a live waiter would have taken
    * a lock released that long ago, so places left unchanged belong to waiters that are
-   * gone, and are removed. Resolves to the number of items deleted.
+   * gone, and are removed. So is a handover (see the module header) that its waiter never
+   * took up: watched unchanged for its lease plus margin, on this client's clock, it is
+   * ended with a write conditioned on that version (the takeover rule; its waiter never
+   * believed it held the lock, and can no longer take it up). Resolves to the number of
+   * items deleted.
    */
   async sweep(prefix: string, releasedBefore: number): Promise<number> {
     let deleted = 0;
@@ -526,31 +804,59 @@ export class LeaseStore {
           TableName: this.tableName,
           ConsistentRead: true,
           ExclusiveStartKey: start,
-          FilterExpression: "begins_with(pk, :prefix) AND attribute_not_exists(holder) AND releasedAt < :before",
+          FilterExpression: "begins_with(pk, :prefix) AND (attribute_not_exists(holder) OR attribute_exists(grantee)) AND releasedAt < :before",
           ExpressionAttributeValues: { ":prefix": stringValue(prefix), ":before": numberValue(releasedBefore) },
         }),
       );
       for (const item of page.Items ?? []) {
         const record = parseLease(item);
-        if (!record) continue;
-        if (record.queue.length === 0) {
+        if (!record || (record.holder !== undefined && record.grantee === undefined)) continue; // held (an earlier client's write left `grantee` behind)
+        if (record.queue.length === 0 && record.holder === undefined) {
           if (await this.#deleteIdle(record)) deleted++;
-        } else if (record.queue.every((place) => parsePlace(place).leaseMs <= MAX_WAITER_LEASE_MS)) queued.push(record);
+        } else if (record.queue.every((place) => parsePlace(place).leaseMs <= MAX_WAITER_LEASE_MS) && record.leaseMs <= MAX_WAITER_LEASE_MS) queued.push(record);
       }
       start = page.LastEvaluatedKey;
     } while (start);
     if (queued.length === 0) return deleted;
-    await sleep(Math.max(...queued.flatMap((r) => r.queue.map((place) => parsePlace(place).leaseMs))) + PLACE_MARGIN_MS);
+    const longest = Math.max(...queued.flatMap((r) => [...r.queue.map((place) => parsePlace(place).leaseMs), r.holder !== undefined ? r.leaseMs : 0]));
+    await sleep(longest + PLACE_MARGIN_MS);
     for (const seen of queued) {
       let record = await this.read(seen.key);
-      if (!record || record.version !== seen.version || record.holder !== undefined || record.queue.join("\n") !== seen.queue.join("\n")) continue;
+      if (!record || record.version !== seen.version || record.grantee !== seen.grantee || record.queue.join("\n") !== seen.queue.join("\n")) continue;
+      if (record.holder !== undefined) {
+        // Handed over, and never taken up in all that time: end the handover.
+        record = await this.#endHandoff(record);
+        if (!record) continue;
+      }
+      const version = record.version;
       // Only the places watched, chunk by chunk; a newcomer's place stops it (a condition fails).
       let pruned = true;
       for (let i = 0; pruned && i < seen.queue.length; i += MAX_SKIP_PER_WRITE) pruned = await this.prune(seen.key, seen.queue.slice(i, i + MAX_SKIP_PER_WRITE));
       record = pruned ? await this.read(seen.key) : undefined;
-      if (record && record.queue.length === 0 && record.version === seen.version && record.holder === undefined && (await this.#deleteIdle(record))) deleted++;
+      if (record && record.queue.length === 0 && record.version === version && record.holder === undefined && (await this.#deleteIdle(record))) deleted++;
     }
     return deleted;
+  }
+
+  /** Frees a lock handed over and never taken up, if it is still exactly as `record` shows it: the record after, or undefined. */
+  async #endHandoff(record: LeaseRecord): Promise<LeaseRecord | undefined> {
+    try {
+      const out = await this.dynamodb.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: stringValue(record.key) },
+          UpdateExpression: END_HANDOFF_UPDATE,
+          ConditionExpression: "#version = :seen AND grantee = :grantee",
+          ExpressionAttributeNames: { "#version": "version" },
+          ExpressionAttributeValues: { ":next": stringValue(randomUUID()), ":seen": stringValue(record.version), ":grantee": stringValue(record.grantee ?? "") },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return parseLease(out.Attributes);
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
   }
 
   /** Deletes a released, unqueued item if it is still as read, after raising the floor to its token. */

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
-import { LockLostError, type FencepostError } from "../errors.js";
+import { LockLostError, OutcomeUnknownError, type FencepostError } from "../errors.js";
 import type { LeaseKeeper } from "./backend.js";
 import { HEARTBEAT_FRACTION } from "./defaults.js";
 import type { LockKind } from "./protocol.js";
@@ -22,6 +22,8 @@ export interface LockParams {
   /** Monotonic time at which the granting write was first sent. */
   readonly sentAt: number;
   readonly leaseMs: number;
+  /** The grant's own lease from `sentAt`, if not `leaseMs` (a handover not yet written by its holder); heartbeats ask for `leaseMs`. */
+  readonly firstLeaseMs?: number | undefined;
   readonly safetyMarginMs: number;
   /** Monotonic time after which no heartbeat may be sent (end of a Lambda invocation). */
   readonly stopBy?: number;
@@ -69,6 +71,10 @@ export class Lock {
   #releaseFailed = false;
   /** Heartbeats whose outcome we never learned, by version, with when each was sent. */
   readonly #unsettled = new Map<string, number>();
+  /** When the grant reached this Lock (its holder's clock): release reports the hold from here, for the waiters' pace hint. */
+  readonly #grantedAt: number;
+  /** A heartbeat has extended the grant (to `leaseMs`, from the grant's own lease). */
+  #extendedOnce = false;
 
   constructor(params: LockParams) {
     this.#params = params;
@@ -76,11 +82,13 @@ export class Lock {
     this.fencingToken = params.record.fencingToken;
     this.data = params.record.data;
     this.#version = params.record.version;
-    this.#deadline = params.sentAt + params.leaseMs - params.safetyMarginMs;
+    this.#grantedAt = params.clock.now();
+    const firstLeaseMs = params.firstLeaseMs ?? params.leaseMs;
+    this.#deadline = params.sentAt + firstLeaseMs - params.safetyMarginMs;
     this.#armDeadline();
     // A third of the lease after the grant was sent, not after it was answered: a slow grant
     // (the first of a new name takes two requests) must not eat the heartbeat's slack.
-    this.#scheduleHeartbeat(Math.max(0, params.sentAt + params.leaseMs * HEARTBEAT_FRACTION - params.clock.now()));
+    this.#scheduleHeartbeat(Math.max(0, params.sentAt + firstLeaseMs * HEARTBEAT_FRACTION - params.clock.now()));
   }
 
   /** Aborts (with a LockLostError reason) before any other client could be granted this lock. */
@@ -110,7 +118,10 @@ export class Lock {
    * heartbeats first. A release that does not reach the item is sent again (the item
    * says whether it arrived); if DynamoDB stays unreachable it throws, and calling
    * release again tries again. Resolves to true if this call released it, false if it had
-   * already been released (by an earlier call) or taken over by another holder.
+   * already been released (by an earlier call) or taken over by another holder. Rejects
+   * with OutcomeUnknownError when an answer was lost and the item, having moved on, proves
+   * neither (the lock is not held by this owner any more either way; calling release again
+   * resolves false).
    */
   async release(): Promise<boolean> {
     if (this.#released && !this.#releaseFailed) return false;
@@ -121,10 +132,11 @@ export class Lock {
     let outcome: Awaited<ReturnType<typeof backend.release>>;
     try {
       // Sent again while the item shows it never arrived; settled from the item, never guessed.
-      outcome = await backend.release(this.#params, owner, this.fencingToken);
+      outcome = await backend.release(this.#params, owner, this.fencingToken, this.#params.clock.now() - this.#grantedAt);
     } catch (err) {
       // Unreachable throughout: the lock is not believed held any more, but calling release again tries again.
-      this.#releaseFailed = true;
+      // (Unless the outcome is unknown for good: the lock has moved on, and sending it again proves nothing.)
+      this.#releaseFailed = !(err instanceof OutcomeUnknownError);
       if (!this.signal.aborted) this.#controller.abort(this.#lost("it was being released"));
       throw err;
     }
@@ -145,7 +157,9 @@ export class Lock {
   detach(): { version: string; fencingToken: number; leaseMs: number; data: string | undefined } {
     this.#released = true;
     this.#stopTimers();
-    return { version: this.#version, fencingToken: this.fencingToken, leaseMs: this.#params.leaseMs, data: this.data };
+    // Before its first heartbeat, a handover runs on its own short lease: the caller keeps that one.
+    const leaseMs = this.#extendedOnce ? this.#params.leaseMs : (this.#params.firstLeaseMs ?? this.#params.leaseMs);
+    return { version: this.#version, fencingToken: this.fencingToken, leaseMs, data: this.data };
   }
 
   #lost(reason: string): FencepostError {
@@ -214,6 +228,7 @@ export class Lock {
 
   #extended(version: string, sentAt: number, nextHeartbeatMs?: number): void {
     const { leaseMs, safetyMarginMs } = this.#params;
+    this.#extendedOnce = true;
     this.#unsettled.clear();
     this.#version = version;
     this.#deadline = Math.max(this.#deadline, sentAt + leaseMs - safetyMarginMs);

@@ -41,6 +41,12 @@ export interface LockState {
   expiresAt: number | undefined;
   /** Held, but the lease ran out by `expiresAt`: the next acquire will take it over. */
   expired: boolean;
+  /**
+   * A release handed the lock to `holder`, which has not taken it up yet: it does within
+   * about a round trip of its next look, or its short handover lease (`leaseMs`) runs out
+   * and the next waiter takes the lock over. Its `data` is not there yet.
+   */
+  pending?: boolean;
 }
 
 /** One page of LockClient.list: lock items in table order. */

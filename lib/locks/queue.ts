@@ -14,6 +14,7 @@
  * most half its lease; LockClient enforces this) and renews at once.
  * The queue only orders grants: nothing here affects mutual exclusion or tokens.
  */
+import { randomUUID } from "node:crypto";
 import type { MonotonicClock } from "./clock.js";
 
 /** Most places a lock item can hold, whatever a client's `maxWaiters` says. */
@@ -30,6 +31,34 @@ export const MAX_WAITER_LEASE_MS = 60_000;
 const UNKNOWN_PLACE_LEASE_MS = 5000;
 /** Locks whose places one client remembers. */
 const WATCHED_LOCKS = 1024;
+
+/**
+ * Waiter ids of clients that take a lock handed over by a release (see lease.ts) end in
+ * `#h`, 7 hex digits, `.` and the lease the waiter asks for (ms); earlier clients' end in
+ * `#` and 8 hex digits, and a release hands nothing to them (it frees the lock, and they
+ * take it as before).
+ */
+const HANDOFF_WAITER = /#h[0-9a-f]{7}\.(\d{1,9})$/;
+
+/** A fresh waiter id for one acquire of `owner` asking for `leaseMs`. */
+export function newWaiterId(owner: string, leaseMs: number): string {
+  return `${owner}#h${randomUUID().slice(0, 7)}.${Math.max(1, Math.round(leaseMs))}`;
+}
+
+/** The owner of a waiter that takes handovers and the lease it asks for; undefined for an earlier client's waiter. */
+export function handoffTarget(waiter: string): { owner: string; leaseMs: number } | undefined {
+  const match = HANDOFF_WAITER.exec(waiter);
+  return match ? { owner: waiter.slice(0, match.index), leaseMs: Number(match[1]) } : undefined;
+}
+
+/**
+ * The lease of a handover to a waiter: what it asked for, at least MIN_WAITER_LEASE_MS and
+ * at most its place's lease (it looks at least every half of that, so it takes the lock
+ * up in time). A waiter handed the lock that never takes it up holds it no longer.
+ */
+export function handoffLeaseMs(place: QueuePlace, askedMs: number): number {
+  return Math.min(place.leaseMs, Math.max(MIN_WAITER_LEASE_MS, askedMs));
+}
 
 /** One place in a lock's waiter queue, stored as `<waiter>@<renewals>@<leaseMs>`. */
 export interface QueuePlace {

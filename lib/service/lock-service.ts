@@ -5,6 +5,7 @@
  * (Guarantees and assumptions: see the TSDoc of LockService below.)
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
 import { Claims } from "../locks/claims.js";
 import { LockClient, type InvocationContext } from "../locks/client.js";
 import { systemClock } from "../locks/clock.js";
@@ -36,7 +37,9 @@ export interface LockServiceOptions {
  *
  * Guarantees: stateless between invocations. `acquire` and `elect` wait inside the
  * invocation (never past its remaining time minus a reserve) and hand the lease to the
- * caller without heartbeating it: the caller keeps it with `heartbeat` and ends it with
+ * caller without heartbeating it (except a lock handed over and not yet taken up, which
+ * one heartbeat first gives the lease the caller asked for, in place of the handover's
+ * short one): the caller keeps it with `heartbeat` and ends it with
  * `release`, each one DynamoDB request. The caller measures its lease from before it
  * invoked, so its deadline still falls before any takeover.
  * Assumes: requests were validated against lockRequestSchema; owners are the callers' own
@@ -68,7 +71,7 @@ export class LockService {
     switch (req.action) {
       case "acquire": {
         const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data }));
-        return grantOf(req.name, lock);
+        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS);
       }
       case "tryAcquire": {
         const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data }));
@@ -121,6 +124,21 @@ export class LockService {
       if (err instanceof LockTimeoutError) recordGrant(metrics, action, { granted: false, timedOut: true });
       throw err;
     }
+  }
+
+  /**
+   * Detaches a lock for its remote caller with the lease it asked for. A lock handed over by
+   * a release and held without a write yet runs on the handover's short lease (lease.ts):
+   * it is taken up first with one heartbeat asking for `leaseMs`, as the holder's own first
+   * heartbeat would. If that heartbeat is refused or its outcome unknown, the caller gets
+   * the grant as it stands, with its real (short) lease.
+   */
+  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number): Promise<LockGrant> {
+    const grant = grantOf(name, lock);
+    if (grant.leaseMs >= leaseMs) return grant;
+    const next = randomUUID();
+    const outcome = await this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).catch(() => undefined);
+    return outcome?.ok ? { ...grant, version: next, leaseMs } : grant;
   }
 
   #clientFor(owner: string): LockClient {
