@@ -245,15 +245,13 @@ export class ConsumerGroup<T = unknown> {
    * the batch, and reports as failed the records not yet delivered (they come back).
    */
   async handleSqsEvent(event: SqsEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
-    const records = event.Records.map((r) => ({ id: r.messageId, seq: seqOf(r.body, this.stream) }));
-    const until = Math.max(0, ...records.map((r) => r.seq ?? 0));
-    let position: number;
-    try {
-      position = (await this.catchUp({ until })).position;
-    } catch {
-      position = await this.log.cursor(this.stream, this.group);
-    }
-    return { batchItemFailures: records.filter((r) => r.seq !== undefined && r.seq > position).map((r) => ({ itemIdentifier: r.id })) };
+    return answerHints(event, this.stream, async (until) => {
+      try {
+        return (await this.catchUp({ until })).position;
+      } catch {
+        return this.log.cursor(this.stream, this.group);
+      }
+    });
   }
 
   /**
@@ -319,8 +317,20 @@ export class ConsumerGroup<T = unknown> {
   }
 }
 
+/**
+ * A Lambda SQS batch of `stream`'s hints, answered: `deliverUpTo(until)` delivers up to the
+ * highest seq in the batch and resolves to how far delivery got; the records beyond that
+ * are reported as failed (the queue delivers them again). Records of other streams pass.
+ */
+export async function answerHints(event: SqsEvent, stream: string, deliverUpTo: (until: number) => Promise<number>): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const records = event.Records.map((r) => ({ id: r.messageId, seq: seqOf(r.body, stream) }));
+  const until = Math.max(0, ...records.map((r) => r.seq ?? 0));
+  const position = until === 0 ? 0 : await deliverUpTo(until);
+  return { batchItemFailures: records.filter((r) => r.seq !== undefined && r.seq > position).map((r) => ({ itemIdentifier: r.id })) };
+}
+
 /** The seq of a queue message of `stream`, or undefined if the body is not one. */
-export function seqOf(body: string, stream: string): number | undefined {
+function seqOf(body: string, stream: string): number | undefined {
   try {
     const parsed = JSON.parse(body) as { stream?: unknown; seq?: unknown };
     return parsed.stream === stream && typeof parsed.seq === "number" ? parsed.seq : undefined;

@@ -16,7 +16,7 @@
  * streams carry no seq for it and are acknowledged).
  */
 import { InvalidArgumentError } from "../errors.js";
-import { seqOf, type ConsumerGroup, type SqsEvent } from "./consumer.js";
+import { answerHints, type ConsumerGroup, type SqsEvent } from "./consumer.js";
 
 /** One group's result for a batch of hints. */
 export interface FanOutGroupResult {
@@ -79,9 +79,6 @@ export class FanOut {
    * not passed yet, so the queue delivers it again.
    */
   async handleSqsEvent(event: SqsEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
-    const records = event.Records.map((r) => ({ id: r.messageId, seq: seqOf(r.body, this.stream) }));
-    const until = Math.max(0, ...records.map((r) => r.seq ?? 0));
-    const slowest = until === 0 ? 0 : Math.min(...(await this.catchUp({ until })).map((r) => r.position));
-    return { batchItemFailures: records.filter((r) => r.seq !== undefined && r.seq > slowest).map((r) => ({ itemIdentifier: r.id })) };
+    return answerHints(event, this.stream, async (until) => Math.min(...(await this.catchUp({ until })).map((r) => r.position)));
   }
 }

@@ -13,7 +13,7 @@
  * bounded by `maxScannedItems`). A stream or group name containing `#` makes a cursor's key
  * ambiguous; it is given to the longest stream name that prefixes it.
  */
-import { QueryCommand, ScanCommand, type AttributeValue } from "@aws-sdk/client-dynamodb";
+import { paginateQuery, paginateScan, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { InvalidArgumentError } from "../errors.js";
 import { numberValue, stringValue } from "../internal/attributes.js";
 import { parseSlot, type Slot, type StreamLog } from "./log.js";
@@ -70,27 +70,28 @@ export async function listStreams(log: StreamLog, options: { maxScannedItems?: n
   const heads = new Map<string, number>();
   const cursors: { key: string; position: number }[] = [];
   let scanned = 0;
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await log.dynamodb.send(
-      new ScanCommand({
-        TableName: log.tableName,
-        FilterExpression: "begins_with(pk, :seq) OR begins_with(pk, :cursor)",
-        ProjectionExpression: "pk, #next, #position",
-        ExpressionAttributeNames: { "#next": "next", "#position": "position" },
-        ExpressionAttributeValues: { ":seq": stringValue("seq#"), ":cursor": stringValue("cursor#") },
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
+  let truncated = false;
+  const pages = paginateScan(
+    { client: log.dynamodb },
+    {
+      TableName: log.tableName,
+      FilterExpression: "begins_with(pk, :seq) OR begins_with(pk, :cursor)",
+      ProjectionExpression: "pk, #next, #position",
+      ExpressionAttributeNames: { "#next": "next", "#position": "position" },
+      ExpressionAttributeValues: { ":seq": stringValue("seq#"), ":cursor": stringValue("cursor#") },
+      ConsistentRead: true,
+    },
+  );
+  for await (const page of pages) {
     scanned += page.ScannedCount ?? 0;
     for (const item of page.Items ?? []) {
       const pk = item["pk"]?.S ?? "";
       if (pk.startsWith("seq#")) heads.set(pk.slice(4), Number(item["next"]?.N ?? 0));
       else cursors.push({ key: pk.slice("cursor#".length), position: Number(item["position"]?.N ?? 0) });
     }
-    start = page.LastEvaluatedKey;
-  } while (start && scanned < max);
+    truncated = page.LastEvaluatedKey !== undefined;
+    if (scanned >= max) break;
+  }
   // Longest stream name first, so `a#b`'s cursors are not given to `a`.
   const names = [...heads.keys()].sort((a, b) => b.length - a.length);
   const groups = new Map<string, GroupCursor[]>();
@@ -103,7 +104,7 @@ export async function listStreams(log: StreamLog, options: { maxScannedItems?: n
   const streams = [...heads.entries()]
     .map(([stream, head]) => ({ stream, head, groups: (groups.get(stream) ?? []).sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0)) }))
     .sort((a, b) => (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
-  return { streams, truncated: start !== undefined };
+  return { streams, truncated };
 }
 
 /**
@@ -118,21 +119,17 @@ export async function streamHoles(log: StreamLog, stream: string, after: number,
     throw new InvalidArgumentError("upTo", `must be an integer from after (${after}) to after + ${MAX_HOLE_WINDOW}, got ${upTo}`);
   }
   const written = new Set<number>();
-  let start: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await log.dynamodb.send(
-      new QueryCommand({
-        TableName: log.tableName,
-        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-        ExpressionAttributeValues: { ":pk": stringValue(`log#${stream}`), ":from": numberValue(after + 1), ":to": numberValue(Math.max(after + 1, upTo)) },
-        ProjectionExpression: "sk",
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of page.Items ?? []) written.add(Number(item["sk"]?.N));
-    start = page.LastEvaluatedKey;
-  } while (start);
+  const pages = paginateQuery(
+    { client: log.dynamodb },
+    {
+      TableName: log.tableName,
+      KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+      ExpressionAttributeValues: { ":pk": stringValue(`log#${stream}`), ":from": numberValue(after + 1), ":to": numberValue(Math.max(after + 1, upTo)) },
+      ProjectionExpression: "sk",
+      ConsistentRead: true,
+    },
+  );
+  for await (const page of pages) for (const item of page.Items ?? []) written.add(Number(item["sk"]?.N));
   const holes: number[] = [];
   for (let seq = after + 1; seq <= upTo; seq++) if (!written.has(seq)) holes.push(seq);
   return { after, upTo, holes };
