@@ -247,7 +247,7 @@ export class DynamoDbLockBackend implements LockBackend {
             const grant = await tryGrant((attempt) =>
               this.#grant(key, owner, attempt, leaseMs, data, {
                 kind: expired ? "expired" : "free",
-                version: expired ? record!.version : undefined,
+                version: versionOf(record!),
                 skip: dead,
                 mine: position >= 0 ? queue[position] : undefined,
               }),
@@ -359,7 +359,7 @@ export class DynamoDbLockBackend implements LockBackend {
       // gone: take the lock past them if they are all, else clear them for the next try.
       // (Free with none queued: a name guessed new that exists, or freed meanwhile. Take it.)
       const dead = this.#watch.deadPrefix(key, found.queue);
-      const expect: GrantExpectation = lapsedHandoff ? { kind: "expired", version: found.version, skip: dead } : { kind: "free", skip: dead };
+      const expect: GrantExpectation = lapsedHandoff ? { kind: "expired", version: found.version, skip: dead } : { kind: "free", version: versionOf(found), skip: dead };
       if (dead.length === found.queue.length) outcome = await this.#grant(key, owner, attempt, leaseMs, data, expect);
       else if (dead.length > 0) await this.store.prune(key, dead);
     }
@@ -535,6 +535,11 @@ export class DynamoDbLockBackend implements LockBackend {
       this.#floorGuess = outcome.floor;
     }
   }
+}
+
+/** The version a grant from a read of `record` names (none for an item without one: then the grant is blind). */
+function versionOf(record: LeaseRecord): string | undefined {
+  return record.version === "" ? undefined : record.version;
 }
 
 /** What one client last saw of one lock (all times on its own monotonic clock). */

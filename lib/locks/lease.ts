@@ -210,7 +210,11 @@ export type GrantOutcome = { granted: true; record: LeaseRecord } | { granted: f
 
 /** How the grant expects to find the item. */
 export interface GrantExpectation {
-  /** `free`: no holder. `expired`: still at `version`, observed unchanged for a full lease. */
+  /**
+   * `free`: no holder; still at `version` if given (the item as the caller read it), else
+   * (a blind grant) not released since the request was made. `expired`: still at
+   * `version`, observed unchanged for a full lease.
+   */
   readonly kind: "free" | "expired";
   readonly version?: string;
   /**
@@ -309,10 +313,15 @@ export class LeaseStore {
     const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(Date.now()) };
     const conditions = ["attribute_exists(pk)"];
     if (expect.kind === "free") conditions.push("attribute_not_exists(holder)");
-    else {
+    // A grant must not apply twice: a copy delivered late (the SDK retried it, or the client
+    // gave up on it) would grant again, to an owner no longer waiting, once the lock is free
+    // again. A grant from a read names the version it read (every grant and release changes
+    // it); a blind one refuses a lock released after it was made (`releasedAt`, the
+    // releaser's clock: beyond the clocks' drift, see the module header).
+    if (expect.version !== undefined || expect.kind === "expired") {
       conditions.push("#version = :observed");
       values[":observed"] = stringValue(expect.version ?? "");
-    }
+    } else conditions.push("(attribute_not_exists(releasedAt) OR releasedAt < :now)");
     const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.
     const remove = ["releasedBy", "releasedAt", "grantee", "handoffVersion"];
