@@ -45,3 +45,9 @@ export const DEFAULT_MAX_ATTEMPTS = 50;
 export const DEFAULT_MAX_CALL_MS = 10_000;
 /** How long a released claim's tombstone is kept (DynamoDB TTL): far past the 15 minutes a signed request stays valid. */
 export const TOMBSTONE_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * Largest difference between two clients' wall clocks that a blind grant allows for (ms).
+ * Never needed for safety: only for refusing a copy of a grant delivered after the lock was
+ * released (lease.ts `grant`), which beyond it could leave a grant nobody holds for a lease.
+ */
+export const MAX_CLOCK_OFFSET_MS = 1000;

@@ -192,12 +192,16 @@ export class DynamoDbLockBackend implements LockBackend {
       return result;
     };
     /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
+    // Every grant write of this wait carries one attempt id, so the item's `grantAttempt`
+    // names it once any lands, and a copy of an earlier one delivered late is refused
+    // (lease.ts `grant`); its lease runs from the first send, which is the safe side.
+    const grantAttempt = randomUUID();
     const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
-      const attempt = randomUUID();
-      attempts.set(attempt, clock.now());
-      const outcome = await timed(() => write(attempt));
-      if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
-      observe(outcome.record, attempts.get(attempt));
+      const sentAt = clock.now();
+      if (!attempts.has(grantAttempt)) attempts.set(grantAttempt, sentAt);
+      const outcome = await timed(() => write(grantAttempt));
+      if (outcome.granted) return granted(outcome.record, attempts.get(grantAttempt)!);
+      observe(outcome.record, sentAt);
       return undefined;
     };
 
@@ -291,6 +295,7 @@ export class DynamoDbLockBackend implements LockBackend {
             observe(after, sentAt); // the answer doubles as a look
             continue;
           }
+          const tokenSince = since?.record?.fencingToken === record.fencingToken ? since.tokenSince : now;
           const plan = nextLook({
             now: clock.now(),
             holder: record.holder,
@@ -301,7 +306,8 @@ export class DynamoDbLockBackend implements LockBackend {
             anchor: anchor ?? { token: record.fencingToken, at: now },
             ahead: ahead.length - dead.length,
             versionSince,
-            tokenSince: since?.record?.fencingToken === record.fencingToken ? since.tokenSince : now,
+            tokenSince,
+            grantedAt: record.acquiredAt === undefined ? undefined : Math.min(tokenSince, now - (Date.now() - record.acquiredAt)),
             cycleMs: since?.cycleMs,
             rttMs: this.#rttMs,
             overdue,

@@ -54,6 +54,19 @@
  *   (sweep) removes it, or a grantee sharing the releaser's owner id would read it as its own.
  * - Mutual exclusion for anyone who respects fencing, token monotonicity and owner-only
  *   release are as for any grant: the handover is a grant by the holder's own write.
+ * - A grant applies at most once (a copy delivered late, an SDK retry's stuck first attempt
+ *   or a write the client gave up on, must not grant the lock again to an owner no longer
+ *   waiting, once it is free again). A grant from a read names the version read, which
+ *   every grant and release changes. A blind grant is refused by `grantAttempt` (the
+ *   attempt id of the last grant, kept by releases) and by `releasedAt` (set by every write
+ *   that frees the lock: releases, decline, ending a handover) at or after its own send,
+ *   less MAX_CLOCK_OFFSET_MS for the writers' wall clocks. Every grant write of one wait
+ *   shares one attempt id, so a copy of any of them meets its own id once one lands; the
+ *   wait's lease runs from the first send of that id, so a late copy landing after a
+ *   takeover (its version again equal to one a taker watched earlier) is believed for no
+ *   longer than the first would have been. Beyond the clock bound, or for a wait that gave
+ *   up before any grant of it landed, a late grant can still land on a lock freed since:
+ *   a grant nobody believes it holds, which its lease ends (liveness, never safety).
  * - Earlier clients: their waiters' ids lack the `#h` mark (queue.ts), and a release frees
  *   the lock for them as before instead of handing it over; an earlier client's write
  *   ends a pending handover like any write (it changes `version`).
@@ -73,6 +86,7 @@ import { numberValue, stringValue } from "../internal/attributes.js";
 import { randomUUID } from "node:crypto";
 import { OutcomeUnknownError, ReleaseIncompleteError } from "../errors.js";
 import { MAX_WAITER_LEASE_MS, MAX_WAITERS, parsePlace, PLACE_MARGIN_MS } from "./queue.js";
+import { MAX_CLOCK_OFFSET_MS } from "./defaults.js";
 import { sleep } from "../internal/time.js";
 import { certainlyNotApplied } from "../internal/outcomes.js";
 
@@ -147,7 +161,7 @@ export interface LeaseRecord {
  * token with no holder it would read as the grantee's own release (the earlier clients'
  * proof in #releaseOnce) when both share an owner id.
  */
-export const END_HANDOFF_UPDATE = "SET #version = :next REMOVE holder, grantee, handoffVersion, releasedBy";
+export const END_HANDOFF_UPDATE = "SET #version = :next, releasedAt = :now REMOVE holder, grantee, handoffVersion, releasedBy";
 
 /** Key of the table-wide token floor item. */
 export const TOKEN_FLOOR_KEY = "fencepost#token-floor";
@@ -316,13 +330,19 @@ export class LeaseStore {
     // A grant must not apply twice: a copy delivered late (the SDK retried it, or the client
     // gave up on it) would grant again, to an owner no longer waiting, once the lock is free
     // again. A grant from a read names the version it read (every grant and release changes
-    // it); a blind one refuses a lock released after it was made (`releasedAt`, the
-    // releaser's clock: beyond the clocks' drift, see the module header).
+    // it). A blind one refuses the item its own attempt last granted (`grantAttempt`, which
+    // releases keep), and a lock freed after it was made (`releasedAt`, which every write
+    // that frees the lock sets on the writer's wall clock), allowing for clocks up to
+    // MAX_CLOCK_OFFSET_MS apart: a blind grant that soon after a release is refused, and
+    // the caller grants from the item the refusal returns.
     if (expect.version !== undefined || expect.kind === "expired") {
       conditions.push("#version = :observed");
       values[":observed"] = stringValue(expect.version ?? "");
-    } else conditions.push("(attribute_not_exists(releasedAt) OR releasedAt < :now)");
-    const set = ["holder = :me", "#version = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
+    } else {
+      conditions.push("(attribute_not_exists(grantAttempt) OR grantAttempt <> :attempt)", "(attribute_not_exists(releasedAt) OR releasedAt < :freedBefore)");
+      values[":freedBefore"] = numberValue(Date.now() - MAX_CLOCK_OFFSET_MS);
+    }
+    const set = ["holder = :me", "#version = :attempt", "grantAttempt = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.
     const remove = ["releasedBy", "releasedAt", "grantee", "handoffVersion"];
     if (req.data !== undefined) {
@@ -374,6 +394,7 @@ export class LeaseStore {
       token: numberValue(floorGuess + 1),
       holder: stringValue(req.owner),
       version: stringValue(req.attempt),
+      grantAttempt: stringValue(req.attempt),
       leaseMs: numberValue(req.leaseMs),
       acquiredAt: numberValue(Date.now()),
     };
@@ -857,7 +878,7 @@ export class LeaseStore {
           UpdateExpression: END_HANDOFF_UPDATE,
           ConditionExpression: "#version = :seen AND grantee = :grantee",
           ExpressionAttributeNames: { "#version": "version" },
-          ExpressionAttributeValues: { ":next": stringValue(randomUUID()), ":seen": stringValue(record.version), ":grantee": stringValue(record.grantee ?? "") },
+          ExpressionAttributeValues: { ":next": stringValue(randomUUID()), ":now": numberValue(Date.now()), ":seen": stringValue(record.version), ":grantee": stringValue(record.grantee ?? "") },
           ReturnValues: "ALL_NEW",
         }),
       );

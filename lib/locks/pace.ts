@@ -4,12 +4,22 @@
  * wrong guess costs a request or some latency, never safety.
  *
  * A release hands the lock to the head waiter in its own write, so a waiter has nothing
- * to watch for but its own turn. It predicts it from the pace of the lock: the time per
- * grant this client measured while waiting on it (`cycleMs`), or else the holders' own
- * hint in the item (`holdMs`, durations each holder measured on its own clock) plus two
- * round trips. It looks when its turn is due, and, if the turn has not come, again after
- * a backoff that grows with each look (doubling from about one round trip) and with how
- * long the current grant has lasted (a quarter of it), at most `maxPollMs` apart.
+ * to watch for but its own turn. It predicts it from when the current grant began
+ * (`grantedAt`: the item's `acquiredAt`, the granting writer's wall clock) and what each
+ * grant after it takes at best: the holders' hint in the item (`holdMs`, durations each
+ * holder measured on its own clock), the next holder's look at its handover (half a round
+ * trip after the handover lands, when it too looks on time) and the release's trip (half
+ * a round trip). It sends its look to land just after its own handover would. Aimed at
+ * what the holds and the round trips need, on purpose: a pace measured from waiters' own
+ * looks is self-consistent at any lateness (the lock idles until the next waiter looks,
+ * and the next waiter learns to look that late), and so is any correction learned from
+ * it. A look that comes early costs a read, and the next one is aimed from the item it
+ * returns (bench/locks.ts measures the trade: about one early read per contended grant,
+ * for grants half again as frequent as with a measured pace). With no start known, the
+ * time per grant this client measured while waiting (`cycleMs`), capped by the hint plus
+ * two round trips, predicts from the anchor instead. Past the turn, looks back off
+ * (doubling from half a round trip, at least an eighth of the current grant's age, at
+ * most `maxPollMs` apart).
  *
  * A holder that stops writing is presumed gone: a live holder changes the version at
  * least every third of its lease (heartbeats), and a waiter handed the lock takes it up
@@ -32,6 +42,8 @@
  *
  * Clocks: every time here is on the waiter's own monotonic clock. The hint `holdMs` is a
  * duration another client measured on its own clock; it is compared with nothing.
+ * `grantedAt` is another client's wall-clock time moved onto this clock: a skew between
+ * their wall clocks makes looks that much early (a request) or late (idle time), no more.
  */
 import { HEARTBEAT_FRACTION } from "./defaults.js";
 
@@ -69,6 +81,11 @@ export interface PaceInput {
   readonly cycleMs: number | undefined;
   /** This client's round trip to DynamoDB (ms). */
   readonly rttMs: number;
+  /**
+   * When the current token was granted (or handed over), on this waiter's clock, if the
+   * item says (its `acquiredAt`, moved from the writer's wall clock); never after `tokenSince`.
+   */
+  readonly grantedAt?: number | undefined;
   /** Looks since the lock's state (token, handed over or taken up) last changed. */
   readonly overdue: number;
   readonly minPollMs: number;
@@ -127,6 +144,16 @@ function plannedLook(input: PaceInput): PacePlan {
     return { at: input.versionSince + leaseMs, reason: "expiry" };
   }
   if (now >= silentUntil) return { at: Math.max(now + minPollMs, backoff()), reason: "look" };
+  if (input.grantedAt !== undefined && input.holdMs !== undefined) {
+    // From one handover write's send to the next, when every waiter looks on time: the
+    // write's trip (half a round trip), the next holder's look landing half a round trip
+    // after it and its answer's trip back (one round trip), and the hold. Our look is sent
+    // half a round trip after our own handover would be, to land just after it.
+    const step = input.holdMs + 2 * rttMs;
+    let turn = input.grantedAt + (ahead + 1) * step + rttMs / 2;
+    if (turn <= now || input.overdue > 0) turn = Math.max(turn, backoff());
+    return { at: Math.max(now + minPollMs, Math.min(turn, now + maxPollMs, Math.max(silentUntil, now + minPollMs))), reason: "look" };
+  }
   if (cycle === undefined) {
     if (input.overdue === 0) {
       // Blind: one look when the first heartbeat is due (or BLIND_FIRST_LOOK_MS), even past

@@ -12,63 +12,32 @@
  * the request was made (lib/locks/lease.ts, `grant`).
  */
 import { expect, it } from "vitest";
-import { injectedFailure } from "../../lib/check/middleware.js";
-import { newLockClient, uniqueName } from "../support/locks.js";
-
-const isGrant = (input: Record<string, unknown>) => /holder = :me/.test(String(input["UpdateExpression"] ?? ""));
-
-/** Waits until `check` holds (polling), or fails after `ms`. */
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { delayFirstGrant, expectExistingNames, newLockClient, uniqueName, until } from "../support/locks.js";
 
 it.each([
-  { case: "after its own release", others: 0 },
-  { case: "after others held and released the lock too", others: 2 },
-])("does not grant a released lock again when its grant request arrives late ($case)", { timeout: 30_000 }, async ({ others }) => {
+  { case: "after its own release", others: 0, releaseBehindMs: 0 },
+  // Clock-free: the item remembers the attempt it last granted, whatever `releasedAt` says.
+  { case: "after its own release, stamped by a wall clock far behind", others: 0, releaseBehindMs: 60_000 },
+  { case: "after others held and released the lock too", others: 2, releaseBehindMs: 0 },
+])("does not grant a released lock again when its grant request arrives late ($case)", { timeout: 30_000 }, async ({ others, releaseBehindMs }) => {
   const { client, dynamodb } = newLockClient({ ownerId: "late-grant-owner", leaseMs: 5000 });
-  let letGo!: () => void;
-  const released = new Promise<void>((r) => (letGo = r));
-  let armed = false;
-  let held = false;
-  let lateAnswer: { token?: string; error?: string } | undefined;
+  const delayed = delayFirstGrant(dynamodb);
   dynamodb.middlewareStack.add(
     (next) => async (args) => {
-      const input = args.input as unknown as Record<string, unknown>;
-      if (!armed || held || !isGrant(input)) return next(args);
-      // The first attempt of the first grant: delayed in the network until the test lets it
-      // go; the SDK hears a timeout at once and sends the same request (same attempt id) again.
-      held = true;
-      void released
-        .then(() => next(args))
-        .then(
-          (out) => (lateAnswer = { token: (out.output as { Attributes?: { token?: { N?: string } } }).Attributes?.token?.N }),
-          (err: unknown) => (lateAnswer = { error: (err as Error).name }),
-        );
-      throw injectedFailure("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
+      const input = args.input as { UpdateExpression?: string; ExpressionAttributeValues?: Record<string, { N?: string }> };
+      const values = input.ExpressionAttributeValues;
+      if (/releasedBy = :me/.test(input.UpdateExpression ?? "") && values?.[":now"]?.N) values[":now"] = { N: String(Number(values[":now"].N) - releaseBehindMs) };
+      return next(args);
     },
-    { step: "finalizeRequest", priority: "low", name: "late-grant" },
+    { step: "initialize", name: "release-clock" },
   );
-  // The blind grant is the UpdateItem a client sends first for a name it has no recent
-  // read of, once most names it met already existed (new names go to the creating
-  // transaction, whose late copy finds the item there): teach it so with three such names.
   const maker = newLockClient({ ownerId: "late-grant-maker" }).client;
-  for (let i = 0; i < 3; i++) {
-    const existing = uniqueName("late-grant-existing");
-    await (await maker.acquire(existing)).release();
-    const mine = await client.tryAcquire(existing);
-    expect(mine).toBeDefined();
-    await mine!.release();
-  }
+  await expectExistingNames(client, maker);
   const name = uniqueName("late-grant");
   await (await maker.acquire(name)).release();
-  armed = true;
+  delayed.arm();
   const lock = await client.acquire(name);
-  expect(held).toBe(true);
+  expect(delayed.held).toBe(true);
   expect(await lock.release()).toBe(true);
   let last = lock.fencingToken;
   for (let i = 0; i < others; i++) {
@@ -78,9 +47,9 @@ it.each([
     last = theirs.fencingToken;
     expect(await theirs.release()).toBe(true);
   }
-  letGo();
-  await until(() => lateAnswer !== undefined);
+  delayed.deliver();
+  await until(() => delayed.late !== undefined);
   // The late copy must find its grant already made and released: no second grant, no orphan.
-  expect(lateAnswer).toEqual({ error: "ConditionalCheckFailedException" });
+  expect(delayed.late).toEqual({ error: "ConditionalCheckFailedException" });
   expect(await client.inspect(name)).toMatchObject({ holder: undefined, fencingToken: last });
 });

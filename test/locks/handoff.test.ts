@@ -9,7 +9,7 @@ import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
-import { leaseStore, newLockClient, uniqueName, until } from "../support/locks.js";
+import { leaseStore, newLockClient, queueDeadWaiter, uniqueName, until } from "../support/locks.js";
 
 /** Waiters with short places (1 s, the smallest): a handover to them lasts at most that. */
 const quick = { waiterLeaseMs: 1000, maxPollMs: 250 };
@@ -75,15 +75,7 @@ it("lets the next waiter take over a dead head waiter's handover after its short
   const name = uniqueName();
   const lock = await newLockClient().client.acquire(name);
   // The head waiter crashes while queued: cut off from DynamoDB, its place left behind.
-  const dead = newLockClient(quick);
-  let cut = false;
-  injectFaults(dead.dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
-  const stop = new AbortController();
-  const deadWaiting = dead.client.acquire(name, { waitMs: 60_000, signal: stop.signal }).catch(() => undefined);
-  await until(async () => (await item(name))?.queue.length === 1);
-  cut = true;
-  stop.abort();
-  await deadWaiting;
+  const dead = await queueDeadWaiter(name, quick);
   const live = newLockClient(quick).client.acquire(name, { waitMs: 20_000 });
   await until(async () => (await item(name))?.queue.length === 2);
   await lock.release();

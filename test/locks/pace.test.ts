@@ -62,3 +62,15 @@ it("never sleeps past a handover to it, less a slack, even once the holder is pr
   // A handover lease longer than the sleep changes nothing (the takeover costs no extra look).
   expect(nextLook({ ...silent, handoffMs: 10_000 })).toEqual({ at: 20_000, reason: "expiry" });
 });
+
+it("aims at the turn from when the current grant began: a hold and two round trips per grant ahead, landing just after", () => {
+  // Granted at 9_990 (the item's acquiredAt on our clock); hold 5 ms, round trip 4 ms, two waiters ahead.
+  const started = { ...base, holdMs: 5, ahead: 2, grantedAt: 9_990, cycleMs: 400 };
+  expect(nextLook(started).at).toBeCloseTo(9_990 + 3 * (5 + 2 * 4) + 4 / 2);
+  // A measured pace, however slow, does not delay it: only the holds and the round trips do.
+  expect(nextLook({ ...started, cycleMs: 12 }).at).toBe(nextLook(started).at);
+  // Looked and found it not yet ours: back off from now, never before the next poll.
+  const early = nextLook({ ...started, now: 10_040, overdue: 1 });
+  expect(early.at).toBeGreaterThanOrEqual(10_040 + 2);
+  expect(early.at - 10_040).toBeLessThanOrEqual(250);
+});

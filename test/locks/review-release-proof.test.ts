@@ -16,7 +16,7 @@ import { expect, it } from "vitest";
 import { injectFaults } from "../../lib/check/middleware.js";
 import { END_HANDOFF_UPDATE } from "../../lib/locks/lease.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
-import { leaseStore, newLockClient, uniqueName, until, wait } from "../support/locks.js";
+import { leaseStore, newLockClient, uniqueName, until } from "../support/locks.js";
 
 const quick = { waiterLeaseMs: 1000, maxPollMs: 250 };
 const item = (name: string) => leaseStore().read(`lock#${name}`);
@@ -31,7 +31,8 @@ it("does not report a handover it lost as released by this call", async () => {
   injectFaults(b.dynamodb, (r) => (cut && /renewedAt = :now REMOVE grantee, handoffVersion$/.test(String(r.input["UpdateExpression"] ?? "")) ? { kind: "lose-request" } : undefined));
   const waiting = b.client.acquire(name, { waitMs: 20_000 });
   await until(async () => (await item(name))?.queue.length === 1);
-  await wait(1500); // b past its first (blind) look: it looks at most maxPollMs apart
+  // b past its first (blind) look: from then on it looks at most maxPollMs apart.
+  await until(() => (b.requests.byCommand.get("GetItemCommand") ?? 0) >= 1, 10_000);
   await a.inspect(name);
   await lock.release(); // handed to b (same owner id), 1 s handover lease
   const bLock = await waiting; // taken lazily
@@ -47,7 +48,7 @@ it("does not report a handover it lost as released by this call", async () => {
       UpdateExpression: END_HANDOFF_UPDATE,
       ConditionExpression: "#version = :seen AND grantee = :grantee",
       ExpressionAttributeNames: { "#version": "version" },
-      ExpressionAttributeValues: { ":next": { S: randomUUID() }, ":seen": { S: seen!.version }, ":grantee": { S: seen!.grantee! } },
+      ExpressionAttributeValues: { ":next": { S: randomUUID() }, ":now": { N: String(Date.now()) }, ":seen": { S: seen!.version }, ":grantee": { S: seen!.grantee! } },
     }),
   );
   cut = false;

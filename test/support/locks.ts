@@ -1,6 +1,7 @@
 /** Lock clients on the shared local cloud, each with its own SDK client (so faults stay per client). */
 import { randomUUID } from "node:crypto";
-import { RequestCounter } from "../../lib/check/middleware.js";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { injectedFailure, injectFaults, RequestCounter } from "../../lib/check/middleware.js";
 import { LockClient, type LockClientOptions } from "../../lib/index.js";
 import { LeaseStore } from "../../lib/locks/lease.js";
 import { dynamoDbClient, lockTable } from "./cloud.js";
@@ -31,4 +32,91 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 20_000
     if (Date.now() > end) throw new Error("condition not reached in time");
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Delays in the network the first grant write `client` sends once `arm()` is called: the
+ * SDK hears a timeout at once and sends the same request (same attempt id) again, while the
+ * first copy waits until `deliver()` and then reaches DynamoDB; `late` settles with its
+ * answer (the token it granted, or the error's name).
+ */
+export function delayFirstGrant(dynamodb: DynamoDBClient) {
+  const isGrant = (input: Record<string, unknown>) => /holder = :me/.test(String(input["UpdateExpression"] ?? ""));
+  let armed = false;
+  let deliver!: () => void;
+  const delivered = new Promise<void>((r) => (deliver = r));
+  let late: { token?: string; error?: string } | undefined;
+  const state = {
+    arm: () => void (armed = true),
+    deliver: () => deliver(),
+    /** The first grant was caught and is on its way. */
+    held: false,
+    /** Its answer once it arrived. */
+    get late() {
+      return late;
+    },
+  };
+  dynamodb.middlewareStack.add(
+    (next) => async (args) => {
+      const input = args.input as unknown as Record<string, unknown>;
+      if (!armed || state.held || !isGrant(input)) return next(args);
+      state.held = true;
+      void delivered
+        .then(() => next(args))
+        .then(
+          (out) => (late = { token: (out.output as { Attributes?: { token?: { N?: string } } }).Attributes?.token?.N }),
+          (err: unknown) => (late = { error: (err as Error).name }),
+        );
+      throw injectedFailure("TimeoutError", "injected fault: request delayed in the network; it reaches the service later");
+    },
+    { step: "finalizeRequest", priority: "low", name: "late-grant" },
+  );
+  return state;
+}
+
+/**
+ * Teaches `client` that names it meets already exist, with three such names: its first
+ * grant for a name it has not read is then the blind UpdateItem (new names go to the
+ * creating transaction, whose late copy finds the item there).
+ */
+export async function expectExistingNames(client: LockClient, maker: LockClient): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    const existing = uniqueName("existing");
+    await (await maker.acquire(existing)).release();
+    const mine = await client.tryAcquire(existing);
+    if (!mine) throw new Error(`tryAcquire of the free lock ${existing} was refused`);
+    await mine.release();
+  }
+}
+
+/** `dynamodb`'s wall clock runs `offsetMs` behind: every time its lock writes carry (`:now`, `:freedBefore`) is shifted. */
+export function clockBehind(dynamodb: DynamoDBClient, offsetMs: number): void {
+  dynamodb.middlewareStack.add(
+    (next) => async (args) => {
+      const values = (args.input as { ExpressionAttributeValues?: Record<string, { N?: string }> }).ExpressionAttributeValues;
+      for (const name of [":now", ":freedBefore"]) {
+        if (values?.[name]?.N !== undefined) values[name] = { N: String(Number(values[name].N) - offsetMs) };
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "clock-behind" },
+  );
+}
+
+/**
+ * A waiter that queues for `name` and then crashes: cut off from DynamoDB and abandoned,
+ * its place left behind. Resolves to its client once the queue holds `queued` places and
+ * the waiter is gone.
+ */
+export async function queueDeadWaiter(name: string, options: Partial<LockClientOptions>, queued = 1) {
+  const dead = newLockClient(options);
+  let cut = false;
+  injectFaults(dead.dynamodb, () => (cut ? { kind: "lose-request" } : undefined));
+  const stop = new AbortController();
+  const waiting = dead.client.acquire(name, { waitMs: 60_000, signal: stop.signal }).catch(() => undefined);
+  await until(async () => (await leaseStore().read(`lock#${name}`))?.queue.length === queued);
+  cut = true;
+  stop.abort();
+  await waiting;
+  return dead;
 }
