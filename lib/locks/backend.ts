@@ -46,6 +46,8 @@ export interface Grant {
    * short lease until the first heartbeat asks for `leaseMs` (see lease.ts).
    */
   readonly firstLeaseMs?: number;
+  /** A heartbeat sent for this grant whose outcome is unknown: the version it would have written (see LockGrant). */
+  readonly unsettledVersion?: string | undefined;
 }
 
 /** What a held lease needs from its backend: heartbeats and release. */

@@ -279,7 +279,7 @@ export class LockClient {
 
   #lockFrom(kind: LockKind, name: string, grant: Grant, stopBy: number | undefined): Lock {
     const safetyMarginMs = this.#safetyMarginMs ?? Math.max(grant.leaseMs * SAFETY_MARGIN_FRACTION, MIN_SAFETY_MARGIN_MS);
-    return new Lock({ backend: this.#backend, clock: this.#clock, kind, name, owner: this.ownerId, record: grant, sentAt: grant.sentAt, leaseMs: grant.leaseMs, firstLeaseMs: grant.firstLeaseMs, safetyMarginMs, stopBy });
+    return new Lock({ backend: this.#backend, clock: this.#clock, kind, name, owner: this.ownerId, record: grant, sentAt: grant.sentAt, leaseMs: grant.leaseMs, firstLeaseMs: grant.firstLeaseMs, unsettledVersion: grant.unsettledVersion, safetyMarginMs, stopBy });
   }
 }
 

@@ -192,16 +192,15 @@ export class DynamoDbLockBackend implements LockBackend {
       return result;
     };
     /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
-    // Every grant write of this wait carries one attempt id, so the item's `grantAttempt`
-    // names it once any lands, and a copy of an earlier one delivered late is refused
-    // (lease.ts `grant`); its lease runs from the first send, which is the safe side.
-    const grantAttempt = randomUUID();
+    // Every grant write of this wait names it (the item keeps the id of the wait whose grant
+    // landed last), so a copy of any of them delivered late is refused (lease.ts `grant`).
+    const wait = randomUUID();
     const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
-      const sentAt = clock.now();
-      if (!attempts.has(grantAttempt)) attempts.set(grantAttempt, sentAt);
-      const outcome = await timed(() => write(grantAttempt));
-      if (outcome.granted) return granted(outcome.record, attempts.get(grantAttempt)!);
-      observe(outcome.record, sentAt);
+      const attempt = randomUUID();
+      attempts.set(attempt, clock.now());
+      const outcome = await timed(() => write(attempt));
+      if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
+      observe(outcome.record, attempts.get(attempt));
       return undefined;
     };
 
@@ -214,13 +213,13 @@ export class DynamoDbLockBackend implements LockBackend {
         try {
           if (!known) {
             // Nothing known: one grant attempt (or, for a name probably new, its creation).
-            const grant = await tryGrant((attempt) => this.#firstGrant(key, owner, attempt, leaseMs, data));
+            const grant = await tryGrant((attempt) => this.#firstGrant(key, owner, { attempt, wait }, leaseMs, data));
             if (grant) return grant;
             continue;
           }
           if (record === undefined) {
             // Known to have no item (swept, or never used): create it, granted.
-            const grant = await tryGrant((attempt) => this.#grantMissing(key, owner, attempt, leaseMs, data));
+            const grant = await tryGrant((attempt) => this.#grantMissing(key, owner, { attempt, wait }, leaseMs, data));
             if (grant) return grant;
             continue;
           }
@@ -249,7 +248,7 @@ export class DynamoDbLockBackend implements LockBackend {
           const expired = record.holder !== undefined && now - versionSince >= record.leaseMs;
           if (myTurn && (record.holder === undefined || expired)) {
             const grant = await tryGrant((attempt) =>
-              this.#grant(key, owner, attempt, leaseMs, data, {
+              this.#grant(key, owner, { attempt, wait }, leaseMs, data, {
                 kind: expired ? "expired" : "free",
                 version: versionOf(record!),
                 skip: dead,
@@ -353,7 +352,7 @@ export class DynamoDbLockBackend implements LockBackend {
     const key = leaseKey("lock", request.name);
     const attempt = randomUUID();
     const sentAt = this.#clock.now();
-    let outcome = await this.#firstGrant(key, owner, attempt, leaseMs, data);
+    let outcome = await this.#firstGrant(key, owner, { attempt, wait: attempt }, leaseMs, data);
     const found = outcome.granted ? undefined : outcome.record;
     if (found) this.#remember(key, found, this.#clock.now());
     // Handed to a waiter that has not taken it up for the whole handover lease, as this client
@@ -366,7 +365,7 @@ export class DynamoDbLockBackend implements LockBackend {
       // (Free with none queued: a name guessed new that exists, or freed meanwhile. Take it.)
       const dead = this.#watch.deadPrefix(key, found.queue);
       const expect: GrantExpectation = lapsedHandoff ? { kind: "expired", version: found.version, skip: dead } : { kind: "free", version: versionOf(found), skip: dead };
-      if (dead.length === found.queue.length) outcome = await this.#grant(key, owner, attempt, leaseMs, data, expect);
+      if (dead.length === found.queue.length) outcome = await this.#grant(key, owner, { attempt, wait: attempt }, leaseMs, data, expect);
       else if (dead.length > 0) await this.store.prune(key, dead);
     }
     if (!outcome.granted) return undefined;
@@ -511,36 +510,42 @@ export class DynamoDbLockBackend implements LockBackend {
    * request for a new name; an existing one answers with its item); otherwise the
    * UpdateItem (one request for an existing name; a missing one takes the transaction next).
    */
-  async #firstGrant(key: string, owner: string, attempt: string, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
+  async #firstGrant(key: string, owner: string, ids: GrantIds, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
     const unseen = !this.#memory.has(key);
     if (unseen && this.#newNameShare >= 0.5) {
-      const outcome = await this.#grantMissing(key, owner, attempt, leaseMs, data);
+      const outcome = await this.#grantMissing(key, owner, ids, leaseMs, data);
       this.#learnNewName(outcome.granted || outcome.record === undefined);
       return outcome;
     }
-    const outcome = await this.store.grant({ key, owner, attempt, leaseMs, data, expect: { kind: "free" } });
+    const outcome = await this.store.grant({ key, owner, ...ids, leaseMs, data, expect: { kind: "free" } });
     const missing = !outcome.granted && outcome.record === undefined;
     if (unseen) this.#learnNewName(missing);
-    return missing ? this.#grantMissing(key, owner, attempt, leaseMs, data) : outcome;
+    return missing ? this.#grantMissing(key, owner, ids, leaseMs, data) : outcome;
   }
 
   #learnNewName(wasNew: boolean): void {
     this.#newNameShare += ((wasNew ? 1 : 0) - this.#newNameShare) * NEW_NAME_SMOOTHING;
   }
 
-  #grant(key: string, owner: string, attempt: string, leaseMs: number, data: string | undefined, expect: GrantExpectation) {
-    return this.store.grant({ key, owner, attempt, leaseMs, data, expect }).then(async (outcome) =>
-      !outcome.granted && outcome.record === undefined ? this.#grantMissing(key, owner, attempt, leaseMs, data) : outcome,
+  #grant(key: string, owner: string, ids: GrantIds, leaseMs: number, data: string | undefined, expect: GrantExpectation) {
+    return this.store.grant({ key, owner, ...ids, leaseMs, data, expect }).then(async (outcome) =>
+      !outcome.granted && outcome.record === undefined ? this.#grantMissing(key, owner, ids, leaseMs, data) : outcome,
     );
   }
 
-  async #grantMissing(key: string, owner: string, attempt: string, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
+  async #grantMissing(key: string, owner: string, ids: GrantIds, leaseMs: number, data: string | undefined): Promise<GrantOutcome> {
     for (;;) {
-      const outcome = await this.store.grantMissing({ key, owner, attempt, leaseMs, data, expect: { kind: "free" } }, this.#floorGuess);
+      const outcome = await this.store.grantMissing({ key, owner, ...ids, leaseMs, data, expect: { kind: "free" } }, this.#floorGuess);
       if (!("floor" in outcome)) return outcome;
       this.#floorGuess = outcome.floor;
     }
   }
+}
+
+/** A grant write's own attempt id, and the id of the wait it belongs to (lease.ts GrantRequest). */
+interface GrantIds {
+  readonly attempt: string;
+  readonly wait: string;
 }
 
 /** The version a grant from a read of `record` names (none for an item without one: then the grant is blind). */

@@ -54,7 +54,7 @@ export class LambdaLockBackend implements LockBackend {
       const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
       try {
         const grant = await this.call(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data });
-        return grantOf(grant, sentAt);
+        return grantOf(grant, sentAt, request.leaseMs);
       } catch (err) {
         if (!(err instanceof LockTimeoutError) || this.clock.now() >= deadline) throw err;
       }
@@ -64,7 +64,7 @@ export class LambdaLockBackend implements LockBackend {
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const sentAt = this.clock.now();
     const out = await this.call({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data });
-    return out.granted ? grantOf(out.lock, sentAt) : undefined;
+    return out.granted ? grantOf(out.lock, sentAt, request.leaseMs) : undefined;
   }
 
   async read(lease: LeaseName): Promise<LockState | undefined> {
@@ -92,6 +92,12 @@ export class LambdaLockBackend implements LockBackend {
   }
 }
 
-function grantOf(grant: LockGrant, sentAt: number): Grant {
-  return { fencingToken: grant.fencingToken, version: grant.version, data: grant.data, leaseMs: grant.leaseMs, sentAt };
+/**
+ * The grant as this side holds it: a lease shorter than asked (a handover the service could
+ * not take up in time) lasts as it stands, and heartbeats still ask for the lease asked.
+ */
+function grantOf(grant: LockGrant, sentAt: number, askedLeaseMs: number): Grant {
+  const asked = Math.round(askedLeaseMs);
+  const short = grant.leaseMs < asked ? { leaseMs: asked, firstLeaseMs: grant.leaseMs } : { leaseMs: grant.leaseMs };
+  return { fencingToken: grant.fencingToken, version: grant.version, data: grant.data, ...short, sentAt, unsettledVersion: grant.unsettledVersion };
 }

@@ -57,16 +57,15 @@
  * - A grant applies at most once (a copy delivered late, an SDK retry's stuck first attempt
  *   or a write the client gave up on, must not grant the lock again to an owner no longer
  *   waiting, once it is free again). A grant from a read names the version read, which
- *   every grant and release changes. A blind grant is refused by `grantAttempt` (the
- *   attempt id of the last grant, kept by releases) and by `releasedAt` (set by every write
- *   that frees the lock: releases, decline, ending a handover) at or after its own send,
- *   less MAX_CLOCK_OFFSET_MS for the writers' wall clocks. Every grant write of one wait
- *   shares one attempt id, so a copy of any of them meets its own id once one lands; the
- *   wait's lease runs from the first send of that id, so a late copy landing after a
- *   takeover (its version again equal to one a taker watched earlier) is believed for no
- *   longer than the first would have been. Beyond the clock bound, or for a wait that gave
- *   up before any grant of it landed, a late grant can still land on a lock freed since:
- *   a grant nobody believes it holds, which its lease ends (liveness, never safety).
+ *   every grant and release changes. A blind grant is refused by `grantWait` (the id of the
+ *   wait whose grant landed last, shared by all grant writes of one wait, each of which
+ *   still has an attempt id of its own; kept by releases) and by `releasedAt` (set by every
+ *   write that frees the lock: releases, decline, ending a handover) at or after its own
+ *   send, less MAX_CLOCK_OFFSET_MS for the writers' wall clocks. A late copy of the creating
+ *   transaction fails its floor check once the item was deleted: every delete moves the
+ *   floor first. Beyond the clock bound, or for a wait that gave up before any grant of it
+ *   landed, a late grant can still land on a lock freed since: a grant nobody believes it
+ *   holds, which its lease ends (liveness, never safety).
  * - Earlier clients: their waiters' ids lack the `#h` mark (queue.ts), and a release frees
  *   the lock for them as before instead of handing it over; an earlier client's write
  *   ends a pending handover like any write (it changes `version`).
@@ -246,7 +245,13 @@ export interface GrantExpectation {
 export interface GrantRequest {
   readonly key: string;
   readonly owner: string;
+  /** This write's own attempt id (the item's `version` once it lands). */
   readonly attempt: string;
+  /**
+   * The id of the wait this write belongs to, shared by all its grant writes (default: the
+   * attempt id): kept on the item as `grantWait`, it refuses a late blind copy of any of them.
+   */
+  readonly wait?: string;
   readonly leaseMs: number;
   readonly data?: string;
   readonly expect: GrantExpectation;
@@ -324,13 +329,13 @@ export class LeaseStore {
   async grant(req: GrantRequest): Promise<GrantOutcome> {
     const { expect } = req;
     const names: Record<string, string> = { "#token": "token", "#data": "data", "#queue": "queue", "#version": "version" };
-    const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(Date.now()) };
+    const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":wait": stringValue(req.wait ?? req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(Date.now()) };
     const conditions = ["attribute_exists(pk)"];
     if (expect.kind === "free") conditions.push("attribute_not_exists(holder)");
     // A grant must not apply twice: a copy delivered late (the SDK retried it, or the client
     // gave up on it) would grant again, to an owner no longer waiting, once the lock is free
     // again. A grant from a read names the version it read (every grant and release changes
-    // it). A blind one refuses the item its own attempt last granted (`grantAttempt`, which
+    // it). A blind one refuses the item its own wait last granted (`grantWait`, which
     // releases keep), and a lock freed after it was made (`releasedAt`, which every write
     // that frees the lock sets on the writer's wall clock), allowing for clocks up to
     // MAX_CLOCK_OFFSET_MS apart: a blind grant that soon after a release is refused, and
@@ -339,10 +344,10 @@ export class LeaseStore {
       conditions.push("#version = :observed");
       values[":observed"] = stringValue(expect.version ?? "");
     } else {
-      conditions.push("(attribute_not_exists(grantAttempt) OR grantAttempt <> :attempt)", "(attribute_not_exists(releasedAt) OR releasedAt < :freedBefore)");
+      conditions.push("(attribute_not_exists(grantWait) OR grantWait <> :wait)", "(attribute_not_exists(releasedAt) OR releasedAt < :freedBefore)");
       values[":freedBefore"] = numberValue(Date.now() - MAX_CLOCK_OFFSET_MS);
     }
-    const set = ["holder = :me", "#version = :attempt", "grantAttempt = :attempt", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
+    const set = ["holder = :me", "#version = :attempt", "grantWait = :wait", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.
     const remove = ["releasedBy", "releasedAt", "grantee", "handoffVersion"];
     if (req.data !== undefined) {
@@ -394,7 +399,7 @@ export class LeaseStore {
       token: numberValue(floorGuess + 1),
       holder: stringValue(req.owner),
       version: stringValue(req.attempt),
-      grantAttempt: stringValue(req.attempt),
+      grantWait: stringValue(req.wait ?? req.attempt),
       leaseMs: numberValue(req.leaseMs),
       acquiredAt: numberValue(Date.now()),
     };
@@ -891,7 +896,7 @@ export class LeaseStore {
 
   /** Deletes a released, unqueued item if it is still as read, after raising the floor to its token. */
   async #deleteIdle(record: LeaseRecord): Promise<boolean> {
-    await this.raiseFloor(record.fencingToken);
+    await this.#moveFloor(record.fencingToken);
     try {
       await this.dynamodb.send(
         new DeleteItemCommand({
@@ -909,8 +914,8 @@ export class LeaseStore {
     }
   }
 
-  /** Raises the table-wide token floor to at least `token`. */
-  async raiseFloor(token: number): Promise<void> {
+  /** Raises the table-wide token floor to at least `token`; resolves to whether this call moved it. */
+  async raiseFloor(token: number): Promise<boolean> {
     try {
       await this.dynamodb.send(
         new UpdateItemCommand({
@@ -921,8 +926,27 @@ export class LeaseStore {
           ExpressionAttributeValues: { ":token": numberValue(token) },
         }),
       );
+      return true;
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return false;
     }
+  }
+
+  /**
+   * Before a delete: raises the floor to at least `token`, and moves it by one if it was
+   * already there, so that every creating transaction sent before the delete (its floor
+   * check names the floor it knew) fails, late copies included (the module header).
+   */
+  async #moveFloor(token: number): Promise<void> {
+    if (await this.raiseFloor(token)) return;
+    await this.dynamodb.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: { pk: stringValue(TOKEN_FLOOR_KEY) },
+        UpdateExpression: "ADD maxToken :one",
+        ExpressionAttributeValues: { ":one": numberValue(1) },
+      }),
+    );
   }
 }

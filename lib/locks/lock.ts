@@ -25,6 +25,11 @@ export interface LockParams {
   /** The grant's own lease from `sentAt`, if not `leaseMs` (a handover not yet written by its holder); heartbeats ask for `leaseMs`. */
   readonly firstLeaseMs?: number | undefined;
   readonly safetyMarginMs: number;
+  /**
+   * A heartbeat sent for this grant before it reached the Lock (by the lock service) whose
+   * outcome is unknown: the version it would have written. Counted from `sentAt` if it landed.
+   */
+  readonly unsettledVersion?: string | undefined;
   /** Monotonic time after which no heartbeat may be sent (end of a Lambda invocation). */
   readonly stopBy?: number;
   /**
@@ -83,6 +88,7 @@ export class Lock {
     this.data = params.record.data;
     this.#version = params.record.version;
     this.#grantedAt = params.clock.now();
+    if (params.unsettledVersion !== undefined) this.#unsettled.set(params.unsettledVersion, params.sentAt);
     const firstLeaseMs = params.firstLeaseMs ?? params.leaseMs;
     this.#deadline = params.sentAt + firstLeaseMs - params.safetyMarginMs;
     this.#armDeadline();

@@ -89,6 +89,13 @@ export interface LockGrant {
   version: string;
   leaseMs: number;
   data?: string;
+  /**
+   * The version a heartbeat the service sent for the caller (to give a handed-over lock the
+   * lease asked for) would have written, when the service could not learn in time whether
+   * it landed: the caller's first heartbeat, refused from `version`, finds the lock at this
+   * one if it did, and carries on from it. Absent otherwise.
+   */
+  unsettledVersion?: string;
 }
 
 export interface LockResponses {

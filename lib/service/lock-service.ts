@@ -17,6 +17,7 @@ import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js
 import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { LockTimeoutError } from "../errors.js";
 import { recordGrant } from "./domain-metrics.js";
+import { certainlyNotApplied } from "../internal/outcomes.js";
 
 
 export interface LockServiceOptions {
@@ -71,7 +72,7 @@ export class LockService {
     switch (req.action) {
       case "acquire": {
         const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data }));
-        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS);
+        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS, context);
       }
       case "tryAcquire": {
         const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data }));
@@ -130,15 +131,33 @@ export class LockService {
    * Detaches a lock for its remote caller with the lease it asked for. A lock handed over by
    * a release and held without a write yet runs on the handover's short lease (lease.ts):
    * it is taken up first with one heartbeat asking for `leaseMs`, as the holder's own first
-   * heartbeat would. If that heartbeat is refused or its outcome unknown, the caller gets
-   * the grant as it stands, with its real (short) lease.
+   * heartbeat would. If that heartbeat is refused, the caller gets the grant as it stands,
+   * with its real (short) lease. If its outcome is unknown (an error that may have applied,
+   * or no answer within half the grant's remaining lease, or within the invocation's time
+   * less half the response reserve: the caller must hear while it can still use the grant),
+   * the caller gets that too, and the version the heartbeat would have written
+   * (`unsettledVersion`), which its Lock recognises as its own.
    */
-  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number): Promise<LockGrant> {
+  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number, context: InvocationContext | undefined): Promise<LockGrant> {
+    const leftMs = lock.remainingMs();
     const grant = grantOf(name, lock);
     if (grant.leaseMs >= leaseMs) return grant;
     const next = randomUUID();
-    const outcome = await this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).catch(() => undefined);
-    return outcome?.ok ? { ...grant, version: next, leaseMs } : grant;
+    // Answer while the caller has time to hear it, and half the grant's own lease left to use.
+    const budgetMs = Math.min(leftMs / 2, context ? context.getRemainingTimeInMillis() - SERVICE_RESPONSE_RESERVE_MS / 2 : Number.POSITIVE_INFINITY);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
+        (result) => (result.ok ? ("landed" as const) : ("refused" as const)),
+        (err: unknown) => (certainlyNotApplied(err) ? ("refused" as const) : ("unknown" as const)),
+      ),
+      new Promise<"unknown">((resolve) => {
+        if (Number.isFinite(budgetMs)) timer = setTimeout(() => resolve("unknown"), Math.max(0, budgetMs));
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome === "landed") return { ...grant, version: next, leaseMs };
+    return outcome === "unknown" ? { ...grant, unsettledVersion: next } : grant;
   }
 
   #clientFor(owner: string): LockClient {

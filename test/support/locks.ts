@@ -34,14 +34,19 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 20_000
   }
 }
 
+/** A grant UpdateItem (not the creating transaction). */
+const isGrantUpdate = (input: Record<string, unknown>) => /holder = :me/.test(String(input["UpdateExpression"] ?? ""));
+
+/** The creating transaction of a lock item (`grantMissing`). */
+export const isCreatingTransaction = (input: Record<string, unknown>) => Array.isArray(input["TransactItems"]);
+
 /**
- * Delays in the network the first grant write `client` sends once `arm()` is called: the
- * SDK hears a timeout at once and sends the same request (same attempt id) again, while the
- * first copy waits until `deliver()` and then reaches DynamoDB; `late` settles with its
- * answer (the token it granted, or the error's name).
+ * Delays in the network the first grant write `client` sends once `arm()` is called (a
+ * grant UpdateItem, or what `isGrant` picks): the SDK hears a timeout at once and sends the
+ * same request again, while the first copy waits until `deliver()` and then reaches
+ * DynamoDB; `late` settles with its answer (the token an UpdateItem granted, or the error's name).
  */
-export function delayFirstGrant(dynamodb: DynamoDBClient) {
-  const isGrant = (input: Record<string, unknown>) => /holder = :me/.test(String(input["UpdateExpression"] ?? ""));
+export function delayFirstGrant(dynamodb: DynamoDBClient, isGrant: (input: Record<string, unknown>) => boolean = isGrantUpdate) {
   let armed = false;
   let deliver!: () => void;
   const delivered = new Promise<void>((r) => (deliver = r));
