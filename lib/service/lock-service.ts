@@ -17,7 +17,6 @@ import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js
 import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { LockTimeoutError } from "../errors.js";
 import { recordGrant } from "./domain-metrics.js";
-import { certainlyNotApplied } from "../internal/outcomes.js";
 
 
 export interface LockServiceOptions {
@@ -132,8 +131,8 @@ export class LockService {
    * a release and held without a write yet runs on the handover's short lease (lease.ts):
    * it is taken up first with one heartbeat asking for `leaseMs`, as the holder's own first
    * heartbeat would. If that heartbeat is refused, the caller gets the grant as it stands,
-   * with its real (short) lease. If its outcome is unknown (an error that may have applied,
-   * or no answer within half the grant's remaining lease, or within the invocation's time
+   * with its real (short) lease. If its outcome is unknown (an error, a refusal that finds
+   * the item still at the grant, or no answer within half the grant's remaining lease, or within the invocation's time
    * less half the response reserve: the caller must hear while it can still use the grant),
    * the caller gets that too, and the version the heartbeat would have written
    * (`unsettledVersion`), which its Lock recognises as its own.
@@ -148,8 +147,11 @@ export class LockService {
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
-        (result) => (result.ok ? ("landed" as const) : ("refused" as const)),
-        (err: unknown) => (certainlyNotApplied(err) ? ("refused" as const) : ("unknown" as const)),
+        // Refused only when the item has moved past the grant: still at it (ours), the
+        // heartbeat may yet land (a copy stuck in the network), so its outcome is unknown.
+        (result) => (result.ok ? ("landed" as const) : result.found?.version === grant.version && result.found.holder === owner ? ("unknown" as const) : ("refused" as const)),
+        // Whatever the last attempt's error, an earlier attempt of it may have landed.
+        () => "unknown" as const,
       ),
       new Promise<"unknown">((resolve) => {
         if (Number.isFinite(budgetMs)) timer = setTimeout(() => resolve("unknown"), Math.max(0, budgetMs));

@@ -287,7 +287,8 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
     lives.set(w, turn + 1);
     const mode = plan.ends[turn % plan.ends.length]!;
     // A life that ends in a pause lasts until it has paused (it needs a partition first,
-    // which a loaded machine may take a whole life to grant): coverage by waiting, not luck.
+    // which a loaded machine may take a whole life to grant), and a life that lost its
+    // session first leaves the pause to the worker's next one: coverage by waiting, not luck.
     const life = w.random.int(...plan.life);
     const until = mode === "pause" ? deadline : Math.min(performance.now() + life, deadline);
     const stop = new AbortController();
@@ -308,6 +309,7 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
     })();
 
     let writes = 0;
+    let pausedNow = false;
     const pauseAt = w.random.int(0, 3);
     const write = async (p: number, token: number) => {
       const value = `${w.id}:${token}:${writes++}`;
@@ -334,6 +336,7 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
       const [p, token] = w.random.pick(believed);
       if (mode === "pause" && writes >= pauseAt) {
         stats.paused++;
+        pausedNow = true;
         const from = recorder.now();
         await w.gate.pause(w.random.int(TTL_MS * 2, TTL_MS * 3));
         run.pauses.push({ process: w.id, key: partitionKey(p), from, to: recorder.now() });
@@ -345,6 +348,7 @@ export async function runCoordinationWorkload(env: WorkloadEnvironment, options:
       await write(p, token);
       await pauseFor(w.random.int(5, 30));
     }
+    if (mode === "pause" && !pausedNow) lives.set(w, turn);
 
     if (mode === "crash") {
       // Dies: nothing more leaves it. Its session must be expired by the others.
