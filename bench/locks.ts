@@ -120,7 +120,7 @@ interface Results {
   requestsByCommand: string;
   firstUse: { requestsPerCycle: number; byCommand: string };
   cyclesPerSecond: number;
-  contended: { grants: number; perWorker: number[]; maxWaitMs: number; p99WaitMs: number; requestsPerGrant: number };
+  contended: { grants: number; perWorker: number[]; maxWaitMs: number; p99WaitMs: number; requestsPerGrant: number; byCommand: string };
   takeover: { ms: number; requests: number };
 }
 
@@ -184,6 +184,7 @@ async function contention({ contender, requests }: Instrumented): Promise<Result
     maxWaitMs: waits[waits.length - 1] ?? 0,
     p99WaitMs: waits[Math.floor(waits.length * 0.99)] ?? 0,
     requestsPerGrant: requests.total / Math.max(1, grants),
+    byCommand: byCommand(requests, Math.max(1, grants)),
   };
 }
 
@@ -228,6 +229,7 @@ function report(ours: Results, peer: Results): string {
     ["  max wait (ms)", fmt(ours.contended.maxWaitMs, 0), fmt(peer.contended.maxWaitMs, 0), ""],
     ["  p99 wait (ms)", fmt(ours.contended.p99WaitMs, 0), fmt(peer.contended.p99WaitMs, 0), ""],
     ["  DynamoDB requests per contended grant", fmt(ours.contended.requestsPerGrant, 2), fmt(peer.contended.requestsPerGrant, 2), ""],
+    ["    by command", ours.contended.byCommand, peer.contended.byCommand, ""],
     [`takeover of a crashed holder's lock (ms, lease ${LEASE_MS} ms)`, fmt(ours.takeover.ms, 0), fmt(peer.takeover.ms, 0), ""],
     ["  requests to take over", String(ours.takeover.requests), String(peer.takeover.requests), ""],
   ];
@@ -251,7 +253,8 @@ function report(ours: Results, peer: Results): string {
     "round trips per grant, all by one worker). Fencepost's release hands the lock to the head waiter in the same write; a",
     "contended grant costs the waiter's place, the release, and the waiter's looks (reads) until one finds the lock handed",
     "to it. Per grant that is hold + one round trip + the gap between the release landing and the next waiter's look: looks",
-    "are timed from the lock's pace, and each look that comes early costs a request. A crashed holder costs its successor a",
+    "are aimed from when the current grant began (the item's acquiredAt) at a hold and two round trips per grant ahead, and",
+    "each look that comes early costs a read. A crashed holder costs its successor a",
     "refused grant, its place, one look (the holder missed its heartbeat) and the takeover at the end of the lease on the",
     "successor's own clock. A new name is created in the first request (a transaction checking the token floor). Rates on",
     "DynamoDB Local are not AWS rates; the ratios and request counts are what carry over.",
