@@ -64,7 +64,8 @@ export interface CommonLockClientOptions {
   waitMs?: number;
   /**
    * Shortest gap between two looks of a waiter at the lock (after one that came before its
-   * turn). Looks are timed by the lock's pace (see pace.ts), not every pollMs.
+   * turn). Looks are timed by the lock's pace (see pace.ts), not every pollMs; and a waiter
+   * looks before a handover to it could lapse (its handover lease, at least 1 s), whatever pollMs.
    * @default DEFAULT_POLL_MS (2 ms)
    */
   pollMs?: number;

@@ -87,12 +87,15 @@ import { OutcomeUnknownError, ReleaseIncompleteError } from "../errors.js";
 import { MAX_WAITER_LEASE_MS, MAX_WAITERS, parsePlace, PLACE_MARGIN_MS } from "./queue.js";
 import { MAX_CLOCK_OFFSET_MS } from "./defaults.js";
 import { sleep } from "../internal/time.js";
-import { certainlyNotApplied } from "../internal/outcomes.js";
+import { certainlyNotApplied, isBusy } from "../internal/outcomes.js";
 
 type Item = Record<string, AttributeValue>;
 
 /** How many times a release is sent while the item shows it never arrived (about 5 s of backoff in all). */
 const RELEASE_TRIES = 8;
+
+/** How many times a write to the token floor is sent while DynamoDB answers busy (a transaction on it in progress, throttling). */
+const FLOOR_WRITE_TRIES = 8;
 
 /** Most dead places one write removes (keeps condition expressions short). */
 export const MAX_SKIP_PER_WRITE = 32;
@@ -917,7 +920,7 @@ export class LeaseStore {
   /** Raises the table-wide token floor to at least `token`; resolves to whether this call moved it. */
   async raiseFloor(token: number): Promise<boolean> {
     try {
-      await this.dynamodb.send(
+      await this.#writeFloor(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(TOKEN_FLOOR_KEY) },
@@ -940,7 +943,7 @@ export class LeaseStore {
    */
   async #moveFloor(token: number): Promise<void> {
     if (await this.raiseFloor(token)) return;
-    await this.dynamodb.send(
+    await this.#writeFloor(
       new UpdateItemCommand({
         TableName: this.tableName,
         Key: { pk: stringValue(TOKEN_FLOOR_KEY) },
@@ -948,5 +951,22 @@ export class LeaseStore {
         ExpressionAttributeValues: { ":one": numberValue(1) },
       }),
     );
+  }
+
+  /**
+   * One write to the floor item. Every first grant of a name checks that item in its
+   * transaction, so on a busy table a write to it meets a transaction in progress
+   * (TransactionConflict) now and then: nothing applied, and it is sent again shortly.
+   */
+  async #writeFloor(command: UpdateItemCommand): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        await this.dynamodb.send(command);
+        return;
+      } catch (err) {
+        if (!isBusy(err) || tries >= FLOOR_WRITE_TRIES) throw err;
+        await sleep(10 * tries + Math.random() * 40);
+      }
+    }
   }
 }

@@ -116,9 +116,10 @@ export function nextLook(input: PaceInput): PacePlan {
   if (input.handoffMs === undefined) return plan;
   // A handover to us lasts handoffMs from the release, and the release may come during any
   // sleep (a slow holder presumed gone too): look (then accept) before the next waiter may
-  // take it over, with slack for a read, an accept and clock rates.
+  // take it over, with slack for a read, an accept and clock rates. This bound goes before
+  // minPollMs: a waiter told to look rarely must still not lose a turn handed to it.
   const slack = Math.max(MIN_SILENCE_SLACK_MS, input.handoffMs / 10) + 2 * input.rttMs;
-  const latest = input.now + Math.max(input.minPollMs, input.handoffMs - slack);
+  const latest = input.now + Math.max(1, input.handoffMs - slack);
   return plan.at > latest ? { at: latest, reason: "look" } : plan;
 }
 

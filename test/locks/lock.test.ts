@@ -3,10 +3,11 @@
  * fencing of a paused holder, lost responses, owner-only release, token monotonicity.
  */
 import { describe, expect, it } from "vitest";
-import { injectFaults } from "../../lib/check/middleware.js";
+import { injectedFailure, injectFaults } from "../../lib/check/middleware.js";
+import { TOKEN_FLOOR_KEY } from "../../lib/locks/lease.js";
 import { FencedStore, LockLostError, LockTimeoutError, NotLockOwnerError, StaleTokenError, InvalidArgumentError } from "../../lib/index.js";
 import { dynamoDbClient, lockTable } from "../support/cloud.js";
-import { newLockClient, uniqueName, wait } from "../support/locks.js";
+import { leaseStore, newLockClient, uniqueName, wait } from "../support/locks.js";
 
 describe("LockClient", () => {
   it("grants a free lock in one request and releases it in one, with tokens increasing", async () => {
@@ -303,6 +304,29 @@ describe("fencing tokens never regress", () => {
     tokens.push(e.fencingToken);
     await e.release();
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!);
+  });
+  it("moves the floor past a first grant's transaction in progress on it, and cleanup still deletes the idle item", async () => {
+    const name = uniqueName();
+    const { client, dynamodb } = newLockClient();
+    await (await client.acquire(name)).release();
+    // The first two writes to the floor item meet a transaction in progress (nothing applied).
+    let conflicts = 0;
+    dynamodb.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Key?: { pk?: { S?: string } } };
+        if (input.Key?.pk?.S === TOKEN_FLOOR_KEY && conflicts < 2) {
+          conflicts++;
+          throw injectedFailure("TransactionConflictException", "injected fault: a transaction is in progress on the floor item", 400);
+        }
+        return next(args);
+      },
+      { step: "finalizeRequest", priority: "low", name: "floor-conflict" },
+    );
+    const floorBefore = await leaseStore().tokenFloor();
+    expect(await client.sweep({ idleMs: 0 })).toBeGreaterThan(0);
+    expect(conflicts).toBe(2);
+    expect(await client.inspect(name)).toBeUndefined();
+    expect(await leaseStore().tokenFloor()).toBeGreaterThan(floorBefore);
   });
 });
 

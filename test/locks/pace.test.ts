@@ -59,6 +59,8 @@ it("never sleeps past a handover to it, less a slack, even once the holder is pr
   expect(nextLook(silent)).toEqual({ at: 20_000, reason: "expiry" });
   // A handover to it would last 1 s: it looks within that, less max(50, 100) + 2 round trips.
   expect(nextLook({ ...silent, handoffMs: 1000 })).toEqual({ at: 14_500 + 1000 - 108, reason: "look" });
+  // Even a waiter told to look at most every 2 s: the handover lease bounds its sleep first.
+  expect(nextLook({ ...silent, handoffMs: 1000, minPollMs: 2000 })).toEqual({ at: 14_500 + 1000 - 108, reason: "look" });
   // A handover lease longer than the sleep changes nothing (the takeover costs no extra look).
   expect(nextLook({ ...silent, handoffMs: 10_000 })).toEqual({ at: 20_000, reason: "expiry" });
 });
