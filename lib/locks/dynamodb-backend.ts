@@ -191,10 +191,10 @@ export class DynamoDbLockBackend implements LockBackend {
       this.#rttMs += (clock.now() - sentAt - this.#rttMs) * RTT_SMOOTHING;
       return result;
     };
-    /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
     // Every grant write of this wait names it (the item keeps the id of the wait whose grant
     // landed last), so a copy of any of them delivered late is refused (lease.ts `grant`).
     const wait = randomUUID();
+    /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
     const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
       const attempt = randomUUID();
       attempts.set(attempt, clock.now());
@@ -351,8 +351,9 @@ export class DynamoDbLockBackend implements LockBackend {
     const { owner, leaseMs, data } = request;
     const key = leaseKey("lock", request.name);
     const attempt = randomUUID();
+    const ids = { attempt, wait: attempt };
     const sentAt = this.#clock.now();
-    let outcome = await this.#firstGrant(key, owner, { attempt, wait: attempt }, leaseMs, data);
+    let outcome = await this.#firstGrant(key, owner, ids, leaseMs, data);
     const found = outcome.granted ? undefined : outcome.record;
     if (found) this.#remember(key, found, this.#clock.now());
     // Handed to a waiter that has not taken it up for the whole handover lease, as this client
@@ -365,7 +366,7 @@ export class DynamoDbLockBackend implements LockBackend {
       // (Free with none queued: a name guessed new that exists, or freed meanwhile. Take it.)
       const dead = this.#watch.deadPrefix(key, found.queue);
       const expect: GrantExpectation = lapsedHandoff ? { kind: "expired", version: found.version, skip: dead } : { kind: "free", version: versionOf(found), skip: dead };
-      if (dead.length === found.queue.length) outcome = await this.#grant(key, owner, { attempt, wait: attempt }, leaseMs, data, expect);
+      if (dead.length === found.queue.length) outcome = await this.#grant(key, owner, ids, leaseMs, data, expect);
       else if (dead.length > 0) await this.store.prune(key, dead);
     }
     if (!outcome.granted) return undefined;

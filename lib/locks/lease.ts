@@ -332,7 +332,8 @@ export class LeaseStore {
   async grant(req: GrantRequest): Promise<GrantOutcome> {
     const { expect } = req;
     const names: Record<string, string> = { "#token": "token", "#data": "data", "#queue": "queue", "#version": "version" };
-    const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":wait": stringValue(req.wait ?? req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(Date.now()) };
+    const now = Date.now();
+    const values: Item = { ":me": stringValue(req.owner), ":attempt": stringValue(req.attempt), ":wait": stringValue(req.wait ?? req.attempt), ":lease": numberValue(req.leaseMs), ":one": numberValue(1), ":now": numberValue(now) };
     const conditions = ["attribute_exists(pk)"];
     if (expect.kind === "free") conditions.push("attribute_not_exists(holder)");
     // A grant must not apply twice: a copy delivered late (the SDK retried it, or the client
@@ -348,7 +349,7 @@ export class LeaseStore {
       values[":observed"] = stringValue(expect.version ?? "");
     } else {
       conditions.push("(attribute_not_exists(grantWait) OR grantWait <> :wait)", "(attribute_not_exists(releasedAt) OR releasedAt < :freedBefore)");
-      values[":freedBefore"] = numberValue(Date.now() - MAX_CLOCK_OFFSET_MS);
+      values[":freedBefore"] = numberValue(now - MAX_CLOCK_OFFSET_MS);
     }
     const set = ["holder = :me", "#version = :attempt", "grantWait = :wait", "leaseMs = :lease", "#token = #token + :one", "acquiredAt = :now", "renewedAt = :now"];
     // A handover still pending (a taken-over one) ends with this grant; one left behind by an earlier client's write goes too.

@@ -145,17 +145,8 @@ function plannedLook(input: PaceInput): PacePlan {
     return { at: input.versionSince + leaseMs, reason: "expiry" };
   }
   if (now >= silentUntil) return { at: Math.max(now + minPollMs, backoff()), reason: "look" };
-  if (input.grantedAt !== undefined && input.holdMs !== undefined) {
-    // From one handover write's send to the next, when every waiter looks on time: the
-    // write's trip (half a round trip), the next holder's look landing half a round trip
-    // after it and its answer's trip back (one round trip), and the hold. Our look is sent
-    // half a round trip after our own handover would be, to land just after it.
-    const step = input.holdMs + 2 * rttMs;
-    let turn = input.grantedAt + (ahead + 1) * step + rttMs / 2;
-    if (turn <= now || input.overdue > 0) turn = Math.max(turn, backoff());
-    return { at: Math.max(now + minPollMs, Math.min(turn, now + maxPollMs, Math.max(silentUntil, now + minPollMs))), reason: "look" };
-  }
-  if (cycle === undefined) {
+  const turn = predictedTurn(input, cycle);
+  if (turn === undefined) {
     if (input.overdue === 0) {
       // Blind: one look when the first heartbeat is due (or BLIND_FIRST_LOOK_MS), even past
       // maxPollMs: a single look then tells a crashed holder from a live one.
@@ -163,14 +154,27 @@ function plannedLook(input: PaceInput): PacePlan {
     }
     return { at: Math.max(now + minPollMs, Math.min(backoff(), Math.max(silentUntil, now + minPollMs))), reason: "look" };
   }
+  // Past the predicted turn: back off. Never past the moment the holder would be presumed gone
+  // (one look then settles it), nor more than maxPollMs while it is alive.
+  const at = turn <= now || input.overdue > 0 ? Math.max(turn, backoff()) : turn;
+  return { at: Math.max(now + minPollMs, Math.min(at, now + maxPollMs, Math.max(silentUntil, now + minPollMs))), reason: "look" };
+}
+
+/** When this waiter's turn should come, from the current grant's start, or else from the anchor at the measured pace; undefined when neither is known. */
+function predictedTurn(input: PaceInput, cycle: number | undefined): number | undefined {
+  const { ahead, rttMs } = input;
+  if (input.grantedAt !== undefined && input.holdMs !== undefined) {
+    // From one handover write's send to the next, when every waiter looks on time: the
+    // write's trip (half a round trip), the next holder's look landing half a round trip
+    // after it and its answer's trip back (one round trip), and the hold. Our look is sent
+    // half a round trip after our own handover would be, to land just after it.
+    return input.grantedAt + (ahead + 1) * (input.holdMs + 2 * rttMs) + rttMs / 2;
+  }
+  if (cycle === undefined) return undefined;
   // Aimed a little early: any time per grant is self-consistent if every waiter looks that
   // late (the lock idles until it does), so only looks that sometimes come early, and then
   // look again soon, let the measure shrink to what the holders and the round trips need.
-  let turn = input.anchor.at + (input.token + ahead + 1 - input.anchor.token) * cycle * AIM;
-  // Past the predicted turn: back off. Never past the moment the holder would be presumed gone
-  // (one look then settles it), nor more than maxPollMs while it is alive.
-  if (turn <= now || input.overdue > 0) turn = Math.max(turn, backoff());
-  return { at: Math.max(now + minPollMs, Math.min(turn, now + maxPollMs, Math.max(silentUntil, now + minPollMs))), reason: "look" };
+  return input.anchor.at + (input.token + ahead + 1 - input.anchor.token) * cycle * AIM;
 }
 
 function clamp(value: number, low: number, high: number): number {

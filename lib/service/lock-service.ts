@@ -17,6 +17,7 @@ import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js
 import type { Metrics } from "@aws-lambda-powertools/metrics";
 import { LockTimeoutError } from "../errors.js";
 import { recordGrant } from "./domain-metrics.js";
+import { raceUntil } from "../internal/time.js";
 
 
 export interface LockServiceOptions {
@@ -142,24 +143,19 @@ export class LockService {
     const grant = grantOf(name, lock);
     if (grant.leaseMs >= leaseMs) return grant;
     const next = randomUUID();
+    // Unknown until the heartbeat answers (any error: an earlier attempt of it may have
+    // landed). Refused only when the item has moved past the grant: still at it (ours), the
+    // heartbeat may yet land (a copy stuck in the network).
+    const takeUp: { outcome: "landed" | "refused" | "unknown" } = { outcome: "unknown" };
+    const answered = this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
+      (result) => void (takeUp.outcome = result.ok ? "landed" : result.found?.version === grant.version && result.found.holder === owner ? "unknown" : "refused"),
+      () => undefined,
+    );
     // Answer while the caller has time to hear it, and half the grant's own lease left to use.
-    const budgetMs = Math.min(leftMs / 2, context ? context.getRemainingTimeInMillis() - SERVICE_RESPONSE_RESERVE_MS / 2 : Number.POSITIVE_INFINITY);
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
-        // Refused only when the item has moved past the grant: still at it (ours), the
-        // heartbeat may yet land (a copy stuck in the network), so its outcome is unknown.
-        (result) => (result.ok ? ("landed" as const) : result.found?.version === grant.version && result.found.holder === owner ? ("unknown" as const) : ("refused" as const)),
-        // Whatever the last attempt's error, an earlier attempt of it may have landed.
-        () => "unknown" as const,
-      ),
-      new Promise<"unknown">((resolve) => {
-        if (Number.isFinite(budgetMs)) timer = setTimeout(() => resolve("unknown"), Math.max(0, budgetMs));
-      }),
-    ]);
-    clearTimeout(timer);
-    if (outcome === "landed") return { ...grant, version: next, leaseMs };
-    return outcome === "unknown" ? { ...grant, unsettledVersion: next } : grant;
+    const budgetMs = Math.min(leftMs / 2, context ? context.getRemainingTimeInMillis() - SERVICE_RESPONSE_RESERVE_MS / 2 : leftMs);
+    await raceUntil(answered, Date.now() + budgetMs);
+    if (takeUp.outcome === "landed") return { ...grant, version: next, leaseMs };
+    return takeUp.outcome === "unknown" ? { ...grant, unsettledVersion: next } : grant;
   }
 
   #clientFor(owner: string): LockClient {

@@ -39,7 +39,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { validateName } from "../internal/validation.js";
 import { recordBranches, sameTransaction } from "./branches.js";
 import { crashIfAsked, type CrashPoint, type CrashSeam } from "./crash-points.js";
-import { raceUntil } from "./deadline.js";
+import { raceUntil } from "../internal/time.js";
 import type { DynamoWrite } from "./dynamodb.js";
 import { FastPath } from "./fast-path.js";
 import { DecisionLog, type BranchRecord, type Decision, type InDoubtQuery, type TransactionRecord } from "./log.js";

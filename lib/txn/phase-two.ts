@@ -14,7 +14,7 @@
 import { targetMissing } from "../internal/outcomes.js";
 import { DEFAULT_PHASE_TWO_TIMEOUT_MS } from "./defaults.js";
 import { crashIfAsked, type CrashSeam } from "./crash-points.js";
-import { raceUntil } from "./deadline.js";
+import { raceUntil } from "../internal/time.js";
 import { ParticipantCallHungError, ProtocolViolationError } from "../errors.js";
 import type { BranchRecord, Decision, DecisionLog, TransactionRecord } from "./log.js";
 import type { TxContext } from "./participant.js";

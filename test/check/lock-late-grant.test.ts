@@ -12,7 +12,7 @@
  * the request was made (lib/locks/lease.ts, `grant`).
  */
 import { expect, it } from "vitest";
-import { delayFirstGrant, expectExistingNames, newLockClient, uniqueName, until } from "../support/locks.js";
+import { acquiredThroughDelayedGrant, clockBehind, newLockClient, until } from "../support/locks.js";
 
 it.each([
   { case: "after its own release", others: 0, releaseBehindMs: 0 },
@@ -20,23 +20,9 @@ it.each([
   { case: "after its own release, stamped by a wall clock far behind", others: 0, releaseBehindMs: 60_000 },
   { case: "after others held and released the lock too", others: 2, releaseBehindMs: 0 },
 ])("does not grant a released lock again when its grant request arrives late ($case)", { timeout: 30_000 }, async ({ others, releaseBehindMs }) => {
-  const { client, dynamodb } = newLockClient({ ownerId: "late-grant-owner", leaseMs: 5000 });
-  const delayed = delayFirstGrant(dynamodb);
-  dynamodb.middlewareStack.add(
-    (next) => async (args) => {
-      const input = args.input as { UpdateExpression?: string; ExpressionAttributeValues?: Record<string, { N?: string }> };
-      const values = input.ExpressionAttributeValues;
-      if (/releasedBy = :me/.test(input.UpdateExpression ?? "") && values?.[":now"]?.N) values[":now"] = { N: String(Number(values[":now"].N) - releaseBehindMs) };
-      return next(args);
-    },
-    { step: "initialize", name: "release-clock" },
-  );
-  const maker = newLockClient({ ownerId: "late-grant-maker" }).client;
-  await expectExistingNames(client, maker);
-  const name = uniqueName("late-grant");
-  await (await maker.acquire(name)).release();
-  delayed.arm();
-  const lock = await client.acquire(name);
+  const { client, dynamodb, delayed, name, lock } = await acquiredThroughDelayedGrant("late-grant");
+  // Its release is stamped by a wall clock `releaseBehindMs` behind.
+  clockBehind(dynamodb, releaseBehindMs, (input) => /releasedBy = :me/.test(input.UpdateExpression ?? ""));
   expect(delayed.held).toBe(true);
   expect(await lock.release()).toBe(true);
   let last = lock.fencingToken;

@@ -8,17 +8,10 @@
  */
 import { expect, it } from "vitest";
 import { MAX_CLOCK_OFFSET_MS } from "../../lib/locks/defaults.js";
-import { clockBehind, delayFirstGrant, expectExistingNames, newLockClient, uniqueName, until } from "../support/locks.js";
+import { acquiredThroughDelayedGrant, clockBehind, newLockClient, until } from "../support/locks.js";
 
 it.each([250, MAX_CLOCK_OFFSET_MS - 100])("does not grant a released lock again when the late copy arrives after a release by a client whose clock is %i ms behind", { timeout: 30_000 }, async (offsetMs) => {
-  const { client, dynamodb } = newLockClient({ ownerId: "skew-grant-owner", leaseMs: 5000 });
-  const delayed = delayFirstGrant(dynamodb);
-  const maker = newLockClient({ ownerId: "skew-grant-maker" }).client;
-  await expectExistingNames(client, maker);
-  const name = uniqueName("skew-grant");
-  await (await maker.acquire(name)).release();
-  delayed.arm();
-  const lock = await client.acquire(name);
+  const { client, delayed, name, lock } = await acquiredThroughDelayedGrant("skew-grant");
   expect(delayed.held).toBe(true);
   expect(await lock.release()).toBe(true);
   // Another client, its wall clock behind ours, holds and releases the lock.

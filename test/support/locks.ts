@@ -94,10 +94,30 @@ export async function expectExistingNames(client: LockClient, maker: LockClient)
   }
 }
 
-/** `dynamodb`'s wall clock runs `offsetMs` behind: every time its lock writes carry (`:now`, `:freedBefore`) is shifted. */
-export function clockBehind(dynamodb: DynamoDBClient, offsetMs: number): void {
+/**
+ * A lock the client `<prefix>-owner` acquired with a blind grant whose first copy is still
+ * in the network (`delayed.deliver()` lets it land), on a name `<prefix>-maker` made first.
+ */
+export async function acquiredThroughDelayedGrant(prefix: string) {
+  const { client, dynamodb } = newLockClient({ ownerId: `${prefix}-owner`, leaseMs: 5000 });
+  const delayed = delayFirstGrant(dynamodb);
+  const maker = newLockClient({ ownerId: `${prefix}-maker` }).client;
+  await expectExistingNames(client, maker);
+  const name = uniqueName(prefix);
+  await (await maker.acquire(name)).release();
+  delayed.arm();
+  const lock = await client.acquire(name);
+  return { client, dynamodb, delayed, name, lock };
+}
+
+/**
+ * `dynamodb`'s wall clock runs `offsetMs` behind: every time its lock writes carry (`:now`,
+ * `:freedBefore`) is shifted; only in the writes `only` picks, if given.
+ */
+export function clockBehind(dynamodb: DynamoDBClient, offsetMs: number, only?: (input: { UpdateExpression?: string }) => boolean): void {
   dynamodb.middlewareStack.add(
     (next) => async (args) => {
+      if (only && !only(args.input as { UpdateExpression?: string })) return next(args);
       const values = (args.input as { ExpressionAttributeValues?: Record<string, { N?: string }> }).ExpressionAttributeValues;
       for (const name of [":now", ":freedBefore"]) {
         if (values?.[name]?.N !== undefined) values[name] = { N: String(Number(values[name].N) - offsetMs) };
