@@ -38,10 +38,12 @@ afterAll(async () => {
   db.destroy();
 });
 
-async function open(path: string, on = live): Promise<Page> {
+/** Opens the console at `path`; with `fakeClock`, the page's timers run only when the test says so (`page.clock`). */
+async function open(path: string, on = live, { fakeClock = false } = {}): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
   // Generous: on a loaded machine the first request to a function of the local cloud can take many seconds.
   page.setDefaultTimeout(45_000);
+  if (fakeClock) await page.clock.install();
   await page.goto(`${on.url}#${path}`);
   return page;
 }
@@ -152,8 +154,12 @@ describe("operator console", { timeout: 120_000 }, () => {
     try {
       await coord.group("workers").join(session, { meta: { address: "10.0.0.7:8080" } });
       await coord.put("config/mode", "active");
-      const page = await open("/membership");
+      const page = await open("/membership", live, { fakeClock: true });
       await page.getByLabel("Namespace").fill(namespace);
+      // The page re-renders every second (relative times); what was typed must stay typed
+      // until Enter, however slowly an operator types. It used to be reset to "default".
+      await page.clock.runFor(2500);
+      expect(await page.getByLabel("Namespace").inputValue()).toBe(namespace);
       await page.getByLabel("Namespace").press("Enter");
       await page.locator(`tr[data-session="${session.id}"]`, { hasText: "web-1" }).locator(".badge.live").waitFor();
       await page.locator('[data-group="workers"]', { hasText: "epoch 1" }).locator("td", { hasText: "10.0.0.7:8080" }).waitFor();

@@ -312,13 +312,15 @@ function TransactionDetail({ id, config }) {
 
 function Membership() {
   const [namespace, setNamespace] = useState("default");
+  // What is typed is kept as typed (the page re-renders every second) and read on Enter or leaving the field.
+  const [typed, setTyped] = useState(namespace);
   const live = useLive(`/api/membership?namespace=${enc(namespace)}`);
   const now = useNow();
   const d = live.data;
   return html`<section>
     <h2>Membership</h2>
     <${Stale} live=${live} />
-    <div class="toolbar"><label>Namespace <input type="text" aria-label="Namespace" value=${namespace} onChange=${(e) => setNamespace(e.target.value || "default")} /></label>
+    <div class="toolbar"><label>Namespace <input type="text" aria-label="Namespace" value=${typed} onInput=${(e) => setTyped(e.target.value)} onChange=${(e) => setNamespace(e.target.value || "default")} /></label>
       ${d && html`<span class="muted">revision ${d.revision}</span>`}</div>
     ${!d ? html`<${Problem} live=${live} what="membership" />` : html`
       <h3>Sessions (${d.sessions.length})</h3>
