@@ -29,6 +29,15 @@ export interface AcquireRequest extends LeaseName {
   readonly waitMs: number;
   readonly data?: string;
   readonly signal?: AbortSignal;
+  /**
+   * The lock service's remote caller's id of one invocation, the same in every copy of it
+   * (an SDK retry after a lost answer, a duplicate run at once). Every grant write of this
+   * request carries it in its version (`<requestId>.<uuid>`), so a grant an earlier copy
+   * left is this request's, returned again instead of waited behind. Such an adopted grant
+   * reports this run's start as `sentAt`, later than its write: only a caller that measures
+   * the lease from its own send, before any copy ran (LambdaLockBackend), may use it.
+   */
+  readonly requestId?: string;
 }
 
 /** A confirmed grant: enough for a Lock to heartbeat and release it. */

@@ -115,6 +115,11 @@ export interface AcquireOptions {
   data?: string;
   /** Inside Lambda: bound the wait and the lease by the remaining invocation time, less INVOCATION_RESERVE_MS. */
   context?: InvocationContext;
+  /**
+   * @internal For the lock service only: the remote caller's id of this invocation (see
+   * AcquireRequest). A grant an earlier copy of the invocation left is returned again.
+   */
+  requestId?: string;
 }
 
 /** Owner ids are stored in every queue place, so they are shorter than names. */
@@ -183,7 +188,7 @@ export class LockClient {
   async tryAcquire(name: string, options: Omit<AcquireOptions, "waitMs" | "signal"> = {}): Promise<Lock | undefined> {
     validateName("name", name);
     const { leaseMs, stopBy } = this.#bounds(options);
-    const grant = await this.#backend.tryAcquire({ name, owner: this.ownerId, leaseMs, data: options.data });
+    const grant = await this.#backend.tryAcquire({ name, owner: this.ownerId, leaseMs, data: options.data, requestId: options.requestId });
     return grant && this.#lockFrom("lock", name, grant, stopBy);
   }
 
@@ -249,7 +254,7 @@ export class LockClient {
     validateName("name", name);
     validatePositiveMs("waitMs", options.waitMs, { orForever: true });
     const { leaseMs, waitMs, stopBy } = this.#bounds(options);
-    const grant = await this.#backend.acquire({ kind, name, owner: this.ownerId, leaseMs, waitMs, data: options.data, signal: options.signal });
+    const grant = await this.#backend.acquire({ kind, name, owner: this.ownerId, leaseMs, waitMs, data: options.data, signal: options.signal, requestId: options.requestId });
     return this.#lockFrom(kind, name, grant, stopBy);
   }
 

@@ -178,7 +178,10 @@ export class DynamoDbLockBackend implements LockBackend {
       const memory = this.#memory.get(key);
       if (memory && sample <= MAX_PACE_SAMPLE_MS) memory.cycleMs = memory.cycleMs === undefined ? sample : memory.cycleMs + (sample - memory.cycleMs) * PACE_SMOOTHING;
     };
-    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === owner && r.grantee === undefined && attempts.has(r.version);
+    const newAttempt = attemptIds(request.requestId);
+    // Ours: granted by an attempt of this run, or by any copy of this request (adopted).
+    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === owner && r.grantee === undefined && (attempts.has(r.version) || newAttempt.made(r.version));
+    const sentAtOf = (version: string) => attempts.get(version) ?? started;
     const granted = (found: LeaseRecord, sentAt: number): Grant => {
       this.#remember(key, found, clock.now());
       measure(found.fencingToken);
@@ -196,7 +199,7 @@ export class DynamoDbLockBackend implements LockBackend {
     const wait = randomUUID();
     /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
     const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
-      const attempt = randomUUID();
+      const attempt = newAttempt();
       attempts.set(attempt, clock.now());
       const outcome = await timed(() => write(attempt));
       if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
@@ -207,7 +210,7 @@ export class DynamoDbLockBackend implements LockBackend {
     try {
       for (;;) {
         signal?.throwIfAborted();
-        if (ours(record)) return granted(record!, attempts.get(record!.version)!);
+        if (ours(record)) return granted(record!, sentAtOf(record!.version));
         const now = clock.now();
         if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
         try {
@@ -232,8 +235,8 @@ export class DynamoDbLockBackend implements LockBackend {
               void this.#dropStalePlaces(key, waiter, record);
               return { fencingToken: record.fencingToken, version: record.version, leaseMs, firstLeaseMs, sentAt: beforeHandover, data: undefined };
             }
-            const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, timed, record.version);
-            if (outcome.granted) return granted(outcome.record, attempts.get(outcome.record.version)!);
+            const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, newAttempt, timed, record.version);
+            if (outcome.granted) return granted(outcome.record, sentAtOf(outcome.record.version));
             observe(outcome.record);
             continue;
           }
@@ -325,8 +328,8 @@ export class DynamoDbLockBackend implements LockBackend {
             continue;
           }
           // A look is an accept attempt: it takes up a handover, and its refusal returns the item.
-          const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, timed);
-          if (outcome.granted) return granted(outcome.record, attempts.get(outcome.record.version)!);
+          const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, newAttempt, timed);
+          if (outcome.granted) return granted(outcome.record, sentAtOf(outcome.record.version));
           observe(outcome.record, sentAt);
         } catch (err) {
           // Throttled, or an outcome we could not learn: wait a poll and look again. Attempt
@@ -350,12 +353,15 @@ export class DynamoDbLockBackend implements LockBackend {
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const { owner, leaseMs, data } = request;
     const key = leaseKey("lock", request.name);
-    const attempt = randomUUID();
+    const newAttempt = attemptIds(request.requestId);
+    const attempt = newAttempt();
     const ids = { attempt, wait: attempt };
     const sentAt = this.#clock.now();
     let outcome = await this.#firstGrant(key, owner, ids, leaseMs, data);
     const found = outcome.granted ? undefined : outcome.record;
     if (found) this.#remember(key, found, this.#clock.now());
+    // Granted to an earlier copy of this request (its answer lost): that grant is the answer.
+    if (found && found.holder === owner && found.grantee === undefined && newAttempt.made(found.version)) return grantOf(found, sentAt, leaseMs);
     // Handed to a waiter that has not taken it up for the whole handover lease, as this client
     // has seen it (its own clock): that waiter is gone, and the lock as good as free.
     const memory = this.#memory.get(key);
@@ -440,10 +446,11 @@ export class DynamoDbLockBackend implements LockBackend {
     leaseMs: number,
     data: string | undefined,
     attempts: Map<string, number>,
+    newAttempt: () => string,
     timed: <T>(write: () => Promise<T>) => Promise<T>,
     seen?: string,
   ): Promise<GrantOutcome> {
-    const attempt = randomUUID();
+    const attempt = newAttempt();
     attempts.set(attempt, this.#clock.now());
     return timed(() => this.store.accept(key, owner, waiter, attempt, leaseMs, data, seen));
   }
@@ -583,6 +590,16 @@ const PACE_SMOOTHING = 0.3;
 /** Longer gaps between grants are no sample of the pace (ms). */
 const MAX_PACE_SAMPLE_MS = 2000;
 const NEW_NAME_SMOOTHING = 0.25;
+
+/**
+ * Attempt ids for one request: fresh UUIDs, prefixed `<requestId>.` when the request has an
+ * id, and `made(version)`: whether a version was written by an attempt of that request (of
+ * any copy of it: AcquireRequest.requestId).
+ */
+export function attemptIds(requestId: string | undefined): (() => string) & { made(version: string): boolean } {
+  const prefix = requestId === undefined ? "" : `${requestId}.`;
+  return Object.assign(() => `${prefix}${randomUUID()}`, { made: (version: string) => prefix !== "" && version.startsWith(prefix) });
+}
 
 function grantOf(record: LeaseRecord, sentAt: number, leaseMs: number): Grant {
   return { fencingToken: record.fencingToken, version: record.version, data: record.data, leaseMs: record.leaseMs || leaseMs, sentAt };

@@ -6,7 +6,8 @@
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
 import type { MonotonicClock } from "./clock.js";
-import { FencepostError, LockTimeoutError } from "../errors.js";
+import { randomBytes } from "node:crypto";
+import { FencepostError, InvalidArgumentError, LockTimeoutError } from "../errors.js";
 import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
 import { invokeJson } from "../internal/lambda.js";
 
@@ -25,11 +26,16 @@ export const WAIT_SLICE_MS = 20_000;
  * any waiter may take over (see lock.ts). A wait longer than one invocation allows is
  * asked for a slice at a time.
  *
+ * Lost answers: every acquire, elect and tryAcquire invocation carries a fresh `requestId`
+ * (protocol.ts), the same in the SDK's retries of it, so a copy that runs after an
+ * earlier one's grant (its answer lost, or both at once) answers with that grant instead
+ * of waiting behind it; the grant's `sentAt` precedes every copy. A function deployed
+ * before request ids refuses the field: this side then sends without it, and a lost
+ * answer leaves an orphan lease that expires after one lease (safe).
+ *
  * Errors thrown by the function come back as the same classes (errors.ts `fromWire`), so
  * `instanceof` works across the boundary.
- * Assumes: a lost invoke response after a grant leaves an orphan lease under this owner,
- * which expires after one lease (safe; a retry waits for it). `sweep` needs the table:
- * it is refused here.
+ * Assumes: `sweep` needs the table: it is refused here.
  */
 export class LambdaLockBackend implements LockBackend {
   constructor(
@@ -39,9 +45,25 @@ export class LambdaLockBackend implements LockBackend {
     readonly clock: MonotonicClock,
   ) {}
 
+  /** Whether the function knows `requestId` (until it refuses one as an unknown field). */
+  #requestIds = true;
+
   /** Sends one LockRequest and returns the function's answer (or throws the error it threw). */
   async call<R extends LockRequest>(request: R): Promise<LockResponses[R["action"]]> {
     return (await invokeJson(this.lambda, this.functionName, request)) as LockResponses[R["action"]];
+  }
+
+  /** Sends a granting request under a fresh request id (every copy of this invocation carries it). */
+  async #grantCall<R extends Extract<LockRequest, { action: "acquire" | "tryAcquire" | "elect" }>>(request: R): Promise<LockResponses[R["action"]]> {
+    if (!this.#requestIds) return this.call(request);
+    try {
+      return await this.call({ ...request, requestId: randomBytes(16).toString("base64url") });
+    } catch (err) {
+      // A function deployed before request ids: it refused the request before doing anything.
+      if (!(err instanceof InvalidArgumentError && err.field === "requestId")) throw err;
+      this.#requestIds = false;
+      return this.call(request);
+    }
   }
 
   async acquire(request: AcquireRequest): Promise<Grant> {
@@ -53,7 +75,7 @@ export class LambdaLockBackend implements LockBackend {
       const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, WAIT_SLICE_MS)));
       const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
       try {
-        const grant = await this.call(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data });
+        const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data });
         return grantOf(grant, sentAt, request.leaseMs);
       } catch (err) {
         if (!(err instanceof LockTimeoutError) || this.clock.now() >= deadline) throw err;
@@ -63,7 +85,7 @@ export class LambdaLockBackend implements LockBackend {
 
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const sentAt = this.clock.now();
-    const out = await this.call({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data });
+    const out = await this.#grantCall({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data });
     return out.granted ? grantOf(out.lock, sentAt, request.leaseMs) : undefined;
   }
 

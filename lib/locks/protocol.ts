@@ -66,14 +66,21 @@ export interface Leader {
   readonly value: string | undefined;
 }
 
+/**
+ * `requestId` (acquire, tryAcquire, elect): the caller's id for this one invocation, the
+ * same in every copy of it (the SDK's retries resend the payload). A grant an earlier copy
+ * left (its answer lost, or both run at once) is answered again, not waited behind: the
+ * service writes the id into the versions of this request's grants (`<requestId>.<uuid>`).
+ * 16 to 24 URL-safe characters; optional (functions before 0.2 refuse it as unknown).
+ */
 export type LockRequest =
-  | { action: "acquire"; name: string; owner: string; waitMs?: number; leaseMs?: number; data?: string }
-  | { action: "tryAcquire"; name: string; owner: string; leaseMs?: number; data?: string }
+  | { action: "acquire"; name: string; owner: string; waitMs?: number; leaseMs?: number; data?: string; requestId?: string }
+  | { action: "tryAcquire"; name: string; owner: string; leaseMs?: number; data?: string; requestId?: string }
   | { action: "heartbeat"; kind?: LockKind; name: string; owner: string; version: string; nextVersion: string; leaseMs: number }
   | { action: "release"; kind?: LockKind; name: string; owner: string; fencingToken: number }
   | { action: "inspect"; kind?: LockKind; name: string }
   | { action: "list"; limit?: number; startAfter?: string }
-  | { action: "elect"; name: string; owner: string; waitMs?: number; leaseMs?: number; value?: string }
+  | { action: "elect"; name: string; owner: string; waitMs?: number; leaseMs?: number; value?: string; requestId?: string }
   | { action: "leader"; name: string }
   | { action: "claim"; namespace: string; value: string; owner: string; incarnation?: string }
   | { action: "releaseClaim"; namespace: string; value: string; owner: string; incarnation: string }
@@ -121,6 +128,8 @@ const leaseMs = integer(1, 86_400_000);
 const data = { type: "string", maxLength: 4096 };
 const kind = { enum: ["lock", "election"] };
 const version = text(64);
+/** Short enough that `<requestId>.<uuid>` fits `version`; no "." (the separator). */
+const requestId = { type: "string", pattern: "^[A-Za-z0-9_-]{16,24}$" };
 
 /** JSON schema (draft 2020-12 subset, ajv with `discriminator: true`) of a LockRequest. */
 export const lockRequestSchema = {
@@ -129,13 +138,13 @@ export const lockRequestSchema = {
   required: ["action"],
   discriminator: { propertyName: "action" },
   oneOf: [
-    action("acquire", { name, owner, waitMs, leaseMs, data }, ["name", "owner"]),
-    action("tryAcquire", { name, owner, leaseMs, data }, ["name", "owner"]),
+    action("acquire", { name, owner, waitMs, leaseMs, data, requestId }, ["name", "owner"]),
+    action("tryAcquire", { name, owner, leaseMs, data, requestId }, ["name", "owner"]),
     action("heartbeat", { kind, name, owner, version, nextVersion: version, leaseMs }, ["name", "owner", "version", "nextVersion", "leaseMs"]),
     action("release", { kind, name, owner, fencingToken: integer(1) }, ["name", "owner", "fencingToken"]),
     action("inspect", { kind, name }, ["name"]),
     action("list", { limit: integer(1, 1000), startAfter: text(1024) }, []),
-    action("elect", { name, owner, waitMs, leaseMs, value: data }, ["name", "owner"]),
+    action("elect", { name, owner, waitMs, leaseMs, value: data, requestId }, ["name", "owner"]),
     action("leader", { name }, ["name"]),
     action("claim", { namespace: name, value: name, owner, incarnation: name }, ["namespace", "value", "owner"]),
     action("releaseClaim", { namespace: name, value: name, owner, incarnation: name }, ["namespace", "value", "owner", "incarnation"]),

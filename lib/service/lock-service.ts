@@ -5,12 +5,11 @@
  * (Guarantees and assumptions: see the TSDoc of LockService below.)
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { randomUUID } from "node:crypto";
 import { Claims } from "../locks/claims.js";
 import { LockClient, type InvocationContext } from "../locks/client.js";
 import { systemClock } from "../locks/clock.js";
 import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, SERVICE_RESPONSE_RESERVE_MS } from "../locks/defaults.js";
-import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
+import { attemptIds, DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
 import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
 import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
@@ -71,11 +70,11 @@ export class LockService {
     const backend = this.#backend;
     switch (req.action) {
       case "acquire": {
-        const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data }));
-        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS, context);
+        const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data, requestId: req.requestId }));
+        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS, context, req.requestId);
       }
       case "tryAcquire": {
-        const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data }));
+        const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data, requestId: req.requestId }));
         return lock ? { granted: true, lock: grantOf(req.name, lock) } : { granted: false };
       }
       case "heartbeat": {
@@ -96,6 +95,7 @@ export class LockService {
             waitMs: this.#wait(req.waitMs, context),
             leaseMs: req.leaseMs,
             data: req.value,
+            requestId: req.requestId,
           }),
         );
         return grantOf(req.name, lock);
@@ -138,11 +138,12 @@ export class LockService {
    * the caller gets that too, and the version the heartbeat would have written
    * (`unsettledVersion`), which its Lock recognises as its own.
    */
-  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number, context: InvocationContext | undefined): Promise<LockGrant> {
+  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number, context: InvocationContext | undefined, requestId: string | undefined): Promise<LockGrant> {
     const leftMs = lock.remainingMs();
     const grant = grantOf(name, lock);
     if (grant.leaseMs >= leaseMs) return grant;
-    const next = randomUUID();
+    // Named for the request like its grants (AcquireRequest.requestId): a copy of it finds the lock taken up as its own.
+    const next = attemptIds(requestId)();
     // Unknown until the heartbeat answers (any error: an earlier attempt of it may have
     // landed). Refused only when the item has moved past the grant: still at it (ours), the
     // heartbeat may yet land (a copy stuck in the network).

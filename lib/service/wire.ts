@@ -12,7 +12,7 @@ type ActionOf<R extends { action: string }> = R["action"];
 
 /** One example request per lock function action. */
 export const lockRequestExamples: { [A in ActionOf<LockRequest>]: Extract<LockRequest, { action: A }> } = {
-  acquire: { action: "acquire", name: "nightly-report", owner: "worker-7", waitMs: 30_000, leaseMs: 10_000 },
+  acquire: { action: "acquire", name: "nightly-report", owner: "worker-7", waitMs: 30_000, leaseMs: 10_000, requestId: "Jx4q0Vb7cXkq9T2mAe5wQg" },
   tryAcquire: { action: "tryAcquire", name: "nightly-report", owner: "worker-7", leaseMs: 10_000 },
   heartbeat: { action: "heartbeat", name: "nightly-report", owner: "worker-7", version: "3f9c2d1e", nextVersion: "8a7b6c5d", leaseMs: 10_000 },
   release: { action: "release", name: "nightly-report", owner: "worker-7", fencingToken: 42 },
@@ -88,7 +88,7 @@ export function renderWireProtocol(): string {
     "`fromWire({ errorType, errorMessage })`.",
     "The schemas are also exported from `fencepost/advanced`: `lockRequestSchema`, `txnRequestSchema`, `coordinationRequestSchema`.",
     "",
-    section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims.", lockRequestSchema, lockRequestExamples),
+    section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims. Give each `acquire`, `tryAcquire` and `elect` invocation a fresh `requestId` (16 to 24 URL-safe characters, for example 16 random bytes in base64url), the same in every retry of that invocation: a copy that runs after an earlier one granted the lock (its answer lost, or both running at once) answers with that grant instead of waiting behind it. Without one, a lost answer leaves a lease under your owner id that expires after one lease.", lockRequestSchema, lockRequestExamples),
     section("Coordinator function (stack output `TxnFunctionName`)", "Two-phase commit: run, inspect and recover transactions.", txnRequestSchema, txnRequestExamples),
     section(
       "Coordination function (stack output `CoordinationFunctionName`)",
