@@ -38,6 +38,8 @@ commands:
   lock acquire NAME     acquire a lock and print its fencing token (--hold keeps it, with
                         heartbeats, until Ctrl-C; otherwise its lease simply runs out)
   lock release NAME --token N   release a lock this owner holds
+  lock break NAME --token N     release a stuck or gone holder's grant (the token inspect shows);
+                        the holder learns it at its next heartbeat, fencing tokens stop its writes
   lock inspect NAME     who holds a lock, with which token
   lock list             every lock in the table
   tx list [--all]       transactions in doubt: unfinished past their deadline (--all: every
@@ -80,7 +82,7 @@ options:
                         (kv, members, session) the coordination function:
                         FENCEPOST_COORDINATION_FUNCTION, CoordinationFunctionName
   --owner ID            (lock) owner id; default cli@<hostname>
-  --token N             (lock release) the fencing token to release
+  --token N             (lock release, lock break) the fencing token to release
   --wait S, --lease S   (lock acquire) seconds to wait (default 10) and lease (default 60)
   --hold                (lock acquire) keep the lock until Ctrl-C
   --limit N             (lock list, tx list) at most N (default 100); (kv list, session list)

@@ -1,5 +1,5 @@
 /**
- * `fencepost lock acquire|release|inspect|list`: operators' view of the lock service, in
+ * `fencepost lock acquire|release|break|inspect|list`: operators' view of the lock service, in
  * remote mode (through the lock function), so it needs only lambda:InvokeFunction.
  */
 import { hostname } from "node:os";
@@ -89,6 +89,25 @@ export async function lockCommand(sub: string | undefined, name: string | undefi
       out(flags.json ? JSON.stringify({ name: lockName, released: true }) : `Released '${lockName}' (token ${token}).`);
       return 0;
     }
+    case "break": {
+      // An operator's release on behalf of a holder that is stuck or gone: the grant named by
+      // its token, whoever holds it (a newer grant is never broken by an old token).
+      const lockName = needName();
+      if (flags.token === undefined) throw new LockUsageError(`fencepost lock break needs --token (the holder's fencing token, as fencepost lock inspect ${lockName} shows it)`);
+      const token = number("--token", flags.token, 0);
+      const state = await new LockClient({ functionName: service.functionName, lambda: service.lambda }).inspect(lockName);
+      if (!state || state.released || state.holder === undefined || state.fencingToken !== token) {
+        const now = state && !state.released ? `held with fencing token ${state.fencingToken}` : "not held";
+        throw Object.assign(new FencepostError(`'${lockName}' is ${now}: nothing broken. Check with: fencepost lock inspect ${lockName}`), { name: "LockNotBroken" });
+      }
+      await new LockClient({ functionName: service.functionName, lambda: service.lambda, ownerId: state.holder }).release(lockName, token);
+      if (flags.json) out(JSON.stringify({ name: lockName, broken: true, holder: state.holder, fencingToken: token }));
+      else {
+        out(`Broke '${lockName}': released fencing token ${token} of '${state.holder}'; the next waiter gets a higher token.`);
+        out(`'${state.holder}' learns it at its next heartbeat (LockLostError); until then only fencing tokens stop its writes.`);
+      }
+      return 0;
+    }
     case "inspect": {
       const lockName = needName();
       const state = await new LockClient({ functionName: service.functionName, lambda: service.lambda }).inspect(lockName);
@@ -120,6 +139,6 @@ export async function lockCommand(sub: string | undefined, name: string | undefi
       return 0;
     }
     default:
-      throw new LockUsageError(`unknown lock command '${sub ?? ""}': use acquire, release, inspect or list`);
+      throw new LockUsageError(`unknown lock command '${sub ?? ""}': use acquire, release, break, inspect or list`);
   }
 }

@@ -140,6 +140,22 @@ describe("fencepost CLI against `fencepost up`", () => {
     expect(cli("lock", "inspect", "demo").stdout).toContain("'demo' is free");
   });
 
+  it("breaks a stuck holder's lock by its token, and nothing else", () => {
+    const acquired = cli("lock", "acquire", "stuck", "--json", "--owner", "stuck-worker", "--lease", "600");
+    expect(acquired.status, acquired.stderr).toBe(0);
+    const { fencingToken } = JSON.parse(acquired.stdout) as { fencingToken: number };
+    expect(cli("lock", "break", "stuck").status).toBe(2); // the token is required
+    const stale = cli("lock", "break", "stuck", "--token", String(fencingToken - 1));
+    expect(stale.status).toBe(1);
+    expect(stale.stderr).toContain(`held with fencing token ${fencingToken}: nothing broken`);
+    expect(cli("lock", "inspect", "stuck").stdout).toContain("held by 'stuck-worker'");
+    const broken = cli("lock", "break", "stuck", "--token", String(fencingToken), "--json");
+    expect(broken.status, broken.stderr).toBe(0);
+    expect(JSON.parse(broken.stdout)).toEqual({ name: "stuck", broken: true, holder: "stuck-worker", fencingToken });
+    expect(cli("lock", "inspect", "stuck").stdout).toContain("'stuck' is free");
+    expect(cli("lock", "break", "stuck", "--token", String(fencingToken)).status).toBe(1); // already free
+  });
+
   it("answers --version, per-command --help, and bad options in one line with exit code 2 (as JSON with --json)", () => {
     const version = cli("--version");
     expect(version.status).toBe(0);
@@ -147,6 +163,7 @@ describe("fencepost CLI against `fencepost up`", () => {
     const lockHelp = cli("lock", "--help");
     expect(lockHelp.status).toBe(0);
     expect(lockHelp.stdout).toContain("lock acquire NAME");
+    expect(lockHelp.stdout).toContain("lock break NAME --token N");
     expect(lockHelp.stdout).not.toContain("tx recover");
     for (const args of [["--frob"], ["lock", "acquire", "x", "--wait", "-5"]]) {
       const bad = cli(...args);
