@@ -32,10 +32,11 @@ export interface AcquireRequest extends LeaseName {
   /**
    * The lock service's remote caller's id of one invocation, the same in every copy of it
    * (an SDK retry after a lost answer, a duplicate run at once). Every grant write of this
-   * request carries it in its version (`<requestId>.<uuid>`), so a grant an earlier copy
-   * left is this request's, returned again instead of waited behind. Such an adopted grant
-   * reports this run's start as `sentAt`, later than its write: only a caller that measures
-   * the lease from its own send, before any copy ran (LambdaLockBackend), may use it.
+   * request carries it in its version (`<requestId>.<uuid>`), so a grant another copy
+   * made is this request's, returned again (`adopted`) instead of waited behind; and once
+   * that grant has moved on, a late copy grants nothing. An adopted grant's `sentAt` is
+   * unknown here (-Infinity): only a caller that measures the lease from its own first
+   * send of the id, before any copy ran (LambdaLockBackend), may hold it.
    */
   readonly requestId?: string;
 }
@@ -57,6 +58,8 @@ export interface Grant {
   readonly firstLeaseMs?: number;
   /** A heartbeat sent for this grant whose outcome is unknown: the version it would have written (see LockGrant). */
   readonly unsettledVersion?: string | undefined;
+  /** Made by another copy of the request (AcquireRequest.requestId): `sentAt` is then -Infinity. */
+  readonly adopted?: boolean;
 }
 
 /** What a held lease needs from its backend: heartbeats and release. */

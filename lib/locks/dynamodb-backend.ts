@@ -178,15 +178,16 @@ export class DynamoDbLockBackend implements LockBackend {
       const memory = this.#memory.get(key);
       if (memory && sample <= MAX_PACE_SAMPLE_MS) memory.cycleMs = memory.cycleMs === undefined ? sample : memory.cycleMs + (sample - memory.cycleMs) * PACE_SMOOTHING;
     };
-    const newAttempt = attemptIds(request.requestId);
-    // Ours: granted by an attempt of this run, or by any copy of this request (adopted).
-    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === owner && r.grantee === undefined && (attempts.has(r.version) || newAttempt.made(r.version));
-    const sentAtOf = (version: string) => attempts.get(version) ?? started;
-    const granted = (found: LeaseRecord, sentAt: number): Grant => {
+    const thisRequest = requestIds(request.requestId);
+    // Ours: granted by an attempt of this run, or by another copy of this request (adopted).
+    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === owner && r.grantee === undefined && (attempts.has(r.version) || thisRequest.madeBy(r.version));
+    const granted = (found: LeaseRecord): Grant => {
       this.#remember(key, found, clock.now());
       measure(found.fencingToken);
       void this.#dropStalePlaces(key, waiter, found); // in the background: the lease is already running
-      return grantOf(found, sentAt, leaseMs);
+      const sentAt = attempts.get(found.version);
+      // Another copy's grant: when it was sent is unknown here (adoptedGrant).
+      return sentAt === undefined ? adoptedGrant(found, leaseMs) : grantOf(found, sentAt, leaseMs);
     };
     const timed = async <T>(write: () => Promise<T>): Promise<T> => {
       const sentAt = clock.now();
@@ -196,13 +197,14 @@ export class DynamoDbLockBackend implements LockBackend {
     };
     // Every grant write of this wait names it (the item keeps the id of the wait whose grant
     // landed last), so a copy of any of them delivered late is refused (lease.ts `grant`).
-    const wait = randomUUID();
+    // Every copy of one request is one wait.
+    const wait = request.requestId ?? randomUUID();
     /** One grant write under a fresh attempt id: the grant, or undefined with the item observed. */
     const tryGrant = async (write: (attempt: string) => Promise<GrantOutcome>): Promise<Grant | undefined> => {
-      const attempt = newAttempt();
+      const attempt = thisRequest.next();
       attempts.set(attempt, clock.now());
       const outcome = await timed(() => write(attempt));
-      if (outcome.granted) return granted(outcome.record, attempts.get(attempt)!);
+      if (outcome.granted) return granted(outcome.record);
       observe(outcome.record, attempts.get(attempt));
       return undefined;
     };
@@ -210,7 +212,10 @@ export class DynamoDbLockBackend implements LockBackend {
     try {
       for (;;) {
         signal?.throwIfAborted();
-        if (ours(record)) return granted(record!, sentAtOf(record!.version));
+        if (ours(record)) return granted(record!);
+        // A copy of this request delivered after its grant landed and moved on (the caller
+        // released it, or holds it past a heartbeat): nothing more to grant (requestIds).
+        if (thisRequest.finished(record)) throw new InvalidArgumentError("requestId", `was granted ${name} already and that grant has moved on: this is a late copy of the request, and nothing was granted`);
         const now = clock.now();
         if (now >= deadline) throw new LockTimeoutError(name, now - started, record?.holder);
         try {
@@ -235,8 +240,8 @@ export class DynamoDbLockBackend implements LockBackend {
               void this.#dropStalePlaces(key, waiter, record);
               return { fencingToken: record.fencingToken, version: record.version, leaseMs, firstLeaseMs, sentAt: beforeHandover, data: undefined };
             }
-            const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, newAttempt, timed, record.version);
-            if (outcome.granted) return granted(outcome.record, sentAtOf(outcome.record.version));
+            const outcome = await this.#accept(key, owner, { waiter, wait, ids: thisRequest }, leaseMs, data, attempts, timed, record.version);
+            if (outcome.granted) return granted(outcome.record);
             observe(outcome.record);
             continue;
           }
@@ -328,8 +333,8 @@ export class DynamoDbLockBackend implements LockBackend {
             continue;
           }
           // A look is an accept attempt: it takes up a handover, and its refusal returns the item.
-          const outcome = await this.#accept(key, owner, waiter, leaseMs, data, attempts, newAttempt, timed);
-          if (outcome.granted) return granted(outcome.record, sentAtOf(outcome.record.version));
+          const outcome = await this.#accept(key, owner, { waiter, wait, ids: thisRequest }, leaseMs, data, attempts, timed);
+          if (outcome.granted) return granted(outcome.record);
           observe(outcome.record, sentAt);
         } catch (err) {
           // Throttled, or an outcome we could not learn: wait a poll and look again. Attempt
@@ -345,7 +350,7 @@ export class DynamoDbLockBackend implements LockBackend {
         }
       }
     } catch (err) {
-      await this.#abandon(key, owner, waiter, attempts, record);
+      await this.#abandon(key, owner, waiter, attempts, record, request.requestId === undefined);
       throw err;
     }
   }
@@ -353,15 +358,17 @@ export class DynamoDbLockBackend implements LockBackend {
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const { owner, leaseMs, data } = request;
     const key = leaseKey("lock", request.name);
-    const newAttempt = attemptIds(request.requestId);
-    const attempt = newAttempt();
-    const ids = { attempt, wait: attempt };
+    const thisRequest = requestIds(request.requestId);
+    const attempt = thisRequest.next();
+    const ids = { attempt, wait: request.requestId ?? attempt };
     const sentAt = this.#clock.now();
     let outcome = await this.#firstGrant(key, owner, ids, leaseMs, data);
     const found = outcome.granted ? undefined : outcome.record;
     if (found) this.#remember(key, found, this.#clock.now());
-    // Granted to an earlier copy of this request (its answer lost): that grant is the answer.
-    if (found && found.holder === owner && found.grantee === undefined && newAttempt.made(found.version)) return grantOf(found, sentAt, leaseMs);
+    // Granted to another copy of this request (its answer lost): that grant is the answer;
+    // granted and moved on since: this copy is late, and grants nothing.
+    if (found && found.holder === owner && found.grantee === undefined && thisRequest.madeBy(found.version)) return adoptedGrant(found, leaseMs);
+    if (thisRequest.finished(found)) return undefined;
     // Handed to a waiter that has not taken it up for the whole handover lease, as this client
     // has seen it (its own clock): that waiter is gone, and the lock as good as free.
     const memory = this.#memory.get(key);
@@ -387,9 +394,10 @@ export class DynamoDbLockBackend implements LockBackend {
     return stateOf(found);
   }
 
-  async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number) {
+  /** `wait`: (the lock service's take-up of a handover) the request it takes it up for, named on the item as a grant would (requestIds). */
+  async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number, wait?: string) {
     const key = leaseKey(lease.kind, lease.name);
-    const outcome = await this.store.heartbeat(key, owner, current, next, leaseMs);
+    const outcome = await this.store.heartbeat(key, owner, current, next, leaseMs, wait);
     this.#remember(key, outcome.ok ? outcome.record : outcome.found, this.#clock.now());
     return outcome.ok ? { ok: true as const } : { ok: false as const, found: outcome.found };
   }
@@ -442,17 +450,16 @@ export class DynamoDbLockBackend implements LockBackend {
   async #accept(
     key: string,
     owner: string,
-    waiter: string,
+    of: { waiter: string; wait: string; ids: RequestIds },
     leaseMs: number,
     data: string | undefined,
     attempts: Map<string, number>,
-    newAttempt: () => string,
     timed: <T>(write: () => Promise<T>) => Promise<T>,
     seen?: string,
   ): Promise<GrantOutcome> {
-    const attempt = newAttempt();
+    const attempt = of.ids.next();
     attempts.set(attempt, this.#clock.now());
-    return timed(() => this.store.accept(key, owner, waiter, attempt, leaseMs, data, seen));
+    return timed(() => this.store.accept(key, owner, of.waiter, attempt, leaseMs, data, seen, of.wait));
   }
 
   /** Records an answer about `key` received at `at` (this client's clock): the item, since when its version and token have been seen, the lock's pace. */
@@ -470,19 +477,24 @@ export class DynamoDbLockBackend implements LockBackend {
     if (this.#memory.size > REMEMBERED_LOCKS) this.#memory.delete(this.#memory.keys().next().value!);
   }
 
-  /** Leaving without the lock: give back a grant whose answer we never saw, pass on a handover, and drop our queue place. */
-  async #abandon(key: string, owner: string, waiter: string, attempts: Map<string, number>, last: LeaseRecord | undefined): Promise<void> {
+  /**
+   * Leaving without the lock: give back a grant whose answer we never saw, pass on a
+   * handover, and drop our queue place. `giveBack` false (a request with an id): a grant of
+   * ours is left to its lease, as another copy of the request may have adopted it and
+   * answered with it.
+   */
+  async #abandon(key: string, owner: string, waiter: string, attempts: Map<string, number>, last: LeaseRecord | undefined, giveBack: boolean): Promise<void> {
     try {
       const found = await this.store.read(key);
       this.#remember(key, found, this.#clock.now());
-      if (found && found.holder === owner && found.grantee === undefined && attempts.has(found.version)) {
+      if (giveBack && found && found.holder === owner && found.grantee === undefined && attempts.has(found.version)) {
         await this.store.release(key, owner, found.fencingToken, randomUUID(), { plan: (seen) => this.#releasePlan(key, seen), seen: found });
       } else if (found && found.grantee === waiter) {
         // Handed to us as we gave up: pass it on now rather than leave it for its short lease.
         const after = await this.store.decline(key, owner, waiter, { plan: (seen) => this.#releasePlan(key, seen), seen: found });
         this.#remember(key, after, this.#clock.now());
         // An accept of ours may have landed after all (its answer lost): then it is ours to release.
-        if (after && after.holder === owner && after.grantee === undefined && attempts.has(after.version)) {
+        if (giveBack && after && after.holder === owner && after.grantee === undefined && attempts.has(after.version)) {
           await this.store.release(key, owner, after.fencingToken, randomUUID(), { plan: (seen) => this.#releasePlan(key, seen), seen: after });
         }
       }
@@ -592,13 +604,38 @@ const MAX_PACE_SAMPLE_MS = 2000;
 const NEW_NAME_SMOOTHING = 0.25;
 
 /**
- * Attempt ids for one request: fresh UUIDs, prefixed `<requestId>.` when the request has an
- * id, and `made(version)`: whether a version was written by an attempt of that request (of
- * any copy of it: AcquireRequest.requestId).
+ * The attempt ids of one request (AcquireRequest.requestId), and what the item says of it:
+ * - `next()`: a fresh attempt id, `<requestId>.<uuid>` (a plain UUID without a request id).
+ * - `madeBy(version)`: the version was written by an attempt of this request, in any copy.
+ * - `finished(record)`: a grant of this request landed (the item names it as the last wait
+ *   granted) and has moved on (released, handed on, or renewed by its holder under a
+ *   version of its own): a copy that sees this is late, and must grant nothing. Only the
+ *   caller moves such a grant on: copies never give one back (#abandon), and a takeover
+ *   names its own wait.
  */
-export function attemptIds(requestId: string | undefined): (() => string) & { made(version: string): boolean } {
-  const prefix = requestId === undefined ? "" : `${requestId}.`;
-  return Object.assign(() => `${prefix}${randomUUID()}`, { made: (version: string) => prefix !== "" && version.startsWith(prefix) });
+export interface RequestIds {
+  next(): string;
+  madeBy(version: string): boolean;
+  finished(record: LeaseRecord | undefined): boolean;
+}
+
+export function requestIds(requestId: string | undefined): RequestIds {
+  const prefix = requestId === undefined ? undefined : `${requestId}.`;
+  const madeBy = (version: string) => prefix !== undefined && version.startsWith(prefix);
+  return {
+    next: () => `${prefix ?? ""}${randomUUID()}`,
+    madeBy,
+    finished: (record) => requestId !== undefined && record?.grantWait === requestId && !madeBy(record.version),
+  };
+}
+
+/**
+ * A grant another copy of the request made: when its write was sent is unknown here, so it
+ * is reported as sent before any time (`sentAt` -Infinity: a Lock built on it believes
+ * nothing). The lock service's caller measures it from its own first send (lambda-backend.ts).
+ */
+function adoptedGrant(record: LeaseRecord, leaseMs: number): Grant {
+  return { ...grantOf(record, Number.NEGATIVE_INFINITY, leaseMs), adopted: true };
 }
 
 function grantOf(record: LeaseRecord, sentAt: number, leaseMs: number): Grant {

@@ -6,7 +6,7 @@
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
 import type { MonotonicClock } from "./clock.js";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { FencepostError, InvalidArgumentError, LockTimeoutError } from "../errors.js";
 import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
 import { invokeJson } from "../internal/lambda.js";
@@ -26,12 +26,14 @@ export const WAIT_SLICE_MS = 20_000;
  * any waiter may take over (see lock.ts). A wait longer than one invocation allows is
  * asked for a slice at a time.
  *
- * Lost answers: every acquire, elect and tryAcquire invocation carries a fresh `requestId`
- * (protocol.ts), the same in the SDK's retries of it, so a copy that runs after an
- * earlier one's grant (its answer lost, or both at once) answers with that grant instead
- * of waiting behind it; the grant's `sentAt` precedes every copy. A function deployed
- * before request ids refuses the field: this side then sends without it, and a lost
- * answer leaves an orphan lease that expires after one lease (safe).
+ * Lost answers: every acquire, elect and tryAcquire call carries a fresh `requestId`
+ * (protocol.ts), the same in the SDK's retries and in every slice of a long wait, so a
+ * copy that runs after another's grant (its answer lost, both at once, or a slice the
+ * caller gave up on) answers with that grant (`adopted`) instead of waiting behind it. An
+ * adopted grant's lease is measured from the call's first send, which precedes every
+ * copy's write; one with less than half of it left is taken up with a heartbeat first. A
+ * function deployed before request ids refuses the field: this side then sends without
+ * it, and a lost answer leaves an orphan lease that expires after one lease (safe).
  *
  * Errors thrown by the function come back as the same classes (errors.ts `fromWire`), so
  * `instanceof` works across the boundary.
@@ -53,11 +55,11 @@ export class LambdaLockBackend implements LockBackend {
     return (await invokeJson(this.lambda, this.functionName, request)) as LockResponses[R["action"]];
   }
 
-  /** Sends a granting request under a fresh request id (every copy of this invocation carries it). */
-  async #grantCall<R extends Extract<LockRequest, { action: "acquire" | "tryAcquire" | "elect" }>>(request: R): Promise<LockResponses[R["action"]]> {
+  /** Sends a granting request under `requestId` (every copy of it carries the id), or without one to a function that predates them. */
+  async #grantCall<R extends Extract<LockRequest, { action: "acquire" | "tryAcquire" | "elect" }>>(request: R, requestId: string): Promise<LockResponses[R["action"]]> {
     if (!this.#requestIds) return this.call(request);
     try {
-      return await this.call({ ...request, requestId: randomBytes(16).toString("base64url") });
+      return await this.call({ ...request, requestId });
     } catch (err) {
       // A function deployed before request ids: it refused the request before doing anything.
       if (!(err instanceof InvalidArgumentError && err.field === "requestId")) throw err;
@@ -68,15 +70,20 @@ export class LambdaLockBackend implements LockBackend {
 
   async acquire(request: AcquireRequest): Promise<Grant> {
     const { kind, name, owner, data, signal } = request;
-    const deadline = this.clock.now() + request.waitMs;
+    // One request id for every slice: a grant a copy of an earlier slice made is adopted by a later one.
+    const requestId = newRequestId();
+    const firstSentAt = this.clock.now();
+    const deadline = firstSentAt + request.waitMs;
     for (;;) {
       signal?.throwIfAborted();
       const sentAt = this.clock.now();
       const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, WAIT_SLICE_MS)));
       const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
       try {
-        const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data });
-        return grantOf(grant, sentAt, request.leaseMs);
+        const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data }, requestId);
+        if (!grant.adopted) return grantOf(grant, sentAt, request.leaseMs);
+        const held = await this.#adopt({ kind, name }, owner, grant, firstSentAt, request.leaseMs);
+        if (held) return held;
       } catch (err) {
         if (!(err instanceof LockTimeoutError) || this.clock.now() >= deadline) throw err;
       }
@@ -85,8 +92,24 @@ export class LambdaLockBackend implements LockBackend {
 
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const sentAt = this.clock.now();
-    const out = await this.#grantCall({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data });
+    const out = await this.#grantCall({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data }, newRequestId());
+    // An adopted grant was made by an earlier copy of this very call: after `sentAt` too.
     return out.granted ? grantOf(out.lock, sentAt, request.leaseMs) : undefined;
+  }
+
+  /**
+   * A grant another copy of this request made (LockGrant `adopted`), measured from the
+   * request's first send. With less than half its lease left by that measure (it was made
+   * in an earlier slice), it is taken up with a heartbeat first, measured from that one's
+   * send. Undefined: the heartbeat found it gone (taken over), so the wait goes on.
+   */
+  async #adopt(lease: LeaseName, owner: string, grant: LockGrant, firstSentAt: number, askedLeaseMs: number): Promise<Grant | undefined> {
+    const adopted = grantOf(grant, firstSentAt, askedLeaseMs);
+    if (firstSentAt + (adopted.firstLeaseMs ?? adopted.leaseMs) / 2 > this.clock.now()) return adopted;
+    const next = randomUUID();
+    const sentAt = this.clock.now();
+    const outcome = await this.heartbeat(lease, owner, grant.version, next, Math.round(askedLeaseMs));
+    return outcome.ok ? { fencingToken: grant.fencingToken, version: next, data: grant.data, leaseMs: Math.round(askedLeaseMs), sentAt } : undefined;
   }
 
   async read(lease: LeaseName): Promise<LockState | undefined> {
@@ -112,6 +135,11 @@ export class LambdaLockBackend implements LockBackend {
   async sweep(): Promise<number> {
     throw new FencepostError(`This LockClient talks to the lock function '${this.functionName}'; sweep needs direct table access (a LockClient with tableName).`);
   }
+}
+
+/** A request id (protocol.ts): 16 random bytes, base64url (22 characters). */
+function newRequestId(): string {
+  return randomBytes(16).toString("base64url");
 }
 
 /**

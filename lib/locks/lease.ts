@@ -146,6 +146,11 @@ export interface LeaseRecord {
    * lease in `leaseMs` runs out and the next waiter takes the lock over. Undefined otherwise.
    */
   readonly grantee: string | undefined;
+  /**
+   * The wait whose grant landed last (`GrantRequest.wait`): written by grants, and by a take-up
+   * (accept, or a heartbeat naming it) of a handover to that wait; kept by releases.
+   */
+  readonly grantWait: string | undefined;
   /** The last release a current client wrote, as `<token>:<owner>`: proves it landed after its answer was lost. */
   readonly lastRelease: string | undefined;
   /** About how long holders lately held the lock (ms, each on its own clock): a hint for waiters' polls, never used for safety. */
@@ -186,6 +191,7 @@ export function parseLease(item: Item | undefined): LeaseRecord | undefined {
     queue: (item["queue"]?.L ?? []).map((w) => w.S ?? ""),
     releasedBy: item["releasedBy"]?.S,
     grantee: pending ? item["grantee"]!.S : undefined,
+    grantWait: item["grantWait"]?.S,
     lastRelease: item["lastRelease"]?.S,
     holdMs: num("holdMs"),
     acquiredAt: num("acquiredAt"),
@@ -470,17 +476,20 @@ export class LeaseStore {
    * Extends the holder's lease: moves `version` from `current` to `next` if `owner` still
    * holds at `current`. Resolves to the record after, or `{ lost }` with what was found.
    */
-  async heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number): Promise<{ ok: true; record: LeaseRecord } | { ok: false; found: LeaseRecord | undefined }> {
+  async heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number, wait?: string): Promise<{ ok: true; record: LeaseRecord } | { ok: false; found: LeaseRecord | undefined }> {
+    const values: Item = { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
+    // `wait`: a take-up of a handover to that wait, which it names as a grant would.
+    if (wait !== undefined) values[":wait"] = stringValue(wait);
     const result = await this.stamped(key, next, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
           // A handover's holder heartbeats from the handover's version: that takes it up (see the module header).
-          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now REMOVE grantee, handoffVersion",
+          UpdateExpression: `SET #version = :next, leaseMs = :lease, renewedAt = :now${wait !== undefined ? ", grantWait = :wait" : ""} REMOVE grantee, handoffVersion`,
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
-          ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) },
+          ExpressionAttributeValues: values,
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),
@@ -497,14 +506,15 @@ export class LeaseStore {
    * Its failure returns the item, so a waiter polls with it. `seen`: the version of the
    * handover it was sent for, which it then must still be (a lazy waiter always names it; a
    * waiter that takes up handovers by writing may poll without, and knows its attempt ids).
+   * `wait`: the waiter's wait, which it names as a grant would (`grantWait`).
    * See the module header.
    */
-  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined, seen?: string): Promise<GrantOutcome> {
-    const values: Item = { ":me": stringValue(owner), ":waiter": stringValue(waiter), ":attempt": stringValue(attempt), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
+  async accept(key: string, owner: string, waiter: string, attempt: string, leaseMs: number, data: string | undefined, seen: string | undefined, wait: string): Promise<GrantOutcome> {
+    const values: Item = { ":me": stringValue(owner), ":waiter": stringValue(waiter), ":attempt": stringValue(attempt), ":wait": stringValue(wait), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
     // Sent for a handover the waiter saw: only that one (a late delivery must not take up a
     // later handover to the same waiter, which the waiter may hold lazily by its version).
     if (seen !== undefined) values[":seen"] = stringValue(seen);
-    const set = ["#version = :attempt", "leaseMs = :lease", "renewedAt = :now"];
+    const set = ["#version = :attempt", "grantWait = :wait", "leaseMs = :lease", "renewedAt = :now"];
     const remove = ["grantee", "handoffVersion", "releasedBy", "releasedAt"];
     if (data !== undefined) {
       set.push("#data = :data");

@@ -18,7 +18,7 @@ export interface LockParams {
   readonly name: string;
   readonly owner: string;
   /** The grant: its token, the lease version to heartbeat from, and the attached data. */
-  readonly record: { readonly fencingToken: number; readonly version: string; readonly data?: string | undefined };
+  readonly record: { readonly fencingToken: number; readonly version: string; readonly data?: string | undefined; readonly adopted?: boolean | undefined };
   /** Monotonic time at which the granting write was first sent. */
   readonly sentAt: number;
   readonly leaseMs: number;
@@ -160,12 +160,13 @@ export class Lock {
    * @internal Stops heartbeats without releasing, for a service that hands the lease to
    * its caller: returns what the caller needs to keep it.
    */
-  detach(): { version: string; fencingToken: number; leaseMs: number; data: string | undefined } {
+  detach(): { version: string; fencingToken: number; leaseMs: number; data: string | undefined; adopted: boolean } {
     this.#released = true;
     this.#stopTimers();
     // Before its first heartbeat, a handover runs on its own short lease: the caller keeps that one.
     const leaseMs = this.#extendedOnce ? this.#params.leaseMs : (this.#params.firstLeaseMs ?? this.#params.leaseMs);
-    return { version: this.#version, fencingToken: this.fencingToken, leaseMs, data: this.data };
+    // Adopted: made by another copy of the service's request (backend.ts Grant), the caller measures it from its first send.
+    return { version: this.#version, fencingToken: this.fencingToken, leaseMs, data: this.data, adopted: this.#params.record.adopted === true };
   }
 
   #lost(reason: string): FencepostError {

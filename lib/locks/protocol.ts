@@ -67,11 +67,14 @@ export interface Leader {
 }
 
 /**
- * `requestId` (acquire, tryAcquire, elect): the caller's id for this one invocation, the
- * same in every copy of it (the SDK's retries resend the payload). A grant an earlier copy
- * left (its answer lost, or both run at once) is answered again, not waited behind: the
- * service writes the id into the versions of this request's grants (`<requestId>.<uuid>`).
- * 16 to 24 URL-safe characters; optional (functions before 0.2 refuse it as unknown).
+ * `requestId` (acquire, tryAcquire, elect): the caller's id for one request, the same in
+ * every copy of it (the SDK's retries resend the payload; a long wait sends it once per
+ * slice). A grant another copy made (its answer lost, or both run at once) is answered
+ * again (`adopted`), not waited behind: the service writes the id into the versions of
+ * this request's grants (`<requestId>.<uuid>`); once that grant has moved on, a late copy
+ * grants nothing (InvalidArgumentError on `requestId`; tryAcquire: not granted). The
+ * caller measures an adopted grant's lease from its first send of the id. 16 to 24
+ * URL-safe characters; optional (functions before 0.2 refuse it as an unknown field).
  */
 export type LockRequest =
   | { action: "acquire"; name: string; owner: string; waitMs?: number; leaseMs?: number; data?: string; requestId?: string }
@@ -103,6 +106,12 @@ export interface LockGrant {
    * one if it did, and carries on from it. Absent otherwise.
    */
   unsettledVersion?: string;
+  /**
+   * The grant was made by another copy of this request (its `requestId`), not by this
+   * invocation: the caller measures its lease from its first send of that id, and not from
+   * this invocation's, which may have come after the grant. Absent otherwise.
+   */
+  adopted?: true;
 }
 
 export interface LockResponses {

@@ -9,7 +9,7 @@ import { Claims } from "../locks/claims.js";
 import { LockClient, type InvocationContext } from "../locks/client.js";
 import { systemClock } from "../locks/clock.js";
 import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, SERVICE_RESPONSE_RESERVE_MS } from "../locks/defaults.js";
-import { attemptIds, DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
+import { DynamoDbLockBackend, requestIds } from "../locks/dynamodb-backend.js";
 import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
 import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
@@ -143,12 +143,12 @@ export class LockService {
     const grant = grantOf(name, lock);
     if (grant.leaseMs >= leaseMs) return grant;
     // Named for the request like its grants (AcquireRequest.requestId): a copy of it finds the lock taken up as its own.
-    const next = attemptIds(requestId)();
+    const next = requestIds(requestId).next();
     // Unknown until the heartbeat answers (any error: an earlier attempt of it may have
     // landed). Refused only when the item has moved past the grant: still at it (ours), the
     // heartbeat may yet land (a copy stuck in the network).
     const takeUp: { outcome: "landed" | "refused" | "unknown" } = { outcome: "unknown" };
-    const answered = this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
+    const answered = this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs, requestId).then(
       (result) => void (takeUp.outcome = result.ok ? "landed" : result.found?.version === grant.version && result.found.holder === owner ? "unknown" : "refused"),
       () => undefined,
     );
@@ -172,6 +172,6 @@ export class LockService {
 }
 
 function grantOf(name: string, lock: Lock): LockGrant {
-  const { version, fencingToken, leaseMs, data } = lock.detach();
-  return { name, fencingToken, version, leaseMs, ...(data !== undefined ? { data } : {}) };
+  const { version, fencingToken, leaseMs, data, adopted } = lock.detach();
+  return { name, fencingToken, version, leaseMs, ...(data !== undefined ? { data } : {}), ...(adopted ? { adopted } : {}) };
 }
