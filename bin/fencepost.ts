@@ -23,6 +23,7 @@ import { FencepostError } from "../lib/index.js";
 import { ConnectionError, removeState, STATE_FILE, untilInterrupted, writeState } from "./connection.js";
 import { lockCommand, LockUsageError } from "./lock-command.js";
 import { txCommand, TxUsageError } from "./tx-command.js";
+import { streamCommand, StreamUsageError } from "./stream-command.js";
 import { coordinationCommand, CoordinationUsageError, COORDINATION_COMMANDS, type CoordinationCommand } from "./coordination-command.js";
 
 const USAGE = `usage: fencepost <command> [options]
@@ -53,6 +54,8 @@ commands:
   tx abort ID --reason R    abort an undecided transaction (audited; a commit cannot be overturned)
   tx forget ID --reason R   mark a decided transaction done without a lost participant's
                             acknowledgement (audited)
+  stream tail NAME      the last messages of a broadcast stream, oldest first (--follow: then
+                        every later one in sequence order until Ctrl-C); reads the log table
   kv get KEY            a key's value and revisions (exit 1 if it does not exist)
   kv put KEY VALUE      write a key and print the change's revision; VALUE is JSON if it
                         parses as JSON (42, true, {"a":1}, '"42"'), else the text itself
@@ -74,7 +77,7 @@ options:
   --report FILE         (verify) HTML report; default verify-report.html
   --only W[,W...]       (verify) only these workloads and their controls: locks, register,
                         counter, broadcast, bank, coordination
-  --endpoint URL        (lock, tx, kv, members, session, console) Lambda endpoint; default
+  --endpoint URL        (lock, tx, kv, members, session, console, stream) the endpoint; default
                         AWS_ENDPOINT_URL, else the local stack of \`fencepost up\`, else AWS
   --function NAME       (lock) the lock function; default FENCEPOST_LOCK_FUNCTION or the
                         local stack's (on AWS: the stack output LockFunctionName);
@@ -86,7 +89,8 @@ options:
   --wait S, --lease S   (lock acquire) seconds to wait (default 10) and lease (default 60)
   --hold                (lock acquire) keep the lock until Ctrl-C
   --limit N             (lock list, tx list) at most N (default 100); (kv list, session list)
-                        at most N (default and most 1000)
+                        at most N (default and most 1000); (stream tail) the last N (default 20)
+  --follow              (stream tail) keep printing new messages until Ctrl-C
   --namespace NS        (kv, members, session) the coordination namespace; default "default"
   --from REV            (kv watch) start at this revision (default: the next change); one no
                         longer kept (24 h) fails with CompactedError
@@ -102,7 +106,7 @@ options:
   --host H              (console, up) the console's address; default 127.0.0.1 (another address
                         is reachable by others, with no authentication: a warning says so)
   --port N              (console, up) the console's port; default 8420 (0: any free port)
-  --log-table NAME      (console) the broadcast log table; default FENCEPOST_LOG_TABLE or the
+  --log-table NAME      (console, stream) the broadcast log table; default FENCEPOST_LOG_TABLE or the
                         local stack's (on AWS: the stack output LogTableName)
   --no-console          (up) do not serve the console
   -h, --help            this help; after a command, that command's help
@@ -306,7 +310,7 @@ function parse(argv: string[]) {
 }
 
 /** The commands, each with its own --help. */
-const COMMANDS: readonly string[] = ["up", "console", "verify", "lock", "tx", ...COORDINATION_COMMANDS];
+const COMMANDS: readonly string[] = ["up", "console", "verify", "lock", "tx", "stream", ...COORDINATION_COMMANDS];
 
 const OPTIONS = {
       json: { type: "boolean", default: false },
@@ -323,6 +327,7 @@ const OPTIONS = {
       wait: { type: "string" },
       lease: { type: "string" },
       hold: { type: "boolean", default: false },
+      follow: { type: "boolean", default: false },
       limit: { type: "string" },
       operator: { type: "string" },
       reason: { type: "string" },
@@ -377,6 +382,12 @@ async function main(argv: string[]): Promise<number> {
         if (!json) process.stderr.write(`${line}\n`);
       });
     }
+    case "stream": {
+      const json = values.json ?? false;
+      return streamCommand(positionals[1], positionals[2], { ...values, json, follow: values.follow ?? false }, (line) => process.stdout.write(`${line}\n`), (line) => {
+        if (!json) process.stderr.write(`${line}\n`);
+      });
+    }
     case "kv":
     case "members":
     case "session": {
@@ -396,7 +407,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError || (err instanceof Error && err.name === "ConsoleUsageError");
+    const usage = err instanceof UsageError || err instanceof LockUsageError || err instanceof TxUsageError || err instanceof CoordinationUsageError || err instanceof StreamUsageError || (err instanceof Error && err.name === "ConsoleUsageError");
     // Our own errors already say what to do; anything else gets its stack for a bug report.
     const ours = usage || err instanceof FencepostError || err instanceof ConnectionError || err instanceof LocalCloudError;
     const message = err instanceof Error ? (ours ? err.message : (err.stack ?? err.message)) : String(err);

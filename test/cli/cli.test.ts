@@ -11,7 +11,8 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Coordination, Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
+import { Broadcast, Coordination, Coordinator, DynamoDbParticipant, branch } from "../../lib/index.js";
+import { StreamLog } from "../../lib/ordering/log.js";
 import { itemKeys } from "../../lib/coordination/store.js";
 
 const stateFile = join(mkdtempSync(join(tmpdir(), "fencepost-cli-")), "local.json");
@@ -282,6 +283,35 @@ describe("fencepost CLI against `fencepost up`", () => {
     const compacted = cli("kv", "watch", "--from", "1", "--namespace", ns);
     expect(compacted.status).toBe(1);
     expect(compacted.stderr).toContain("no longer keeps the changes after revision 0");
+  }, 90_000);
+
+  it("tails a stream, and follows it in sequence order, waiting at a number not written yet", async () => {
+    const stream = `cli-stream-${Date.now().toString(36)}`;
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { region: string; endpoints: { dynamodb: string }; credentials: { accessKeyId: string; secretAccessKey: string } };
+    const dynamodb = new DynamoDBClient({ endpoint: state.endpoints.dynamodb, region: state.region, credentials: state.credentials });
+    const tableName = upSummary.tables["log"]!;
+    const broadcast = new Broadcast({ tableName, dynamodb });
+    for (const order of [1, 2, 3]) await broadcast.publish(stream, { order });
+    const tail = cli("stream", "tail", stream, "--limit", "2");
+    expect(tail.status, tail.stderr).toBe(0);
+    expect(tail.stdout.trim().split("\n").map((line) => line.split("  ").slice(0, 2).join("  "))).toEqual(['#2  {"order":2}', '#3  {"order":3}']);
+    const json = cli("stream", "tail", stream, "--json");
+    expect(json.stdout.trim().split("\n").map((line) => (JSON.parse(line) as { seq: number }).seq)).toEqual([1, 2, 3]);
+    expect(cli("stream", "tail").status).toBe(2);
+    expect(cli("stream", "tail", stream, "--limit", "0").status).toBe(2);
+
+    const follow = background("stream", "tail", stream, "--follow"); // as text: its progress lines say where it waits
+    await follow.waitFor(3);
+    await until(() => follow.stderr().includes("Following"));
+    const log = new StreamLog(dynamodb, tableName);
+    const hole = await log.allocate(stream, 1); // #4: a publisher that took its number and has not written it
+    await broadcast.publish(stream, { order: 5 });
+    await until(() => follow.stderr().includes(`Waiting for #${hole}`)); // it saw #5 and waits for #4, in order
+    await log.fill(stream, hole); // as a consumer fills a hole after its timeout
+    const lines = (await follow.waitFor(5)).map((line) => line.split("  ")[0] + (line.includes("no message") ? " (filled)" : ""));
+    expect(lines).toEqual(["#1", "#2", "#3", "#4 (filled)", "#5"]);
+    expect(await follow.interrupt()).toBe(0);
+    dynamodb.destroy();
   }, 90_000);
 
   it("lists and watches a group's members, and lists sessions", async () => {
