@@ -156,7 +156,9 @@ export class DynamoDbLockBackend implements LockBackend {
     // the send of our latest request answered before the handover landed (that request was
     // applied before it): no write needed until the first heartbeat. Unless the grant carries
     // data (a leader's value must be there when it leads): then we take it up with a write.
-    const lazy = request.kind === "lock" && data === undefined;
+    // So is one for a request with an id: the accept names the request on the item, for
+    // its other copies (requestIds), where a lazily held handover would leave no trace.
+    const lazy = request.kind === "lock" && data === undefined && request.requestId === undefined;
     let beforeHandover = started;
     // A token seen handed over, and when: this wait's turn is predicted from here (pace.ts), and
     // the time to its grant measures the lock's pace for the next waits.
@@ -385,6 +387,21 @@ export class DynamoDbLockBackend implements LockBackend {
     if (!outcome.granted) return undefined;
     this.#remember(key, outcome.record, this.#clock.now());
     return grantOf(outcome.record, sentAt, leaseMs);
+  }
+
+  /**
+   * The caller of request `requestId` gave up on it (AcquireRequest.requestId): a grant of
+   * that request still on the item, which copies never give back, is released (the holder's
+   * release, by its token). Resolves to whether one was.
+   */
+  async abandon(lease: LeaseName, owner: string, requestId: string): Promise<boolean> {
+    const key = leaseKey(lease.kind, lease.name);
+    const found = await this.store.read(key);
+    this.#remember(key, found, this.#clock.now());
+    if (!found || found.holder !== owner || found.grantee !== undefined || !requestIds(requestId).madeBy(found.version)) return false;
+    const outcome = await this.store.release(key, owner, found.fencingToken, randomUUID(), { plan: (seen) => this.#releasePlan(key, seen), seen: found });
+    this.#remember(key, outcome.found, this.#clock.now());
+    return outcome.released;
   }
 
   async read(lease: LeaseName): Promise<LockState | undefined> {

@@ -47,8 +47,10 @@ export class LambdaLockBackend implements LockBackend {
     readonly clock: MonotonicClock,
   ) {}
 
-  /** Whether the function knows `requestId` (until it refuses one as an unknown field). */
+  /** Whether to send `requestId`: until a function refuses it as an unknown field, before any call with one was served. */
   #requestIds = true;
+  /** A call with a request id was served: the function knows them, and a refusal naming one is about that request. */
+  #requestIdsKnown = false;
 
   /** Sends one LockRequest and returns the function's answer (or throws the error it threw). */
   async call<R extends LockRequest>(request: R): Promise<LockResponses[R["action"]]> {
@@ -59,10 +61,12 @@ export class LambdaLockBackend implements LockBackend {
   async #grantCall<R extends Extract<LockRequest, { action: "acquire" | "tryAcquire" | "elect" }>>(request: R, requestId: string): Promise<LockResponses[R["action"]]> {
     if (!this.#requestIds) return this.call(request);
     try {
-      return await this.call({ ...request, requestId });
+      const answer = await this.call({ ...request, requestId });
+      this.#requestIdsKnown = true;
+      return answer;
     } catch (err) {
       // A function deployed before request ids: it refused the request before doing anything.
-      if (!(err instanceof InvalidArgumentError && err.field === "requestId")) throw err;
+      if (this.#requestIdsKnown || !(err instanceof InvalidArgumentError && err.field === "requestId" && err.message.includes(UNKNOWN_FIELD))) throw err;
       this.#requestIds = false;
       return this.call(request);
     }
@@ -71,30 +75,58 @@ export class LambdaLockBackend implements LockBackend {
   async acquire(request: AcquireRequest): Promise<Grant> {
     const { kind, name, owner, data, signal } = request;
     // One request id for every slice: a grant a copy of an earlier slice made is adopted by a later one.
-    const requestId = newRequestId();
-    const firstSentAt = this.clock.now();
+    let requestId = newRequestId();
+    let firstSentAt = this.clock.now();
     const deadline = firstSentAt + request.waitMs;
-    for (;;) {
-      signal?.throwIfAborted();
-      const sentAt = this.clock.now();
-      const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, WAIT_SLICE_MS)));
-      const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
-      try {
-        const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data }, requestId);
-        if (!grant.adopted) return grantOf(grant, sentAt, request.leaseMs);
-        const held = await this.#adopt({ kind, name }, owner, grant, firstSentAt, request.leaseMs);
-        if (held) return held;
-      } catch (err) {
-        if (!(err instanceof LockTimeoutError) || this.clock.now() >= deadline) throw err;
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        const sentAt = this.clock.now();
+        const slice = Math.floor(Math.max(0, Math.min(deadline - sentAt, WAIT_SLICE_MS)));
+        const common = { name, owner, waitMs: slice, leaseMs: Math.round(request.leaseMs) };
+        try {
+          const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data }, requestId);
+          if (!grant.adopted) return grantOf(grant, sentAt, request.leaseMs);
+          const held = await this.#adopt({ kind, name }, owner, grant, firstSentAt, request.leaseMs);
+          if (held) return held;
+        } catch (err) {
+          if (this.clock.now() >= deadline) throw err;
+          if (err instanceof InvalidArgumentError && err.field === "requestId" && !err.message.includes(UNKNOWN_FIELD)) {
+            // A grant this request made has moved on without this side (an operator broke it
+            // before its answer came back, say): wait on as a new request.
+            requestId = newRequestId();
+            firstSentAt = this.clock.now();
+            continue;
+          }
+          if (!(err instanceof LockTimeoutError)) throw err;
+        }
       }
+    } catch (err) {
+      await this.#abandon({ kind, name }, owner, requestId);
+      throw err;
     }
   }
 
   async tryAcquire(request: Omit<AcquireRequest, "kind" | "waitMs" | "signal">): Promise<Grant | undefined> {
     const sentAt = this.clock.now();
-    const out = await this.#grantCall({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data }, newRequestId());
+    const requestId = newRequestId();
+    const out = await this.#grantCall({ action: "tryAcquire", name: request.name, owner: request.owner, leaseMs: Math.round(request.leaseMs), data: request.data }, requestId).catch(async (err: unknown) => {
+      await this.#abandon({ kind: "lock", name: request.name }, request.owner, requestId);
+      throw err;
+    });
     // An adopted grant was made by an earlier copy of this very call: after `sentAt` too.
     return out.granted ? grantOf(out.lock, sentAt, request.leaseMs) : undefined;
+  }
+
+  /**
+   * Giving up on a request (its wait timed out or was aborted, or its outcome is unknown):
+   * a grant one of its copies made and nobody took is released, since copies never give
+   * one back (another copy may have answered with it). Best effort: failing that (or on a
+   * function before request ids), the grant ends with its lease.
+   */
+  async #abandon(lease: LeaseName, owner: string, requestId: string): Promise<void> {
+    if (!this.#requestIds) return;
+    await this.call({ action: "abandon", kind: lease.kind, name: lease.name, owner, requestId }).catch(() => undefined);
   }
 
   /**
@@ -136,6 +168,9 @@ export class LambdaLockBackend implements LockBackend {
     throw new FencepostError(`This LockClient talks to the lock function '${this.functionName}'; sweep needs direct table access (a LockClient with tableName).`);
   }
 }
+
+/** How a function's request validation refuses a field it does not know (lib/service/validate.ts), as functions before request ids refuse `requestId`. */
+const UNKNOWN_FIELD = "is not a known field";
 
 /** A request id (protocol.ts): 16 random bytes, base64url (22 characters). */
 function newRequestId(): string {

@@ -81,6 +81,8 @@ export type LockRequest =
   | { action: "tryAcquire"; name: string; owner: string; leaseMs?: number; data?: string; requestId?: string }
   | { action: "heartbeat"; kind?: LockKind; name: string; owner: string; version: string; nextVersion: string; leaseMs: number }
   | { action: "release"; kind?: LockKind; name: string; owner: string; fencingToken: number }
+  /** The caller gave up on request `requestId` (its wait timed out, was aborted, or failed): a grant it made that nobody took is released. */
+  | { action: "abandon"; kind?: LockKind; name: string; owner: string; requestId: string }
   | { action: "inspect"; kind?: LockKind; name: string }
   | { action: "list"; limit?: number; startAfter?: string }
   | { action: "elect"; name: string; owner: string; waitMs?: number; leaseMs?: number; value?: string; requestId?: string }
@@ -119,6 +121,8 @@ export interface LockResponses {
   tryAcquire: { granted: false } | { granted: true; lock: LockGrant };
   heartbeat: { ok: true; version: string } | { ok: false; holder?: string; version?: string };
   release: { released: boolean };
+  /** `released`: a grant of the request was found unclaimed and released by this call. */
+  abandon: { released: boolean };
   inspect: LockState | null;
   list: LockPage;
   elect: LockGrant;
@@ -151,6 +155,7 @@ export const lockRequestSchema = {
     action("tryAcquire", { name, owner, leaseMs, data, requestId }, ["name", "owner"]),
     action("heartbeat", { kind, name, owner, version, nextVersion: version, leaseMs }, ["name", "owner", "version", "nextVersion", "leaseMs"]),
     action("release", { kind, name, owner, fencingToken: integer(1) }, ["name", "owner", "fencingToken"]),
+    action("abandon", { kind, name, owner, requestId }, ["name", "owner", "requestId"]),
     action("inspect", { kind, name }, ["name"]),
     action("list", { limit: integer(1, 1000), startAfter: text(1024) }, []),
     action("elect", { name, owner, waitMs, leaseMs, value: data, requestId }, ["name", "owner"]),

@@ -85,6 +85,8 @@ export class LockService {
         const outcome = await backend.release({ kind: req.kind ?? "lock", name: req.name }, req.owner, req.fencingToken);
         return { released: outcome.released };
       }
+      case "abandon":
+        return { released: await backend.abandon({ kind: req.kind ?? "lock", name: req.name }, req.owner, req.requestId) };
       case "inspect":
         return (await backend.read({ kind: req.kind ?? "lock", name: req.name })) ?? null;
       case "list":

@@ -16,6 +16,7 @@ export const lockRequestExamples: { [A in ActionOf<LockRequest>]: Extract<LockRe
   tryAcquire: { action: "tryAcquire", name: "nightly-report", owner: "worker-7", leaseMs: 10_000 },
   heartbeat: { action: "heartbeat", name: "nightly-report", owner: "worker-7", version: "3f9c2d1e", nextVersion: "8a7b6c5d", leaseMs: 10_000 },
   release: { action: "release", name: "nightly-report", owner: "worker-7", fencingToken: 42 },
+  abandon: { action: "abandon", name: "nightly-report", owner: "worker-7", requestId: "Jx4q0Vb7cXkq9T2mAe5wQg" },
   inspect: { action: "inspect", name: "nightly-report" },
   list: { action: "list", limit: 100 },
   elect: { action: "elect", name: "scheduler", owner: "node-a", waitMs: 30_000, leaseMs: 10_000, value: "10.0.0.7:8080" },
@@ -88,7 +89,7 @@ export function renderWireProtocol(): string {
     "`fromWire({ errorType, errorMessage })`.",
     "The schemas are also exported from `fencepost/advanced`: `lockRequestSchema`, `txnRequestSchema`, `coordinationRequestSchema`.",
     "",
-    section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims. Give each `acquire`, `tryAcquire` and `elect` request a fresh `requestId` (16 to 24 URL-safe characters, for example 16 random bytes in base64url), the same in every retry of it: a copy that runs after another granted the lock (its answer lost, or both running at once) answers with that grant, marked `\"adopted\": true`, instead of waiting behind it; measure an adopted grant's lease from your first send of that id (its write came after it), never from the retry's. Once that grant has moved on (released, or renewed by your heartbeat), a late copy grants nothing (`InvalidArgumentError` on `requestId`; `tryAcquire`: not granted). Without an id, a lost answer leaves a lease under your owner id that expires after one lease.", lockRequestSchema, lockRequestExamples),
+    section("Lock function (stack output `LockFunctionName`)", "Locks, elections and uniqueness claims. Give each `acquire`, `tryAcquire` and `elect` request a fresh `requestId` (16 to 24 URL-safe characters, for example 16 random bytes in base64url), the same in every retry of it: a copy that runs after another granted the lock (its answer lost, or both running at once) answers with that grant, marked `\"adopted\": true`, instead of waiting behind it; measure an adopted grant's lease from your first send of that id (its write came after it), never from the retry's. Once that grant has moved on (released, or renewed by your heartbeat), a late copy grants nothing (`InvalidArgumentError` on `requestId`; `tryAcquire`: not granted). Copies never give back a grant (another copy may have answered with it): when you give up on a request (its wait timed out, or you stopped waiting, or its outcome is unknown), send `abandon` with its id, which releases a grant of it nobody took. Without an id, a lost answer leaves a lease under your owner id that expires after one lease.", lockRequestSchema, lockRequestExamples),
     section("Coordinator function (stack output `TxnFunctionName`)", "Two-phase commit: run, inspect and recover transactions.", txnRequestSchema, txnRequestExamples),
     section(
       "Coordination function (stack output `CoordinationFunctionName`)",

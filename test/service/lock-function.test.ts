@@ -32,6 +32,7 @@ function validRequest(action: string): Record<string, unknown> {
     tryAcquire: { name, owner: "o", leaseMs: 1000 },
     heartbeat: { name, owner: "o", version: "v1", nextVersion: "v2", leaseMs: 1000 },
     release: { name, owner: "o", fencingToken: 1 },
+    abandon: { name, owner: "o", requestId: "AbCdEfGhIjKlMnOpQrStUv" },
     inspect: { name },
     list: { limit: 10 },
     elect: { name, owner: "o", waitMs: 100 },

@@ -10,25 +10,20 @@
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterEach, describe, expect, it } from "vitest";
 import { LockClient } from "../../lib/index.js";
-import { duplicateRequests, injectFaults, type Delivery, type RequestInfo } from "../../lib/check/middleware.js";
+import { duplicateRequests, injectFaults, type Delivery } from "../../lib/check/middleware.js";
 import { InvalidArgumentError, toWire } from "../../lib/errors.js";
 import { lockRequestSchema } from "../../lib/locks/protocol.js";
 import { validator } from "../../lib/service/validate.js";
 import { lambdaClient, lockFunction } from "../support/cloud.js";
+import { lockRequestOf } from "../support/invoke.js";
 import { newLockClient, uniqueName, until } from "../support/locks.js";
-
-/** The lock request an Invoke carries. */
-function lockRequest(request: RequestInfo): { action?: string; name?: string; requestId?: string } {
-  if (request.commandName !== "InvokeCommand") return {};
-  return JSON.parse(new TextDecoder().decode(request.input["Payload"] as Uint8Array)) as { action?: string };
-}
 
 /** The first `action` invocation for `name` is applied and its answer lost; the SDK sends it again. */
 function loseFirstAnswer(lambda: LambdaClient, action: string, name: string): { lost: number; copies: Set<string | undefined> } {
   const seen = { lost: 0, copies: new Set<string | undefined>() };
   removers.push(
     injectFaults(lambda, (request) => {
-      const sent = lockRequest(request);
+      const sent = lockRequestOf(request);
       if (sent.action !== action || sent.name !== name) return undefined;
       seen.copies.add(sent.requestId);
       return seen.lost++ === 0 ? { kind: "lose-response" } : undefined;
@@ -64,6 +59,22 @@ describe("LockClient in remote mode, when an answer is lost or an invocation run
     expect(item).toMatchObject({ holder: "alice", fencingToken: lock.fencingToken, released: false });
     expect(await lock.release()).toBe(true);
     await expectFree(name);
+  });
+
+  it("gives the request up, releasing its grant, when every answer to it was lost", async () => {
+    const name = uniqueName("remote-all-lost");
+    const lambda = lambdaClient();
+    let lost = 0;
+    removers.push(injectFaults(lambda, (request) => (lockRequestOf(request).action === "acquire" && lockRequestOf(request).name === name ? (lost++, { kind: "lose-response" }) : undefined)));
+    const outcome = await remote(lambda, "alice")
+      .acquire(name, { waitMs: 5000 })
+      .then(
+        () => "granted",
+        (err: Error) => err.name,
+      );
+    expect(outcome).toBe("TimeoutError"); // the SDK's last retry's answer was lost too
+    expect(lost).toBeGreaterThan(1);
+    await expectFree(name); // the client sent `abandon`: the grant a copy made was released
   });
 
   it("answers a tryAcquire whose answer was lost with its grant, not with the lock busy", async () => {
@@ -102,7 +113,7 @@ describe("LockClient in remote mode, when an answer is lost or an invocation run
     removers.push(
       duplicateRequests(
         lambda,
-        (request) => (lockRequest(request).action === "acquire" && lockRequest(request).name === name ? { lagMs: 50, answer: 1 } : undefined),
+        (request) => (lockRequestOf(request).action === "acquire" && lockRequestOf(request).name === name ? { lagMs: 50, answer: 1 } : undefined),
         (_, both) => deliveries.push(both),
         (done) => settled.push(done),
       ),
@@ -122,8 +133,9 @@ describe("LockClient in remote mode, when an answer is lost or an invocation run
 
   it("still acquires through a function deployed before request ids, which refuses the field", async () => {
     // Adapter shape only: the function is the real one, behind a gate that validates each
-    // request as a function before request ids did (the same schema without the field).
-    const before = structuredClone(lockRequestSchema) as unknown as { oneOf: { properties: Record<string, unknown> }[] };
+    // request as a function before request ids did (the same schema without the field, or `abandon`).
+    const before = structuredClone(lockRequestSchema) as unknown as { oneOf: { properties: { action: { const: string } } & Record<string, unknown> }[] };
+    before.oneOf = before.oneOf.filter((branch) => branch.properties.action.const !== "abandon");
     for (const branch of before.oneOf) delete branch.properties["requestId"];
     const validateAsBefore = validator(before);
     const lambda = lambdaClient();

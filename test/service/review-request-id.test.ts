@@ -9,6 +9,7 @@ import { injectedFailure, injectFaults } from "../../lib/check/middleware.js";
 import { LockClient } from "../../lib/index.js";
 import { LockService } from "../../lib/service/lock-service.js";
 import { dynamoDbClient, lambdaClient, lockFunction, lockTable } from "../support/cloud.js";
+import { delayFirstInvoke } from "../support/invoke.js";
 import { leaseStore, newLockClient, uniqueName, until, wait } from "../support/locks.js";
 
 const item = (name: string) => leaseStore().read(`lock#${name}`);
@@ -81,22 +82,8 @@ it("a copy that times out does not release a grant another copy adopted and answ
 it("a late copy of an answered acquire does not leave an orphan lease", { timeout: 60_000 }, async () => {
   const name = uniqueName("rid-late");
   const lambda = lambdaClient();
-  const late: Promise<void>[] = [];
-  let first = true;
-  removers.push(
-    injectFaults(
-      lambda,
-      (request) => {
-        if (request.commandName !== "InvokeCommand") return undefined;
-        const sent = JSON.parse(new TextDecoder().decode(request.input["Payload"] as Uint8Array)) as { action?: string; name?: string };
-        if (sent.action !== "acquire" || sent.name !== name || !first) return undefined;
-        first = false;
-        return { kind: "late-delivery", delayMs: 1500 };
-      },
-      undefined,
-      (delivery) => late.push(delivery),
-    ),
-  );
+  const { late, remove } = delayFirstInvoke(lambda, "acquire", name, 1500);
+  removers.push(remove);
   const client = new LockClient({ functionName: lockFunction(), lambda, leaseMs: 30_000, ownerId: "alice" });
   const lock = await client.acquire(name, { waitMs: 5000 });
   expect(await lock.release()).toBe(true);
