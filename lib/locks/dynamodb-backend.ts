@@ -4,6 +4,7 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { randomUUID } from "node:crypto";
+import { requestIds, type RequestIds } from "./request-ids.js";
 import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
 import { sleep } from "../internal/time.js";
 import type { MonotonicClock } from "./clock.js";
@@ -619,32 +620,6 @@ const PACE_SMOOTHING = 0.3;
 /** Longer gaps between grants are no sample of the pace (ms). */
 const MAX_PACE_SAMPLE_MS = 2000;
 const NEW_NAME_SMOOTHING = 0.25;
-
-/**
- * The attempt ids of one request (AcquireRequest.requestId), and what the item says of it:
- * - `next()`: a fresh attempt id, `<requestId>.<uuid>` (a plain UUID without a request id).
- * - `madeBy(version)`: the version was written by an attempt of this request, in any copy.
- * - `finished(record)`: a grant of this request landed (the item names it as the last wait
- *   granted) and has moved on (released, handed on, or renewed by its holder under a
- *   version of its own): a copy that sees this is late, and must grant nothing. Only the
- *   caller moves such a grant on: copies never give one back (#abandon), and a takeover
- *   names its own wait.
- */
-export interface RequestIds {
-  next(): string;
-  madeBy(version: string): boolean;
-  finished(record: LeaseRecord | undefined): boolean;
-}
-
-export function requestIds(requestId: string | undefined): RequestIds {
-  const prefix = requestId === undefined ? undefined : `${requestId}.`;
-  const madeBy = (version: string) => prefix !== undefined && version.startsWith(prefix);
-  return {
-    next: () => `${prefix ?? ""}${randomUUID()}`,
-    madeBy,
-    finished: (record) => requestId !== undefined && record?.grantWait === requestId && !madeBy(record.version),
-  };
-}
 
 /**
  * A grant another copy of the request made: when its write was sent is unknown here, so it

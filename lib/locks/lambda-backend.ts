@@ -6,7 +6,8 @@
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import type { AcquireRequest, Grant, LeaseName, LockBackend } from "./backend.js";
 import type { MonotonicClock } from "./clock.js";
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { requestIds } from "./request-ids.js";
 import { FencepostError, InvalidArgumentError, LockTimeoutError } from "../errors.js";
 import type { LockGrant, LockPage, LockRequest, LockResponses, LockState } from "./protocol.js";
 import { invokeJson } from "../internal/lambda.js";
@@ -87,7 +88,7 @@ export class LambdaLockBackend implements LockBackend {
         try {
           const grant = await this.#grantCall(kind === "election" ? { action: "elect", ...common, value: data } : { action: "acquire", ...common, data }, requestId);
           if (!grant.adopted) return grantOf(grant, sentAt, request.leaseMs);
-          const held = await this.#adopt({ kind, name }, owner, grant, firstSentAt, request.leaseMs);
+          const held = await this.#adopt({ kind, name }, owner, grant, requestId, firstSentAt, request.leaseMs);
           if (held) return held;
         } catch (err) {
           if (this.clock.now() >= deadline) throw err;
@@ -135,10 +136,11 @@ export class LambdaLockBackend implements LockBackend {
    * in an earlier slice), it is taken up with a heartbeat first, measured from that one's
    * send. Undefined: the heartbeat found it gone (taken over), so the wait goes on.
    */
-  async #adopt(lease: LeaseName, owner: string, grant: LockGrant, firstSentAt: number, askedLeaseMs: number): Promise<Grant | undefined> {
+  async #adopt(lease: LeaseName, owner: string, grant: LockGrant, requestId: string, firstSentAt: number, askedLeaseMs: number): Promise<Grant | undefined> {
     const adopted = grantOf(grant, firstSentAt, askedLeaseMs);
     if (firstSentAt + (adopted.firstLeaseMs ?? adopted.leaseMs) / 2 > this.clock.now()) return adopted;
-    const next = randomUUID();
+    // Named for the request like its grants, so `abandon` can still give it back if this heartbeat's outcome stays unknown.
+    const next = requestIds(requestId).next();
     const sentAt = this.clock.now();
     const outcome = await this.heartbeat(lease, owner, grant.version, next, Math.round(askedLeaseMs));
     return outcome.ok ? { fencingToken: grant.fencingToken, version: next, data: grant.data, leaseMs: Math.round(askedLeaseMs), sentAt } : undefined;

@@ -72,7 +72,8 @@ export interface Leader {
  * slice). A grant another copy made (its answer lost, or both run at once) is answered
  * again (`adopted`), not waited behind: the service writes the id into the versions of
  * this request's grants (`<requestId>.<uuid>`); once that grant has moved on, a late copy
- * grants nothing (InvalidArgumentError on `requestId`; tryAcquire: not granted). The
+ * grants nothing while no other request was granted since (InvalidArgumentError on
+ * `requestId`; tryAcquire: not granted; request-ids.ts). The
  * caller measures an adopted grant's lease from its first send of the id. 16 to 24
  * URL-safe characters; optional (functions before 0.2 refuse it as an unknown field).
  */
