@@ -183,7 +183,7 @@ export class DynamoDbLockBackend implements LockBackend {
     };
     const thisRequest = requestIds(request.requestId);
     // Ours: granted by an attempt of this run, or by another copy of this request (adopted).
-    const ours = (r: LeaseRecord | undefined) => r !== undefined && r.holder === owner && r.grantee === undefined && (attempts.has(r.version) || thisRequest.madeBy(r.version));
+    const ours = (r: LeaseRecord | undefined) => (r !== undefined && r.holder === owner && r.grantee === undefined && attempts.has(r.version)) || thisRequest.heldBy(r, owner);
     const granted = (found: LeaseRecord): Grant => {
       this.#remember(key, found, clock.now());
       measure(found.fencingToken);
@@ -370,7 +370,7 @@ export class DynamoDbLockBackend implements LockBackend {
     if (found) this.#remember(key, found, this.#clock.now());
     // Granted to another copy of this request (its answer lost): that grant is the answer;
     // granted and moved on since: this copy is late, and grants nothing.
-    if (found && found.holder === owner && found.grantee === undefined && thisRequest.madeBy(found.version)) return adoptedGrant(found, leaseMs);
+    if (found && thisRequest.heldBy(found, owner)) return adoptedGrant(found, leaseMs);
     if (thisRequest.finished(found)) return undefined;
     // Handed to a waiter that has not taken it up for the whole handover lease, as this client
     // has seen it (its own clock): that waiter is gone, and the lock as good as free.
@@ -399,7 +399,7 @@ export class DynamoDbLockBackend implements LockBackend {
     const key = leaseKey(lease.kind, lease.name);
     const found = await this.store.read(key);
     this.#remember(key, found, this.#clock.now());
-    if (!found || found.holder !== owner || found.grantee !== undefined || !requestIds(requestId).madeBy(found.version)) return false;
+    if (!found || !requestIds(requestId).heldBy(found, owner)) return false;
     const outcome = await this.store.release(key, owner, found.fencingToken, randomUUID(), { plan: (seen) => this.#releasePlan(key, seen), seen: found });
     this.#remember(key, outcome.found, this.#clock.now());
     return outcome.released;
@@ -412,10 +412,9 @@ export class DynamoDbLockBackend implements LockBackend {
     return stateOf(found);
   }
 
-  /** `wait`: (the lock service's take-up of a handover) the request it takes it up for, named on the item as a grant would (requestIds). */
-  async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number, wait?: string) {
+  async heartbeat(lease: LeaseName, owner: string, current: string, next: string, leaseMs: number) {
     const key = leaseKey(lease.kind, lease.name);
-    const outcome = await this.store.heartbeat(key, owner, current, next, leaseMs, wait);
+    const outcome = await this.store.heartbeat(key, owner, current, next, leaseMs);
     this.#remember(key, outcome.ok ? outcome.record : outcome.found, this.#clock.now());
     return outcome.ok ? { ok: true as const } : { ok: false as const, found: outcome.found };
   }

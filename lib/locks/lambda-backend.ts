@@ -67,7 +67,7 @@ export class LambdaLockBackend implements LockBackend {
       return answer;
     } catch (err) {
       // A function deployed before request ids: it refused the request before doing anything.
-      if (this.#requestIdsKnown || !(err instanceof InvalidArgumentError && err.field === "requestId" && err.message.includes(UNKNOWN_FIELD))) throw err;
+      if (this.#requestIdsKnown || requestIdRefusal(err) !== "unknown-field") throw err;
       this.#requestIds = false;
       return this.call(request);
     }
@@ -92,7 +92,7 @@ export class LambdaLockBackend implements LockBackend {
           if (held) return held;
         } catch (err) {
           if (this.clock.now() >= deadline) throw err;
-          if (err instanceof InvalidArgumentError && err.field === "requestId" && !err.message.includes(UNKNOWN_FIELD)) {
+          if (requestIdRefusal(err) === "grant-moved-on") {
             // A grant this request made has moved on without this side (an operator broke it
             // before its answer came back, say): wait on as a new request.
             requestId = newRequestId();
@@ -171,8 +171,15 @@ export class LambdaLockBackend implements LockBackend {
   }
 }
 
-/** How a function's request validation refuses a field it does not know (lib/service/validate.ts), as functions before request ids refuse `requestId`. */
-const UNKNOWN_FIELD = "is not a known field";
+/**
+ * Why a function refused a request's `requestId`: a function before request ids does not
+ * know the field (its validation says so: lib/service/validate.ts), or the request's grant
+ * has moved on (request-ids.ts `finished`). Undefined for any other error.
+ */
+function requestIdRefusal(err: unknown): "unknown-field" | "grant-moved-on" | undefined {
+  if (!(err instanceof InvalidArgumentError && err.field === "requestId")) return undefined;
+  return err.message.includes("is not a known field") ? "unknown-field" : "grant-moved-on";
+}
 
 /** A request id (protocol.ts): 16 random bytes, base64url (22 characters). */
 function newRequestId(): string {

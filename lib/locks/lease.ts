@@ -147,8 +147,8 @@ export interface LeaseRecord {
    */
   readonly grantee: string | undefined;
   /**
-   * The wait whose grant landed last (`GrantRequest.wait`): written by grants, and by a take-up
-   * (accept, or a heartbeat naming it) of a handover to that wait; kept by releases.
+   * The wait whose grant landed last (`GrantRequest.wait`): written by grants, and by the
+   * accept that takes up a handover to that wait; kept by releases.
    */
   readonly grantWait: string | undefined;
   /** The last release a current client wrote, as `<token>:<owner>`: proves it landed after its answer was lost. */
@@ -476,20 +476,17 @@ export class LeaseStore {
    * Extends the holder's lease: moves `version` from `current` to `next` if `owner` still
    * holds at `current`. Resolves to the record after, or `{ lost }` with what was found.
    */
-  async heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number, wait?: string): Promise<{ ok: true; record: LeaseRecord } | { ok: false; found: LeaseRecord | undefined }> {
-    const values: Item = { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) };
-    // `wait`: a take-up of a handover to that wait, which it names as a grant would.
-    if (wait !== undefined) values[":wait"] = stringValue(wait);
+  async heartbeat(key: string, owner: string, current: string, next: string, leaseMs: number): Promise<{ ok: true; record: LeaseRecord } | { ok: false; found: LeaseRecord | undefined }> {
     const result = await this.stamped(key, next, async () => {
       const out = await this.dynamodb.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: stringValue(key) },
           // A handover's holder heartbeats from the handover's version: that takes it up (see the module header).
-          UpdateExpression: `SET #version = :next, leaseMs = :lease, renewedAt = :now${wait !== undefined ? ", grantWait = :wait" : ""} REMOVE grantee, handoffVersion`,
+          UpdateExpression: "SET #version = :next, leaseMs = :lease, renewedAt = :now REMOVE grantee, handoffVersion",
           ConditionExpression: "#version = :current AND holder = :me",
           ExpressionAttributeNames: { "#version": "version" },
-          ExpressionAttributeValues: values,
+          ExpressionAttributeValues: { ":next": stringValue(next), ":current": stringValue(current), ":me": stringValue(owner), ":lease": numberValue(leaseMs), ":now": numberValue(Date.now()) },
           ReturnValues: "ALL_NEW",
           ReturnValuesOnConditionCheckFailure: "ALL_OLD",
         }),

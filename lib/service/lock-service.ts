@@ -5,12 +5,12 @@
  * (Guarantees and assumptions: see the TSDoc of LockService below.)
  */
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
 import { Claims } from "../locks/claims.js";
 import { LockClient, type InvocationContext } from "../locks/client.js";
 import { systemClock } from "../locks/clock.js";
 import { DEFAULT_LEASE_MS, DEFAULT_POLL_MS, DEFAULT_SERVICE_WAIT_MS, SERVICE_RESPONSE_RESERVE_MS } from "../locks/defaults.js";
 import { DynamoDbLockBackend } from "../locks/dynamodb-backend.js";
-import { requestIds } from "../locks/request-ids.js";
 import { Election } from "../locks/election.js";
 import type { Lock } from "../locks/lock.js";
 import type { LockGrant, LockRequest, LockResponses } from "../locks/protocol.js";
@@ -72,7 +72,7 @@ export class LockService {
     switch (req.action) {
       case "acquire": {
         const lock = await this.#measured("acquire", () => this.#clientFor(req.owner).acquire(req.name, { waitMs: this.#wait(req.waitMs, context), leaseMs: req.leaseMs, data: req.data, requestId: req.requestId }));
-        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS, context, req.requestId);
+        return this.#detachWithLease(req.name, req.owner, lock, req.leaseMs ?? this.#options.leaseMs ?? DEFAULT_LEASE_MS, context);
       }
       case "tryAcquire": {
         const lock = await this.#measured("tryAcquire", () => this.#clientFor(req.owner).tryAcquire(req.name, { leaseMs: req.leaseMs, data: req.data, requestId: req.requestId }));
@@ -139,19 +139,19 @@ export class LockService {
    * the item still at the grant, or no answer within half the grant's remaining lease, or within the invocation's time
    * less half the response reserve: the caller must hear while it can still use the grant),
    * the caller gets that too, and the version the heartbeat would have written
-   * (`unsettledVersion`), which its Lock recognises as its own.
+   * (`unsettledVersion`), which its Lock recognises as its own. (A request with an id never
+   * needs this: its handovers are taken up by an accept, which names it; dynamodb-backend.ts.)
    */
-  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number, context: InvocationContext | undefined, requestId: string | undefined): Promise<LockGrant> {
+  async #detachWithLease(name: string, owner: string, lock: Lock, leaseMs: number, context: InvocationContext | undefined): Promise<LockGrant> {
     const leftMs = lock.remainingMs();
     const grant = grantOf(name, lock);
     if (grant.leaseMs >= leaseMs) return grant;
-    // Named for the request like its grants (AcquireRequest.requestId): a copy of it finds the lock taken up as its own.
-    const next = requestIds(requestId).next();
+    const next = randomUUID();
     // Unknown until the heartbeat answers (any error: an earlier attempt of it may have
     // landed). Refused only when the item has moved past the grant: still at it (ours), the
     // heartbeat may yet land (a copy stuck in the network).
     const takeUp: { outcome: "landed" | "refused" | "unknown" } = { outcome: "unknown" };
-    const answered = this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs, requestId).then(
+    const answered = this.#backend.heartbeat({ kind: "lock", name }, owner, grant.version, next, leaseMs).then(
       (result) => void (takeUp.outcome = result.ok ? "landed" : result.found?.version === grant.version && result.found.holder === owner ? "unknown" : "refused"),
       () => undefined,
     );
